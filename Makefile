@@ -1,0 +1,51 @@
+# The README's two commands. Each does all of its own set-up, idempotently.
+#   make demo   set up, then serve the app with demo users on http://127.0.0.1:8000
+#   make test   set up, lint, then run the test suite
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+# Local development defaults; a deployment sets these itself.
+export DEBUG ?= 1
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: demo test install lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch goes first, pinned: unpinned, a dependency would pull a multi-GB CUDA build.
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(INSTALLED)
+
+demo: install
+	$(BIN)/python manage.py migrate --noinput
+	@echo "Demo users:"
+	@$(BIN)/python manage.py create_demo_users
+	@echo
+	@echo "Serving RLHF Platform on http://$(HOST):$(PORT)/  (Ctrl+C stops)"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) rlhf_platform.asgi:application
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# pytest exits 5 when it collects no tests; that is reported, not treated as a crash.
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; status=0; fi; exit $$status
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,52 @@
+"""The two roles of the platform, stored as Django auth groups.
+
+Reviewers judge model outputs; managers run campaigns and training. Superusers
+count as managers. A user may hold both roles; pages that differ by role treat a
+manager as a manager.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+class Role(StrEnum):
+    """The value is the name of the auth group that grants the role."""
+
+    REVIEWER = "reviewers"
+    MANAGER = "managers"
+
+    def label(self) -> str:
+        return self.value.removesuffix("s")
+
+
+def _group_names(user: AbstractBaseUser) -> frozenset[str]:
+    # Cached on the user object: a page asks about roles several times per request.
+    cached = getattr(user, "_role_group_names", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._role_group_names = cached
+    return cached
+
+
+def user_is_manager(user: AbstractBaseUser | AnonymousUser) -> bool:
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return user.is_superuser or Role.MANAGER in _group_names(user)
+
+
+def user_is_reviewer(user: AbstractBaseUser | AnonymousUser) -> bool:
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return Role.REVIEWER in _group_names(user)
+
+
+def user_roles(user: AbstractBaseUser | AnonymousUser) -> list[Role]:
+    roles = []
+    if user_is_manager(user):
+        roles.append(Role.MANAGER)
+    if user_is_reviewer(user):
+        roles.append(Role.REVIEWER)
+    return roles

@@ -1,0 +1,80 @@
+"""The production-like server that `make demo` starts: daphne over the ASGI application."""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import REPO_ROOT, clean_environment
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def daphne_server(tmp_path):
+    environment = clean_environment(DEBUG="1", VAR_DIR=str(tmp_path / "var"))
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=REPO_ROOT,
+        env=environment,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "rlhf_platform.asgi:application"],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base_url}/healthz")
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_it_serves_the_login_page_and_its_stylesheet(daphne_server):
+    with urllib.request.urlopen(f"{daphne_server}/accounts/login/") as response:
+        assert response.status == 200
+        assert "Sign in" in response.read().decode()
+    with urllib.request.urlopen(f"{daphne_server}/static/rlhf_platform/app.css") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/css")
+
+
+def test_it_redirects_anonymous_visitors_to_login(daphne_server):
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(f"{daphne_server}/")
+    assert redirect.value.code == 302
+    assert redirect.value.headers["Location"] == "/accounts/login/?next=/"
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
