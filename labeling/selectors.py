@@ -1,8 +1,19 @@
+"""Reads of the labeling app: what reviewers see, and what managers measure."""
+
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.db.models import Q
+from datetime import datetime, timedelta
+from statistics import median
+from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Response, Task
+from labeling.rendering import render_markdown
 from rlhf_platform.roles import Role
 
 
@@ -13,3 +24,135 @@ def team_counts() -> dict[str, int]:
         "reviewers": active.filter(groups__name=Role.REVIEWER).count(),
         "managers": active.filter(Q(groups__name=Role.MANAGER) | Q(is_superuser=True)).distinct().count(),
     }
+
+
+def campaigns_for_reviewer(*, reviewer: AbstractBaseUser) -> QuerySet[Campaign]:
+    return Campaign.objects.filter(reviewers=reviewer, status=CampaignStatus.ACTIVE).order_by("name")
+
+
+def active_assignments(*, reviewer: AbstractBaseUser, campaign: Campaign) -> QuerySet[Assignment]:
+    """Tasks the reviewer holds now, oldest first: a reload resumes where they were."""
+    return Assignment.objects.filter(
+        reviewer=reviewer,
+        task__campaign=campaign,
+        state=AssignmentState.ACTIVE,
+        lease_expires_at__gt=timezone.now(),
+    ).order_by("assigned_at", "pk")
+
+
+def _render_prompt(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return [{"role": m["role"], "html": render_markdown(m["content"])} for m in messages]
+
+
+def assignment_payload(assignment: Assignment) -> dict[str, Any]:
+    """Everything the workspace shows for one task, and nothing a reviewer must not see.
+
+    No model names, metadata, external ids, gold answers or other reviewers' answers:
+    a gold task and a regular one look the same. Responses come in the order this
+    reviewer was assigned.
+    """
+    responses = {r.pk: r for r in Response.objects.filter(task_id=assignment.task_id).only("pk", "text")}
+    previous = (
+        Judgement.objects.filter(assignment=assignment, retracted_at__isnull=False)
+        .order_by("-submitted_at")
+        .values_list("answers", flat=True)
+        .first()
+    )
+    return {
+        "assignment_id": assignment.pk,
+        "lease_expires_at": assignment.lease_expires_at.isoformat(),
+        "prompt": _render_prompt(assignment.task.prompt),
+        "responses": [
+            {"id": pk, "html": render_markdown(responses[pk].text), "text": responses[pk].text}
+            for pk in assignment.shown_order
+        ],
+        "previous_answers": previous,
+    }
+
+
+def reviewer_progress(*, reviewer: AbstractBaseUser, campaign: Campaign, now: datetime | None = None) -> dict[str, int]:
+    """Judgements the reviewer made today in the campaign, and what the campaign still needs."""
+    now = now or timezone.now()
+    start_of_day = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    done_today = Judgement.objects.filter(
+        reviewer=reviewer, task__campaign=campaign, retracted_at__isnull=True, submitted_at__gte=start_of_day
+    ).count()
+    return {"done_today": done_today, "left_in_campaign": _judgements_left(campaign)}
+
+
+def _judgements_left(campaign: Campaign) -> int:
+    counts = Task.objects.filter(campaign=campaign, is_gold=False, response_count__gte=2).aggregate(
+        tasks=Count("pk"),
+        judged=Sum("judgement_count"),
+        over=Sum("judgement_count", filter=Q(judgement_count__gt=campaign.overlap)),
+        over_tasks=Count("pk", filter=Q(judgement_count__gt=campaign.overlap)),
+    )
+    wanted = counts["tasks"] * campaign.overlap
+    # Judgements beyond the overlap (possible only after the overlap was lowered) do not count.
+    excess = (counts["over"] or 0) - counts["over_tasks"] * campaign.overlap
+    return max(0, wanted - ((counts["judged"] or 0) - excess))
+
+
+def campaign_stats(*, campaign: Campaign, now: datetime | None = None, hours: int = 24) -> dict[str, Any]:
+    """Progress, throughput and per-reviewer counts for the campaign dashboard and API."""
+    now = now or timezone.now()
+    tasks = Task.objects.filter(campaign=campaign)
+    task_counts = tasks.aggregate(
+        total=Count("pk"),
+        gold=Count("pk", filter=Q(is_gold=True)),
+        prompt_only=Count("pk", filter=Q(response_count__lt=2)),
+        complete=Count("pk", filter=Q(is_gold=False, judgement_count__gte=campaign.overlap)),
+    )
+    regular = task_counts["total"] - task_counts["gold"] - task_counts["prompt_only"]
+    judgements = Judgement.objects.filter(task__campaign=campaign, retracted_at__isnull=True)
+    since = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
+    per_hour = dict(
+        judgements.filter(submitted_at__gte=since)
+        .annotate(hour=TruncHour("submitted_at"))
+        .values_list("hour")
+        .annotate(n=Count("pk"))
+        .values_list("hour", "n")
+    )
+    hour_series = [
+        {"hour": (since + timedelta(hours=i)).isoformat(), "judgements": per_hour.get(since + timedelta(hours=i), 0)}
+        for i in range(hours)
+    ]
+    return {
+        "tasks": {**task_counts, "regular": regular},
+        "judgements": judgements.count(),
+        "judgements_wanted": regular * campaign.overlap,
+        "judgements_left": _judgements_left(campaign),
+        "active_assignments": Assignment.objects.filter(
+            task__campaign=campaign, state=AssignmentState.ACTIVE, lease_expires_at__gt=now
+        ).count(),
+        "per_hour": hour_series,
+        "reviewers": reviewer_table(campaign=campaign),
+    }
+
+
+def reviewer_table(*, campaign: Campaign) -> list[dict[str, Any]]:
+    """One row per reviewer of the pool (and anyone who answered): counts and median time."""
+    times: dict[int, list[int]] = {}
+    for reviewer_id, spent in Judgement.objects.filter(task__campaign=campaign, retracted_at__isnull=True).values_list(
+        "reviewer_id", "time_spent_ms"
+    ):
+        times.setdefault(reviewer_id, []).append(spent)
+    skips = dict(
+        Assignment.objects.filter(task__campaign=campaign, state=AssignmentState.SKIPPED)
+        .values_list("reviewer_id")
+        .annotate(n=Count("pk"))
+        .values_list("reviewer_id", "n")
+    )
+    pool = set(campaign.reviewers.values_list("pk", flat=True))
+    users = get_user_model().objects.filter(pk__in=pool | set(times) | set(skips)).order_by("username")
+    return [
+        {
+            "reviewer": user.get_username(),
+            "in_pool": user.pk in pool,
+            "judgements": len(times.get(user.pk, [])),
+            "skips": skips.get(user.pk, 0),
+            "median_seconds": round(median(times[user.pk]) / 1000, 1) if times.get(user.pk) else None,
+        }
+        for user in users
+    ]

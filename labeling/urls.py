@@ -1,10 +1,10 @@
 from django.urls import path
 
-from labeling import views
+from labeling.views import manager, reviewer
 
 app_name = "labeling"
 
 urlpatterns = [
-    path("review/", views.reviewer_queue, name="reviewer-queue"),
-    path("manage/", views.manager_dashboard, name="manager-dashboard"),
+    path("review/", reviewer.reviewer_queue, name="reviewer-queue"),
+    path("manage/", manager.manager_dashboard, name="manager-dashboard"),
 ]

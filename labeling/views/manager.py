@@ -2,12 +2,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from labeling import selectors
-from rlhf_platform.permissions import manager_required, reviewer_required
-
-
-@reviewer_required
-def reviewer_queue(request: HttpRequest) -> HttpResponse:
-    return render(request, "labeling/reviewer_queue.html", {"campaigns": []})
+from rlhf_platform.permissions import manager_required
 
 
 @manager_required

@@ -1,0 +1,167 @@
+"""Projects, campaigns, tasks and the reviewers' work on them.
+
+Writes go through ``labeling.services``; the models hold data and small derived
+properties only. Counters on ``Task`` are maintained by the assignment and
+judgement services inside the same transaction as the change they count.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from labeling.schema import QuestionSchema, parse_question_schema
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    CLOSED = "closed", "Closed"
+
+
+class Campaign(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    question_schema = models.JSONField(help_text="Questions as JSON; see labeling.schema.")
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to reviewers beside every task.")
+    overlap = models.PositiveSmallIntegerField(default=3, help_text="Judgements wanted per task.")
+    lease_seconds = models.PositiveIntegerField(default=900, help_text="How long a reviewer holds a task.")
+    gold_rate = models.FloatField(default=0.0, help_text="Share of assignments that are gold tasks (0 to 1).")
+    reviewers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="campaigns")
+    status = models.CharField(max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_positive"),
+            models.CheckConstraint(condition=Q(lease_seconds__gte=30), name="campaign_lease_at_least_30s"),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0, gold_rate__lte=1), name="campaign_gold_rate_share"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def schema(self) -> QuestionSchema:
+        return parse_question_schema(self.question_schema)
+
+
+class Task(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks")
+    external_id = models.CharField(max_length=255, blank=True, help_text="The import's id; dedup key.")
+    # Either a string, or a list of {"role", "content"} messages.
+    prompt = models.JSONField()
+    meta = models.JSONField(default=dict, blank=True)
+    # Gold answer by response position (import order): {"preferred": 0} or {"ranking": [1, 0, 2]}.
+    gold = models.JSONField(null=True, blank=True)
+    is_gold = models.BooleanField(default=False, db_index=True)
+    response_count = models.PositiveSmallIntegerField(default=0)
+    # Live assignments (active, or submitted and not retracted). Never more than the campaign's overlap
+    # for regular tasks; gold tasks are shown to every reviewer once.
+    slots_taken = models.PositiveIntegerField(default=0)
+    judgement_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "external_id"], condition=~Q(external_id=""), name="task_external_id_per_campaign"
+            ),
+        ]
+        indexes = [
+            # The assignment query: open regular tasks of a campaign, fullest first.
+            models.Index(fields=["campaign", "is_gold", "slots_taken"], name="task_open_slots"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"task {self.pk}"
+
+
+class Response(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="responses")
+    position = models.PositiveSmallIntegerField(help_text="Order in the import; never shown to reviewers.")
+    text = models.TextField()
+    model_name = models.CharField(max_length=200, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["task_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["task", "position"], name="response_position_per_task")]
+
+    def __str__(self) -> str:
+        return f"response {self.pk} of task {self.task_id}"
+
+
+class AssignmentState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+
+
+class Assignment(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    state = models.CharField(max_length=10, choices=AssignmentState.choices, default=AssignmentState.ACTIVE)
+    # Response ids in the order this reviewer saw them, left/top first.
+    shown_order = models.JSONField()
+    assigned_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-assigned_at"]
+        constraints = [models.UniqueConstraint(fields=["task", "reviewer"], name="assignment_once_per_reviewer")]
+        indexes = [
+            models.Index(fields=["reviewer", "state"], name="assignment_reviewer_state"),
+            models.Index(fields=["state", "lease_expires_at"], name="assignment_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} on {self.task} ({self.state})"
+
+
+class Judgement(models.Model):
+    """A reviewer's answers for one task. Never edited: an undo marks it retracted."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="judgements")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judgements")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgements")
+    answers = models.JSONField()
+    shown_order = models.JSONField()
+    time_spent_ms = models.PositiveIntegerField(help_text="Milliseconds from display to submit, as the client saw.")
+    client_submission_id = models.CharField(max_length=64)
+    submitted_at = models.DateTimeField()
+    retracted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["reviewer", "client_submission_id"], name="judgement_submission_once"),
+        ]
+        indexes = [models.Index(fields=["reviewer", "submitted_at"], name="judgement_reviewer_time")]
+
+    def __str__(self) -> str:
+        return f"judgement {self.pk} by {self.reviewer} on task {self.task_id}"

@@ -1,0 +1,388 @@
+"""Import tasks into a campaign from JSONL, CSV or Parquet.
+
+One task per row (see DESIGN.md, "File formats"). The import is all-or-nothing: rows
+are validated and written in batches inside one transaction, and the first bad row
+stops the writing; validation goes on to report up to ``MAX_REPORTED_ERRORS`` bad
+rows, each with its line (or row) number, and then everything is rolled back.
+
+Rows whose ``id`` is already in the campaign, or earlier in the same file, are
+skipped and counted. Rows without responses are prompt-only: they wait for a
+generation job and are never assigned until they have responses.
+
+Locks: none beyond the transaction; the campaign's (campaign, external_id) unique
+constraint is the final guard if two imports of the same ids race.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from labeling.errors import LabelingError
+from labeling.models import Campaign, Response, Task
+from labeling.schema import QuestionSchema
+
+FORMATS = ("jsonl", "csv", "parquet")
+BATCH_SIZE = 2000
+MAX_REPORTED_ERRORS = 20
+MAX_TEXT_CHARS = 200_000
+MAX_RESPONSES = 16
+MESSAGE_ROLES = ("system", "user", "assistant")
+DEFAULT_MAX_IMPORT_BYTES = 512 * 1024 * 1024
+
+
+class ImportRejected(LabelingError):
+    """The file was rejected and nothing was written. ``row_errors`` lists (line, reason)."""
+
+    def __init__(self, message: str, row_errors: list[tuple[int, str]] | None = None):
+        self.row_errors = row_errors or []
+        super().__init__(message, {f"line {line}": reason for line, reason in self.row_errors})
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    prompt_only: int = 0
+    skipped_duplicates: int = 0
+    rows: int = 0
+
+
+@dataclass
+class TaskRow:
+    external_id: str
+    prompt: str | list[dict[str, str]]
+    responses: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+    gold: dict[str, Any] | None = None
+
+
+class RowError(ValueError):
+    pass
+
+
+def format_from_name(name: str) -> str:
+    suffix = Path(name).suffix.lower().lstrip(".")
+    aliases = {"jsonl": "jsonl", "ndjson": "jsonl", "csv": "csv", "parquet": "parquet", "pq": "parquet"}
+    if suffix not in aliases:
+        raise ImportRejected(f"Cannot tell the format of {name!r}: use a .jsonl, .csv or .parquet file.")
+    return aliases[suffix]
+
+
+def max_import_bytes() -> int:
+    return getattr(settings, "LABELING_IMPORT_MAX_BYTES", DEFAULT_MAX_IMPORT_BYTES)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    decoder = codecs.getreader("utf-8")(stream, errors="strict")
+    line_number = 0
+    while True:
+        try:
+            line = decoder.readline()
+        except UnicodeDecodeError:
+            yield line_number + 1, RowError("is not valid UTF-8")
+            return
+        if not line:
+            return
+        line_number += 1
+        if not line.strip():
+            continue
+        try:
+            yield line_number, json.loads(line)
+        except json.JSONDecodeError as error:
+            yield line_number, RowError(f"is not valid JSON ({error.msg} at column {error.colno})")
+
+
+def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(text)
+    try:
+        header = reader.fieldnames or []
+    except UnicodeDecodeError:
+        yield 1, RowError("is not valid UTF-8")
+        return
+    if "prompt" not in header:
+        yield 1, RowError("the header needs a 'prompt' column (and response_1..response_K)")
+        return
+    response_columns = sorted(
+        (c for c in header if c.startswith("response_") and c.removeprefix("response_").isdigit()),
+        key=lambda c: int(c.removeprefix("response_")),
+    )
+    try:
+        for record in reader:
+            line = reader.line_num
+            if None in record:
+                yield line, RowError("has more fields than the header")
+                continue
+            yield line, _csv_record_to_row(record, response_columns)
+    except UnicodeDecodeError:
+        yield reader.line_num + 1, RowError("is not valid UTF-8")
+    except csv.Error as error:
+        yield reader.line_num, RowError(f"is not valid CSV ({error})")
+
+
+def _csv_json_cell(record: dict[str, str], column: str) -> Any:
+    raw = (record.get(column) or "").strip()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return RowError(f"column {column!r} must hold JSON")
+
+
+def _csv_record_to_row(record: dict[str, str], response_columns: list[str]) -> dict[str, Any] | RowError:
+    row: dict[str, Any] = {"prompt": record.get("prompt", "")}
+    if record.get("id"):
+        row["id"] = record["id"]
+    prompt_messages = _csv_json_cell(record, "messages")
+    if isinstance(prompt_messages, RowError):
+        return prompt_messages
+    if prompt_messages is not None:
+        row["prompt"] = prompt_messages
+    responses = []
+    for column in response_columns:
+        text = record.get(column) or ""
+        if not text:
+            continue
+        number = column.removeprefix("response_")
+        response: dict[str, Any] = {"text": text}
+        if record.get(f"model_{number}"):
+            response["model"] = record[f"model_{number}"]
+        responses.append(response)
+    if responses:
+        row["responses"] = responses
+    for column in ("meta", "gold"):
+        value = _csv_json_cell(record, column)
+        if isinstance(value, RowError):
+            return value
+        if value is not None:
+            row[column] = value
+    return row
+
+
+def _parquet_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(stream)
+    except (pa.ArrowInvalid, OSError) as error:
+        yield 1, RowError(f"is not a Parquet file ({error})")
+        return
+    if "prompt" not in parquet.schema_arrow.names:
+        yield 1, RowError("the file needs a 'prompt' column")
+        return
+    row_number = 0
+    for batch in parquet.iter_batches(batch_size=BATCH_SIZE):
+        for record in batch.to_pylist():
+            row_number += 1
+            yield row_number, {k: v for k, v in record.items() if v is not None}
+
+
+READERS = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _check_text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RowError(f"{what} must be non-empty text")
+    if len(value) > MAX_TEXT_CHARS:
+        raise RowError(f"{what} is longer than {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _check_prompt(value: Any) -> str | list[dict[str, str]]:
+    if isinstance(value, str):
+        return _check_text(value, "prompt")
+    if isinstance(value, list) and value:
+        messages = []
+        for index, message in enumerate(value):
+            if not isinstance(message, dict) or set(message) - {"role", "content"}:
+                raise RowError(f"prompt[{index}] must be a {{role, content}} message")
+            if message.get("role") not in MESSAGE_ROLES:
+                raise RowError(f"prompt[{index}].role must be one of {', '.join(MESSAGE_ROLES)}")
+            messages.append({"role": message["role"], "content": _check_text(message.get("content"), "message")})
+        return messages
+    raise RowError("prompt must be text or a non-empty list of {role, content} messages")
+
+
+def _check_response(value: Any, index: int) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"text": _check_text(value, f"responses[{index}]"), "model": "", "meta": {}}
+    if isinstance(value, dict):
+        unknown = set(value) - {"text", "model", "meta"}
+        if unknown:
+            raise RowError(f"responses[{index}] has unknown field(s): {', '.join(sorted(unknown))}")
+        model = value.get("model") or ""
+        if not isinstance(model, str) or len(model) > 200:
+            raise RowError(f"responses[{index}].model must be text of at most 200 characters")
+        meta = value.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise RowError(f"responses[{index}].meta must be an object")
+        return {"text": _check_text(value.get("text"), f"responses[{index}].text"), "model": model, "meta": meta}
+    raise RowError(f"responses[{index}] must be text or an object with text, model and meta")
+
+
+def _check_gold(value: Any, response_count: int) -> dict[str, Any]:
+    if not response_count:
+        raise RowError("gold needs responses to refer to")
+    if isinstance(value, dict) and set(value) == {"preferred"}:
+        preferred = value["preferred"]
+        if not isinstance(preferred, int) or isinstance(preferred, bool) or not 0 <= preferred < response_count:
+            raise RowError(f"gold.preferred must be a response index from 0 to {response_count - 1}")
+        return {"preferred": preferred}
+    if isinstance(value, dict) and set(value) == {"ranking"}:
+        ranking = value["ranking"]
+        if not isinstance(ranking, list) or sorted(ranking) != list(range(response_count)):
+            raise RowError(f"gold.ranking must order every response index 0..{response_count - 1} once, best first")
+        return {"ranking": ranking}
+    raise RowError('gold must be {"preferred": index} or {"ranking": [indexes, best first]}')
+
+
+def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
+    if isinstance(raw, RowError):
+        raise raw
+    if not isinstance(raw, dict):
+        raise RowError("must be a JSON object")
+    unknown = set(raw) - {"id", "prompt", "responses", "meta", "gold"}
+    if unknown:
+        raise RowError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    external_id = raw.get("id", "")
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)
+    if not isinstance(external_id, str) or len(external_id) > 255:
+        raise RowError("id must be text (or an integer) of at most 255 characters")
+    raw_responses = raw.get("responses") or []
+    if not isinstance(raw_responses, list):
+        raise RowError("responses must be a list")
+    if len(raw_responses) > MAX_RESPONSES:
+        raise RowError(f"at most {MAX_RESPONSES} responses per task")
+    responses = [_check_response(value, index) for index, value in enumerate(raw_responses)]
+    if responses:
+        problem = schema.check_response_count(len(responses))
+        if problem:
+            raise RowError(problem)
+    meta = raw.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise RowError("meta must be an object")
+    gold = raw.get("gold")
+    return TaskRow(
+        external_id=external_id.strip(),
+        prompt=_check_prompt(raw.get("prompt")),
+        responses=responses,
+        meta=meta,
+        gold=_check_gold(gold, len(responses)) if gold is not None else None,
+    )
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _write_batch(campaign: Campaign, rows: list[TaskRow]) -> None:
+    tasks = Task.objects.bulk_create(
+        [
+            Task(
+                campaign=campaign,
+                external_id=row.external_id,
+                prompt=row.prompt,
+                meta=row.meta,
+                gold=row.gold,
+                is_gold=row.gold is not None,
+                response_count=len(row.responses),
+            )
+            for row in rows
+        ]
+    )
+    Response.objects.bulk_create(
+        [
+            Response(task=task, position=position, text=r["text"], model_name=r["model"], meta=r["meta"])
+            for task, row in zip(tasks, rows, strict=True)
+            for position, r in enumerate(row.responses)
+        ],
+        batch_size=BATCH_SIZE * 2,
+    )
+
+
+def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, size: int | None = None) -> ImportResult:
+    """Import every row of ``stream`` into ``campaign``, or nothing (raises ``ImportRejected``)."""
+    if file_format not in FORMATS:
+        raise ImportRejected(f"Unknown format {file_format!r}: use one of {', '.join(FORMATS)}.")
+    limit = max_import_bytes()
+    if size is not None and size > limit:
+        raise ImportRejected(
+            f"The file is {size / 2**20:.1f} MiB; imports are limited to {limit / 2**20:.0f} MiB. "
+            "Split it into several files."
+        )
+    schema = campaign.schema
+    seen_ids = set(campaign.tasks.exclude(external_id="").values_list("external_id", flat=True))
+    result = ImportResult()
+    row_errors: list[tuple[int, str]] = []
+    batch: list[TaskRow] = []
+    try:
+        with transaction.atomic():
+            for line, raw in READERS[file_format](stream):
+                result.rows += 1
+                try:
+                    row = parse_row(raw, schema)
+                except RowError as error:
+                    row_errors.append((line, str(error)))
+                    if len(row_errors) >= MAX_REPORTED_ERRORS:
+                        break
+                    continue
+                if row.external_id:
+                    if row.external_id in seen_ids:
+                        result.skipped_duplicates += 1
+                        continue
+                    seen_ids.add(row.external_id)
+                if row_errors:
+                    continue  # keep validating to report more errors, but write nothing more
+                batch.append(row)
+                result.created += 1
+                result.prompt_only += not row.responses
+                if len(batch) >= BATCH_SIZE:
+                    _write_batch(campaign, batch)
+                    batch = []
+            if row_errors:
+                raise ImportRejected(_rejection_message(row_errors), row_errors)
+            if batch:
+                _write_batch(campaign, batch)
+            if result.created == 0 and result.skipped_duplicates == 0:
+                raise ImportRejected("The file has no rows.")
+    except IntegrityError:
+        raise ImportRejected(
+            "Another import added some of these ids at the same time; nothing was written. Try again."
+        ) from None
+    return result
+
+
+def _rejection_message(row_errors: list[tuple[int, str]]) -> str:
+    first_line, first_reason = row_errors[0]
+    more = f" ({len(row_errors)} bad rows shown)" if len(row_errors) > 1 else ""
+    return f"Line {first_line}: {first_reason}. Nothing was imported{more}."
+
+
+def tasks_import_file(*, campaign: Campaign, path: Path, file_format: str | None = None) -> ImportResult:
+    """Import from a file on disk; the format follows the file name unless given."""
+    if not path.is_file():
+        raise ImportRejected(f"No file at {path}.")
+    with path.open("rb") as stream:
+        return tasks_import(
+            campaign=campaign,
+            stream=stream,
+            file_format=file_format or format_from_name(path.name),
+            size=path.stat().st_size,
+        )

@@ -1,0 +1,1 @@
+"""Pages of the labeling app: ``reviewer`` for the review queue and workspace, ``manager`` for campaigns."""
