@@ -266,7 +266,8 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
         external_id = str(external_id)
     if not isinstance(external_id, str) or len(external_id) > 255:
         raise RowError("id must be text (or an integer) of at most 255 characters")
-    raw_responses = raw.get("responses") or []
+    raw_responses = raw.get("responses")
+    raw_responses = [] if raw_responses is None else raw_responses
     if not isinstance(raw_responses, list):
         raise RowError("responses must be a list")
     if len(raw_responses) > MAX_RESPONSES:
@@ -276,7 +277,8 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
         problem = schema.check_response_count(len(responses))
         if problem:
             raise RowError(problem)
-    meta = raw.get("meta") or {}
+    meta = raw.get("meta")
+    meta = {} if meta is None else meta
     if not isinstance(meta, dict):
         raise RowError("meta must be an object")
     gold = raw.get("gold")

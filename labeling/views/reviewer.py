@@ -1,5 +1,5 @@
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 
 from labeling import selectors
 from rlhf_platform.permissions import reviewer_required
@@ -9,3 +9,9 @@ from rlhf_platform.permissions import reviewer_required
 def reviewer_queue(request: HttpRequest) -> HttpResponse:
     campaigns = selectors.campaigns_for_reviewer(reviewer=request.user)
     return render(request, "labeling/reviewer_queue.html", {"campaigns": campaigns})
+
+
+@reviewer_required
+def workspace(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = get_object_or_404(selectors.campaigns_for_reviewer(reviewer=request.user), slug=slug)
+    return render(request, "labeling/reviewer/workspace.html", {"campaign": campaign})
