@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
+from rlhf_platform.errors import UserError
 
-class LabelingError(Exception):
-    """Base class; ``message`` is shown to the user, ``errors`` holds field errors if any."""
 
-    status_code = 400
-
-    def __init__(self, message: str, errors: dict[str, str] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.errors = errors or {}
+class LabelingError(UserError):
+    """Bad input; ``errors`` holds field errors if any."""
 
 
 class NotFound(LabelingError):

@@ -11,6 +11,7 @@ api_urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("me/", api.CurrentUserApi.as_view(), name="api-me"),
+    path("", include("labeling.api_urls")),
 ]
 
 urlpatterns = [

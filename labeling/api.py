@@ -1,0 +1,398 @@
+"""REST API of the labeling app: one view per operation, thin, over services and selectors.
+
+Managers may do everything; reviewers only their own work in campaigns whose pool
+they belong to. A campaign a reviewer is not in answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import ProtectedError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling import selectors
+from labeling.errors import Conflict
+from labeling.models import Campaign, CampaignStatus, Project
+from labeling.rendering import render_markdown
+from labeling.services import campaigns as campaign_services
+from labeling.services.assignment import assignment_claim_next, assignment_skip, campaign_for_reviewer
+from labeling.services.imports import FORMATS, format_from_name, tasks_import
+from labeling.services.judgements import judgement_submit, judgement_undo_last
+from rlhf_platform.permissions import IsManager, IsReviewer
+from rlhf_platform.roles import user_is_manager
+
+# --- serializers shared by several views ---------------------------------------------------
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "slug", "description", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    """A campaign as managers see it."""
+
+    reviewers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id", "project", "name", "slug", "status", "question_schema", "guidelines",
+            "overlap", "lease_seconds", "gold_rate", "reviewers", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ReviewerCampaignSerializer(serializers.Serializer):
+    """A campaign as its reviewers see it: what to answer and how, nothing about others."""
+
+    id = serializers.IntegerField()
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    question_schema = serializers.JSONField()
+    guidelines_html = serializers.CharField()
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
+    html = serializers.CharField(help_text="Sanitized HTML rendered from Markdown.")
+
+
+class ShownResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Answers refer to responses by this id.")
+    html = serializers.CharField(help_text="Sanitized HTML rendered from Markdown.")
+    text = serializers.CharField(help_text="The raw text, as a starting point for a rewrite.")
+
+
+class AssignmentPayloadSerializer(serializers.Serializer):
+    assignment_id = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField()
+    prompt = MessageSerializer(many=True)
+    responses = ShownResponseSerializer(many=True, help_text="In the order to show them, left/top first.")
+    previous_answers = serializers.JSONField(allow_null=True, help_text="Answers given before an undo.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+def _reviewer_campaign(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "id": campaign.pk,
+        "slug": campaign.slug,
+        "name": campaign.name,
+        "question_schema": campaign.question_schema,
+        "guidelines_html": render_markdown(campaign.guidelines),
+    }
+
+
+def _campaign_for_manager(campaign_id: int) -> Campaign:
+    return get_object_or_404(Campaign.objects.prefetch_related("reviewers"), pk=campaign_id)
+
+
+ERRORS = {400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+
+# --- projects --------------------------------------------------------------------------------
+
+
+class ProjectListCreateApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        slug = serializers.SlugField(max_length=90, required=False, default="")
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=ProjectSerializer(many=True), tags=["projects"])
+    def get(self, request: Request) -> Response:
+        return Response(ProjectSerializer(Project.objects.all(), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: ProjectSerializer, **ERRORS}, tags=["projects"])
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = campaign_services.project_create(created_by=request.user, **data.validated_data)
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(responses=ProjectSerializer, tags=["projects"])
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(ProjectSerializer(get_object_or_404(Project, pk=project_id)).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, tags=["projects"])
+    def delete(self, request: Request, project_id: int) -> Response:
+        project = get_object_or_404(Project, pk=project_id)
+        try:
+            project.delete()
+        except ProtectedError:
+            raise Conflict("Delete or move the project's campaigns first.") from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+
+class CampaignInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=90, required=False)
+    question_schema = serializers.JSONField()
+    guidelines = serializers.CharField(required=False, allow_blank=True)
+    overlap = serializers.IntegerField(required=False)
+    lease_seconds = serializers.IntegerField(required=False)
+    gold_rate = serializers.FloatField(required=False)
+
+
+class CampaignListCreateApi(APIView):
+    class CreateSerializer(CampaignInputSerializer):
+        project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all())
+
+    @extend_schema(
+        responses=CampaignSerializer(many=True),
+        description="Managers see every campaign; reviewers see the active campaigns they belong to, "
+        "in the reviewer form (questions and guidelines only).",
+        tags=["campaigns"],
+    )
+    def get(self, request: Request) -> Response:
+        if user_is_manager(request.user):
+            campaigns = Campaign.objects.prefetch_related("reviewers")
+            return Response(CampaignSerializer(campaigns, many=True).data)
+        campaigns = selectors.campaigns_for_reviewer(reviewer=request.user)
+        return Response([_reviewer_campaign(c) for c in campaigns])
+
+    @extend_schema(request=CreateSerializer, responses={201: CampaignSerializer, **ERRORS}, tags=["campaigns"])
+    def post(self, request: Request) -> Response:
+        if not user_is_manager(request.user):
+            self.permission_denied(request, message=IsManager.message)
+        data = self.CreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        campaign = campaign_services.campaign_create(project=fields.pop("project"), created_by=request.user, **fields)
+        return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignDetailApi(APIView):
+    class UpdateSerializer(CampaignInputSerializer):
+        name = serializers.CharField(max_length=200, required=False)
+        question_schema = serializers.JSONField(required=False)
+
+    @extend_schema(responses={200: CampaignSerializer, 404: ErrorSerializer}, tags=["campaigns"])
+    def get(self, request: Request, campaign_id: int) -> Response:
+        if user_is_manager(request.user):
+            return Response(CampaignSerializer(_campaign_for_manager(campaign_id)).data)
+        campaign = campaign_for_reviewer(reviewer=request.user, campaign_id=campaign_id)
+        return Response(_reviewer_campaign(campaign))
+
+    @extend_schema(request=UpdateSerializer, responses={200: CampaignSerializer, **ERRORS}, tags=["campaigns"])
+    def patch(self, request: Request, campaign_id: int) -> Response:
+        if not user_is_manager(request.user):
+            self.permission_denied(request, message=IsManager.message)
+        data = self.UpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        campaign = campaign_services.campaign_update(campaign=_campaign_for_manager(campaign_id), **data.validated_data)
+        return Response(CampaignSerializer(campaign).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, tags=["campaigns"])
+    def delete(self, request: Request, campaign_id: int) -> Response:
+        if not user_is_manager(request.user):
+            self.permission_denied(request, message=IsManager.message)
+        campaign = _campaign_for_manager(campaign_id)
+        if campaign.status != CampaignStatus.DRAFT or campaign.tasks.filter(judgement_count__gt=0).exists():
+            raise Conflict("Only a draft campaign without judgements can be deleted; close it instead.")
+        campaign.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CampaignStatusApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=CampaignStatus.choices)
+
+    @extend_schema(request=InputSerializer, responses={200: CampaignSerializer, **ERRORS}, tags=["campaigns"])
+    def post(self, request: Request, campaign_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        campaign = campaign_services.campaign_set_status(
+            campaign=_campaign_for_manager(campaign_id), status=data.validated_data["status"]
+        )
+        return Response(CampaignSerializer(campaign).data)
+
+
+class CampaignReviewersApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        reviewers = serializers.ListField(child=serializers.CharField(), allow_empty=True)
+
+    @extend_schema(request=InputSerializer, responses={200: InputSerializer, **ERRORS}, tags=["campaigns"])
+    def put(self, request: Request, campaign_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        usernames = campaign_services.campaign_set_reviewers(
+            campaign=_campaign_for_manager(campaign_id), usernames=data.validated_data["reviewers"]
+        )
+        return Response({"reviewers": usernames})
+
+
+class CampaignImportApi(APIView):
+    permission_classes = [IsManager]
+    parser_classes = [MultiPartParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField()
+        format = serializers.ChoiceField(choices=FORMATS, required=False, help_text="Defaults to the extension.")
+
+    class OutputSerializer(serializers.Serializer):
+        created = serializers.IntegerField()
+        prompt_only = serializers.IntegerField()
+        skipped_duplicates = serializers.IntegerField()
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            201: OutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Rejected; `errors` maps 'line N' to the reason."),
+            404: ErrorSerializer,
+        },
+        tags=["campaigns"],
+    )
+    def post(self, request: Request, campaign_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        result = tasks_import(
+            campaign=_campaign_for_manager(campaign_id),
+            stream=upload,
+            file_format=data.validated_data.get("format") or format_from_name(upload.name),
+            size=upload.size,
+        )
+        return Response(self.OutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignStatsApi(APIView):
+    permission_classes = [IsManager]
+
+    class OutputSerializer(serializers.Serializer):
+        tasks = serializers.DictField(child=serializers.IntegerField(), help_text="total, regular, gold, ...")
+        judgements = serializers.IntegerField()
+        judgements_wanted = serializers.IntegerField()
+        judgements_left = serializers.IntegerField()
+        active_assignments = serializers.IntegerField()
+        per_hour = serializers.ListField(child=serializers.DictField(), help_text="{hour, judgements}, 24 hours")
+        reviewers = serializers.ListField(child=serializers.DictField(), help_text="One row per reviewer.")
+
+    @extend_schema(responses={200: OutputSerializer, 404: ErrorSerializer}, tags=["campaigns"])
+    def get(self, request: Request, campaign_id: int) -> Response:
+        return Response(selectors.campaign_stats(campaign=_campaign_for_manager(campaign_id)))
+
+
+# --- a reviewer's own work -------------------------------------------------------------------
+
+
+class NextTaskApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: AssignmentPayloadSerializer,
+            204: OpenApiResponse(description="Nothing left for this reviewer in the campaign."),
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+        description="Hold a new task (one the reviewer does not already hold) for the campaign's lease.",
+        tags=["review"],
+    )
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign = campaign_for_reviewer(reviewer=request.user, campaign_id=campaign_id)
+        assignment = assignment_claim_next(reviewer=request.user, campaign=campaign)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(selectors.assignment_payload(assignment))
+
+
+class HeldTasksApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(responses={200: AssignmentPayloadSerializer(many=True), 404: ErrorSerializer}, tags=["review"])
+    def get(self, request: Request, campaign_id: int) -> Response:
+        """The tasks the reviewer holds now, oldest first (to resume after a reload)."""
+        campaign = campaign_for_reviewer(reviewer=request.user, campaign_id=campaign_id)
+        held = selectors.active_assignments(reviewer=request.user, campaign=campaign).select_related("task")
+        return Response([selectors.assignment_payload(a) for a in held])
+
+
+class SubmitApi(APIView):
+    permission_classes = [IsReviewer]
+
+    class InputSerializer(serializers.Serializer):
+        answers = serializers.JSONField(help_text="Keyed by question id; responses named by id.")
+        client_submission_id = serializers.CharField(help_text="A fresh id (e.g. a UUID); retries reuse it.")
+        time_spent_ms = serializers.IntegerField(min_value=0)
+
+    class OutputSerializer(serializers.Serializer):
+        judgement_id = serializers.IntegerField()
+        created = serializers.BooleanField(help_text="False when this repeated an earlier submission.")
+
+    @extend_schema(
+        request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer, **ERRORS}, tags=["review"]
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        outcome = judgement_submit(reviewer=request.user, assignment_id=assignment_id, **data.validated_data)
+        return Response(
+            {"judgement_id": outcome.judgement.pk, "created": outcome.created},
+            status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
+        )
+
+
+class SkipApi(APIView):
+    permission_classes = [IsReviewer]
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(request=InputSerializer, responses={204: None, **ERRORS}, tags=["review"])
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment_skip(reviewer=request.user, assignment_id=assignment_id, reason=data.validated_data["reason"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UndoApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(request=None, responses={200: AssignmentPayloadSerializer, **ERRORS}, tags=["review"])
+    def post(self, request: Request, campaign_id: int) -> Response:
+        """Retract the reviewer's last answer in the campaign; the task comes back with that answer filled in."""
+        campaign = campaign_for_reviewer(reviewer=request.user, campaign_id=campaign_id)
+        assignment = judgement_undo_last(reviewer=request.user, campaign=campaign)
+        return Response(selectors.assignment_payload(assignment))
+
+
+class ProgressApi(APIView):
+    permission_classes = [IsReviewer]
+
+    class OutputSerializer(serializers.Serializer):
+        done_today = serializers.IntegerField()
+        left_in_campaign = serializers.IntegerField()
+
+    @extend_schema(responses={200: OutputSerializer, 404: ErrorSerializer}, tags=["review"])
+    def get(self, request: Request, campaign_id: int) -> Response:
+        campaign = campaign_for_reviewer(reviewer=request.user, campaign_id=campaign_id)
+        return Response(selectors.reviewer_progress(reviewer=request.user, campaign=campaign))

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from labeling import api
+
+urlpatterns = [
+    path("projects/", api.ProjectListCreateApi.as_view(), name="api-projects"),
+    path("projects/<int:project_id>/", api.ProjectDetailApi.as_view(), name="api-project"),
+    path("campaigns/", api.CampaignListCreateApi.as_view(), name="api-campaigns"),
+    path("campaigns/<int:campaign_id>/", api.CampaignDetailApi.as_view(), name="api-campaign"),
+    path("campaigns/<int:campaign_id>/status/", api.CampaignStatusApi.as_view(), name="api-campaign-status"),
+    path("campaigns/<int:campaign_id>/reviewers/", api.CampaignReviewersApi.as_view(), name="api-campaign-reviewers"),
+    path("campaigns/<int:campaign_id>/import/", api.CampaignImportApi.as_view(), name="api-campaign-import"),
+    path("campaigns/<int:campaign_id>/stats/", api.CampaignStatsApi.as_view(), name="api-campaign-stats"),
+    path("campaigns/<int:campaign_id>/next/", api.NextTaskApi.as_view(), name="api-next-task"),
+    path("campaigns/<int:campaign_id>/held/", api.HeldTasksApi.as_view(), name="api-held-tasks"),
+    path("campaigns/<int:campaign_id>/undo/", api.UndoApi.as_view(), name="api-undo"),
+    path("campaigns/<int:campaign_id>/progress/", api.ProgressApi.as_view(), name="api-progress"),
+    path("assignments/<int:assignment_id>/submit/", api.SubmitApi.as_view(), name="api-submit"),
+    path("assignments/<int:assignment_id>/skip/", api.SkipApi.as_view(), name="api-skip"),
+]
