@@ -34,6 +34,8 @@ demo: install
 	$(BIN)/python manage.py migrate --noinput
 	@echo "Demo users:"
 	@$(BIN)/python manage.py create_demo_users
+	@echo "Demo data:"
+	@$(BIN)/python manage.py seed_demo
 	@echo
 	@echo "Serving RLHF Platform on http://$(HOST):$(PORT)/  (Ctrl+C stops)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) rlhf_platform.asgi:application

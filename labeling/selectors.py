@@ -8,11 +8,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import Count, IntegerField, Q, QuerySet, Sum
+from django.db.models.functions import Least, TruncHour
 from django.utils import timezone
 
-from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Response, Task
+from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Project, Response, Task
 from labeling.rendering import render_markdown
 from rlhf_platform.roles import Role
 
@@ -156,3 +156,70 @@ def reviewer_table(*, campaign: Campaign) -> list[dict[str, Any]]:
         }
         for user in users
     ]
+
+
+def projects_overview() -> list[dict[str, Any]]:
+    """Every project with its campaigns and their progress, for the manager dashboard.
+
+    Progress counts judgements of regular tasks, each task counted up to the campaign's
+    overlap, like ``campaign_stats`` does.
+    """
+    regular = Q(tasks__is_gold=False, tasks__response_count__gte=2)
+    campaigns = Campaign.objects.annotate(
+        regular_tasks=Count("tasks", filter=regular),
+        judgements_done=Sum(Least("tasks__judgement_count", "overlap", output_field=IntegerField()), filter=regular),
+    ).order_by("project_id", "-created_at")
+    by_project: dict[int, list[dict[str, Any]]] = {}
+    for campaign in campaigns:
+        wanted = campaign.regular_tasks * campaign.overlap
+        done = campaign.judgements_done or 0
+        by_project.setdefault(campaign.project_id, []).append(
+            {
+                "campaign": campaign,
+                "done": done,
+                "wanted": wanted,
+                "percent": round(100 * done / wanted) if wanted else 0,
+            }
+        )
+    return [
+        {"project": project, "campaigns": by_project.get(project.pk, [])}
+        for project in Project.objects.order_by("name")
+    ]
+
+
+def reviewer_pool_choices(*, campaign: Campaign) -> list[dict[str, Any]]:
+    """All active reviewers, each marked whether they are in the campaign's pool."""
+    pool = set(campaign.reviewers.values_list("pk", flat=True))
+    reviewers = (
+        get_user_model().objects.filter(is_active=True, groups__name=Role.REVIEWER).distinct().order_by("username")
+    )
+    return [
+        {"username": user.get_username(), "full_name": user.get_full_name(), "in_pool": user.pk in pool}
+        for user in reviewers
+    ]
+
+
+def workspace_config(*, campaign: Campaign) -> dict[str, Any]:
+    """What the reviewer workspace script needs to start: questions, guidelines, API addresses."""
+    api = f"/api/campaigns/{campaign.pk}"
+    return {
+        "campaign": {
+            "id": campaign.pk,
+            "name": campaign.name,
+            "questions": campaign.question_schema["questions"],
+            "guidelines_html": render_markdown(campaign.guidelines),
+        },
+        "api": {
+            "held": f"{api}/held/",
+            "next": f"{api}/next/",
+            "undo": f"{api}/undo/",
+            "progress": f"{api}/progress/",
+            "submit": "/api/assignments/{id}/submit/",
+            "skip": "/api/assignments/{id}/skip/",
+        },
+    }
+
+
+def campaign_has_judgements(*, campaign: Campaign) -> bool:
+    """Whether reviewers have answered; the campaign's questions are fixed from then on."""
+    return Task.objects.filter(campaign=campaign, judgement_count__gt=0).exists()

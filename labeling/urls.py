@@ -6,5 +6,13 @@ app_name = "labeling"
 
 urlpatterns = [
     path("review/", reviewer.reviewer_queue, name="reviewer-queue"),
+    path("review/<slug:slug>/", reviewer.workspace, name="workspace"),
     path("manage/", manager.manager_dashboard, name="manager-dashboard"),
+    path("manage/projects/new/", manager.project_create_page, name="project-create"),
+    path("manage/campaigns/new/", manager.campaign_create_page, name="campaign-create"),
+    path("manage/campaigns/<slug:slug>/", manager.campaign_detail, name="campaign-detail"),
+    path("manage/campaigns/<slug:slug>/edit/", manager.campaign_edit_page, name="campaign-edit"),
+    path("manage/campaigns/<slug:slug>/status/", manager.campaign_status, name="campaign-status"),
+    path("manage/campaigns/<slug:slug>/import/", manager.campaign_import, name="campaign-import"),
+    path("manage/campaigns/<slug:slug>/reviewers/", manager.campaign_reviewers, name="campaign-reviewers"),
 ]

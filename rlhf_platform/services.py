@@ -31,7 +31,7 @@ class DemoUserOutcome:
 @transaction.atomic
 def user_create_with_role(*, username: str, password: str, role: Role) -> AbstractUser:
     user = get_user_model().objects.create_user(username=username, password=password)
-    user.groups.add(Group.objects.get(name=role))
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 
 
@@ -55,7 +55,7 @@ def demo_users_ensure(*, passwords: dict[Role, str | None]) -> list[DemoUserOutc
                 DemoUserOutcome(username, role, created=True, generated_password=generated, password_changed=True)
             )
             continue
-        user.groups.add(Group.objects.get(name=role))
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
         if given:
             user.set_password(given)
             user.save(update_fields=["password"])

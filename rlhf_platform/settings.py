@@ -121,6 +121,9 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests use a file, not memory: live-server tests answer from other threads and processes,
+    # which an in-memory database would share one connection with.
+    _database["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
 elif _database["ENGINE"] == "django.db.backends.postgresql":
     # An explicit test database name: the Daphne child process of live-server tests would
     # otherwise connect to "test_test_<db>" (django/channels#2176).

@@ -1,10 +1,251 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Manager pages: projects, campaigns, imports and reviewer pools."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors
+from labeling.errors import LabelingError
+from labeling.forms import SCHEMA_PRESETS, CampaignForm, ProjectForm
+from labeling.models import Campaign, CampaignStatus
+from labeling.rendering import render_markdown
+from labeling.services.campaigns import (
+    STATUS_TRANSITIONS,
+    campaign_create,
+    campaign_set_reviewers,
+    campaign_set_status,
+    campaign_update,
+    project_create,
+)
+from labeling.services.imports import ImportRejected, format_from_name, max_import_bytes, tasks_import
 from rlhf_platform.permissions import manager_required
+
+# What the status buttons say, by the status they move to.
+STATUS_ACTIONS = {
+    CampaignStatus.ACTIVE: "Start",
+    CampaignStatus.PAUSED: "Pause",
+    CampaignStatus.CLOSED: "Close",
+}
 
 
 @manager_required
 def manager_dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "labeling/manager_dashboard.html", {"team": selectors.team_counts()})
+    return render(
+        request,
+        "labeling/manager/dashboard.html",
+        {"team": selectors.team_counts(), "projects": selectors.projects_overview()},
+    )
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def project_create_page(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = project_create(created_by=request.user, **form.cleaned_data)
+        except LabelingError as error:
+            for field, text in error.errors.items():
+                form.add_error(field if field in form.fields else None, text)
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect(f"{reverse('labeling:campaign-create')}?project={project.pk}")
+    status = 400 if form.is_bound else 200
+    return render(request, "labeling/manager/project_form.html", {"form": form}, status=status)
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def campaign_create_page(request: HttpRequest) -> HttpResponse:
+    form = CampaignForm(request.POST or None, initial={"project": request.GET.get("project")})
+    if _wants_save(request) and form.is_valid():
+        try:
+            campaign = campaign_create(
+                project=form.cleaned_data["project"], created_by=request.user, **form.campaign_fields()
+            )
+        except LabelingError as error:
+            form.add_service_errors(error.errors, error.message)
+        else:
+            messages.success(request, f"Campaign “{campaign.name}” created. Import tasks to start it.")
+            return redirect("labeling:campaign-import", slug=campaign.slug)
+    return _campaign_form(request, form, campaign=None, questions_fixed=False)
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def campaign_edit_page(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
+    questions_fixed = selectors.campaign_has_judgements(campaign=campaign)
+    form = CampaignForm(request.POST or None, campaign=campaign, questions_fixed=questions_fixed)
+    if _wants_save(request) and form.is_valid():
+        try:
+            campaign = campaign_update(campaign=campaign, **form.campaign_fields())
+        except LabelingError as error:
+            form.add_service_errors(error.errors, error.message)
+        else:
+            messages.success(request, "Campaign saved.")
+            return redirect("labeling:campaign-detail", slug=campaign.slug)
+    return _campaign_form(request, form, campaign=campaign, questions_fixed=questions_fixed)
+
+
+def _wants_save(request: HttpRequest) -> bool:
+    # The "Preview guidelines" button posts the form to see it rendered, without saving.
+    return request.method == "POST" and "preview" not in request.POST
+
+
+def _campaign_form(
+    request: HttpRequest, form: CampaignForm, *, campaign: Campaign | None, questions_fixed: bool
+) -> HttpResponse:
+    guidelines = form["guidelines"].value() or ""
+    context = {
+        "form": form,
+        "campaign": campaign,
+        "questions_fixed": questions_fixed,
+        "presets": SCHEMA_PRESETS,
+        "guidelines_html": render_markdown(guidelines) if guidelines.strip() else "",
+    }
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "labeling/manager/campaign_form.html", context, status=status)
+
+
+@manager_required
+def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
+    stats = selectors.campaign_stats(campaign=campaign)
+    done = stats["judgements_wanted"] - stats["judgements_left"]
+    context = {
+        "campaign": campaign,
+        "stats": stats,
+        "done": done,
+        "percent": round(100 * done / stats["judgements_wanted"]) if stats["judgements_wanted"] else 0,
+        "chart": hour_chart(stats["per_hour"]),
+        "actions": _status_actions(campaign.status),
+        "guidelines_html": render_markdown(campaign.guidelines),
+    }
+    return render(request, "labeling/manager/campaign_detail.html", context)
+
+
+def _status_actions(current: str) -> list[dict[str, str]]:
+    """The buttons for the transitions the campaign's status allows, in the order of the statuses."""
+    allowed = STATUS_TRANSITIONS[CampaignStatus(current)]
+    labels = {**STATUS_ACTIONS, CampaignStatus.ACTIVE: "Resume" if current == CampaignStatus.PAUSED else "Start"}
+    return [{"status": status.value, "label": labels[status]} for status in CampaignStatus if status in allowed]
+
+
+@manager_required
+@require_POST
+def campaign_status(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, slug=slug)
+    try:
+        campaign = campaign_set_status(campaign=campaign, status=request.POST.get("status", ""))
+    except LabelingError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"The campaign is {campaign.get_status_display().lower()}.")
+    return redirect("labeling:campaign-detail", slug=campaign.slug)
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def campaign_import(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
+    wants_json = request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+    context: dict[str, Any] = {"campaign": campaign, "max_mib": max_import_bytes() // 2**20}
+    status = 200
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        try:
+            if upload is None:
+                raise ImportRejected("Choose a file to import.")
+            result = tasks_import(
+                campaign=campaign, stream=upload, file_format=format_from_name(upload.name), size=upload.size
+            )
+        except ImportRejected as error:
+            row_errors = [{"line": line, "reason": reason} for line, reason in error.row_errors]
+            if wants_json:
+                return JsonResponse({"detail": error.message, "row_errors": row_errors}, status=400)
+            context |= {"rejected": error.message, "row_errors": row_errors}
+            status = 400
+        else:
+            counts = {
+                "created": result.created,
+                "skipped_duplicates": result.skipped_duplicates,
+                "prompt_only": result.prompt_only,
+            }
+            if wants_json:
+                return JsonResponse(counts)
+            context["result"] = counts
+    return render(request, "labeling/manager/campaign_import.html", context, status=status)
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def campaign_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
+    if request.method == "POST":
+        try:
+            usernames = campaign_set_reviewers(campaign=campaign, usernames=request.POST.getlist("reviewers"))
+        except LabelingError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Pool saved: {len(usernames)} reviewer{'s' if len(usernames) != 1 else ''}.")
+        return redirect("labeling:campaign-reviewers", slug=campaign.slug)
+    choices = selectors.reviewer_pool_choices(campaign=campaign)
+    return render(request, "labeling/manager/campaign_reviewers.html", {"campaign": campaign, "choices": choices})
+
+
+# --- chart ---------------------------------------------------------------------------------
+
+# SVG user units; the drawing scales to the width of its container.
+CHART_WIDTH = 720
+CHART_HEIGHT = 180
+CHART_LEFT = 36  # room for the y-axis labels
+CHART_TOP = 10  # room for the top label
+CHART_BOTTOM = 22  # room for the hour labels
+
+
+def hour_chart(per_hour: list[dict[str, Any]]) -> dict[str, Any]:
+    """Bar geometry for an SVG chart of ``campaign_stats``' judgements per hour, oldest first."""
+    peak = max((point["judgements"] for point in per_hour), default=0)
+    plot_width = CHART_WIDTH - CHART_LEFT
+    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    baseline = CHART_TOP + plot_height
+    slot = plot_width / max(len(per_hour), 1)
+    bars = []
+    for index, point in enumerate(per_hour):
+        hour = timezone.localtime(datetime.fromisoformat(point["hour"]))
+        height = plot_height * point["judgements"] / max(peak, 1)
+        bars.append(
+            {
+                "x": round(CHART_LEFT + index * slot + slot * 0.15, 1),
+                "y": round(baseline - height, 1),
+                "width": round(slot * 0.7, 1),
+                "height": round(height, 1),
+                "count": point["judgements"],
+                "hour": hour.strftime("%H:00"),
+                "day": hour.strftime("%a %d %b"),
+                # Every sixth hour gets a label under its bar.
+                "label_x": round(CHART_LEFT + index * slot + slot / 2, 1) if index % 6 == 0 else None,
+            }
+        )
+    return {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": CHART_LEFT,
+        "top": CHART_TOP,
+        "baseline": baseline,
+        "middle_x": CHART_LEFT + plot_width / 2,
+        "middle_y": CHART_TOP + plot_height / 2,
+        "label_y": CHART_HEIGHT - 6,
+        "peak": peak,
+        "bars": bars,
+        "total": sum(point["judgements"] for point in per_hour),
+    }

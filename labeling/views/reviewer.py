@@ -2,6 +2,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from labeling import selectors
+from labeling.rendering import highlight_css
 from rlhf_platform.permissions import reviewer_required
 
 
@@ -14,4 +15,12 @@ def reviewer_queue(request: HttpRequest) -> HttpResponse:
 @reviewer_required
 def workspace(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(selectors.campaigns_for_reviewer(reviewer=request.user), slug=slug)
-    return render(request, "labeling/reviewer/workspace.html", {"campaign": campaign})
+    return render(
+        request,
+        "labeling/reviewer/workspace.html",
+        {
+            "campaign": campaign,
+            "config": selectors.workspace_config(campaign=campaign),
+            "highlight_css": highlight_css(),
+        },
+    )

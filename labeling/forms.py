@@ -1,0 +1,160 @@
+"""Forms of the manager pages. They parse the request; the services validate and write."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from labeling.models import Campaign, Project
+
+# Starting points for the schema editor's preset buttons; each is a valid question schema.
+SCHEMA_PRESETS: dict[str, dict[str, Any]] = {
+    "Pairwise preference": {
+        "questions": [
+            {
+                "id": "preference",
+                "type": "pairwise",
+                "label": "Which response is better?",
+                "strength_labels": ["slightly better", "better", "much better"],
+                "allow_tie": True,
+                "allow_both_bad": True,
+            },
+            {"id": "rationale", "type": "text", "label": "Why? (optional)", "required": False, "max_length": 2000},
+        ]
+    },
+    "Ranking of K": {
+        "questions": [
+            {"id": "ranking", "type": "ranking", "label": "Rank the responses, best first", "allow_ties": False},
+            {"id": "rationale", "type": "text", "label": "Why? (optional)", "required": False, "max_length": 2000},
+        ]
+    },
+    "Likert HHH + flags": {
+        "questions": [
+            {
+                "id": "quality",
+                "type": "likert",
+                "label": "Rate each response",
+                "aspects": [
+                    {"id": "helpfulness", "label": "Helpfulness"},
+                    {"id": "honesty", "label": "Honesty"},
+                    {"id": "harmlessness", "label": "Harmlessness"},
+                ],
+                "scale": {"min": 1, "max": 5, "labels": {"1": "Very poor", "3": "Acceptable", "5": "Excellent"}},
+            },
+            {
+                "id": "flags",
+                "type": "flags",
+                "label": "Flag problems",
+                "options": [
+                    {"id": "unsafe", "label": "Unsafe or harmful"},
+                    {"id": "factual_error", "label": "Factual error"},
+                    {"id": "refusal", "label": "Needless refusal"},
+                ],
+            },
+        ]
+    },
+    "Rewrite": {
+        "questions": [
+            {
+                "id": "rewrite",
+                "type": "rewrite",
+                "label": "Pick the response closest to ideal and rewrite it",
+                "max_length": 8000,
+            },
+        ]
+    },
+}
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(max_length=90, required=False, help_text="Left empty, it follows the name.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class CampaignForm(forms.Form):
+    """The campaign settings. Ranges and the question schema are checked by ``campaign_create``/``campaign_update``."""
+
+    project = forms.ModelChoiceField(queryset=Project.objects.order_by("name"), empty_label=None)
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(max_length=90, required=False, help_text="Left empty, it follows the name.")
+    guidelines = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
+        required=False,
+        help_text="Markdown, shown to reviewers beside every task.",
+    )
+    overlap = forms.IntegerField(
+        initial=3, widget=forms.NumberInput(attrs={"min": 1, "max": 50}), help_text="Judgements wanted per task."
+    )
+    lease_seconds = forms.IntegerField(
+        initial=900,
+        widget=forms.NumberInput(attrs={"min": 30, "step": 30}),
+        help_text="How long a reviewer holds a task.",
+    )
+    gold_rate = forms.FloatField(
+        initial=0.0,
+        widget=forms.NumberInput(attrs={"min": 0, "max": 0.5, "step": 0.01}),
+        help_text="Share of assignments that are gold tasks, 0 to 0.5.",
+    )
+    question_schema = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 18, "class": "mono", "spellcheck": "false"}),
+        initial=json.dumps(SCHEMA_PRESETS["Pairwise preference"], indent=2),
+        label="Question schema (JSON)",
+    )
+
+    def __init__(self, *args: Any, campaign: Campaign | None = None, questions_fixed: bool = False, **kwargs: Any):
+        if campaign is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "project": campaign.project_id,
+                    "name": campaign.name,
+                    "slug": campaign.slug,
+                    "guidelines": campaign.guidelines,
+                    "overlap": campaign.overlap,
+                    "lease_seconds": campaign.lease_seconds,
+                    "gold_rate": campaign.gold_rate,
+                    "question_schema": json.dumps(campaign.question_schema, indent=2),
+                },
+            )
+        super().__init__(*args, **kwargs)
+        if campaign is not None:
+            # A campaign stays in its project: datasets and exports are grouped by it.
+            self.fields["project"].disabled = True
+            self.fields["slug"].help_text = "Changing it changes the campaign's addresses."
+        if questions_fixed:
+            self.fields["question_schema"].widget.attrs["readonly"] = True
+            self.fields[
+                "question_schema"
+            ].help_text = "Fixed: reviewers have answered these questions. Create a new campaign to ask others."
+
+    def clean_question_schema(self) -> Any:
+        text = self.cleaned_data["question_schema"]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(
+                "Invalid JSON at line %(line)s, column %(column)s: %(reason)s.",
+                params={"line": error.lineno, "column": error.colno, "reason": error.msg},
+                code="invalid_json",
+            ) from None
+
+    def campaign_fields(self) -> dict[str, Any]:
+        """The cleaned fields as the campaign services take them (without the project)."""
+        fields = {name: self.cleaned_data[name] for name in self.fields if name != "project"}
+        if not fields["slug"]:
+            del fields["slug"]
+        return fields
+
+    def add_service_errors(self, errors: dict[str, str], message: str) -> None:
+        """Show a service's field errors beside their fields; a schema error keeps its path."""
+        if not errors:
+            self.add_error(None, message)
+        for key, text in errors.items():
+            field, _, path = key.partition(".")
+            if field not in self.fields:
+                self.add_error(None, f"{key}: {text}")
+            else:
+                self.add_error(field, f"{path}: {text}" if path else text)

@@ -1,0 +1,65 @@
+"""Many reviewers at once: the overlap bound holds and no submission is lost."""
+
+import threading
+import uuid
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+
+from labeling.models import Assignment, Judgement, Task
+from labeling.services.assignment import assignment_claim_next
+from labeling.services.judgements import judgement_submit
+from rlhf_platform.roles import Role
+from tests.labeling.factories import make_campaign, pairwise_rows
+
+TASKS = 300
+OVERLAP = 3
+REVIEWERS = 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_gives_every_task_exactly_overlap_judgements_under_concurrency(manager, make_user):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (SKIP LOCKED) are a PostgreSQL feature; CI runs this on PostgreSQL")
+    reviewers = [make_user(f"load{i}", role=Role.REVIEWER) for i in range(REVIEWERS)]
+    campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(TASKS), overlap=OVERLAP)
+    submitted: Counter = Counter()
+    failures: list[BaseException] = []
+    start = threading.Barrier(REVIEWERS)
+
+    def review(reviewer) -> None:
+        try:
+            start.wait()
+            while (assignment := assignment_claim_next(reviewer=reviewer, campaign=campaign)) is not None:
+                outcome = judgement_submit(
+                    reviewer=reviewer,
+                    assignment_id=assignment.pk,
+                    answers={"preference": {"winner": assignment.shown_order[0], "strength": 1}},
+                    client_submission_id=str(uuid.uuid4()),
+                    time_spent_ms=10,
+                )
+                assert outcome.created
+                submitted[reviewer.pk] += 1
+        except BaseException as error:  # reported below, with the thread's own traceback
+            failures.append(error)
+            raise
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=review, args=(r,)) for r in reviewers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not failures, failures
+
+    assert sum(submitted.values()) == TASKS * OVERLAP == Judgement.objects.count()
+    per_task = Counter(Judgement.objects.values_list("task_id", flat=True))
+    assert set(per_task.values()) == {OVERLAP} and len(per_task) == TASKS
+    pairs = Judgement.objects.values_list("task_id", "reviewer_id")
+    assert len(set(pairs)) == len(pairs)  # nobody judged a task twice
+    assert set(Task.objects.values_list("judgement_count", "slots_taken")) == {(OVERLAP, OVERLAP)}
+    assert not Assignment.objects.filter(state="active").exists()
+    # Work was shared, not taken by one thread.
+    assert len(submitted) == REVIEWERS
