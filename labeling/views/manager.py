@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors
+from labeling.charts import hour_chart
 from labeling.errors import LabelingError
 from labeling.forms import SCHEMA_PRESETS, CampaignForm, ProjectForm
 from labeling.models import Campaign, CampaignStatus
@@ -200,52 +199,3 @@ def campaign_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("labeling:campaign-reviewers", slug=campaign.slug)
     choices = selectors.reviewer_pool_choices(campaign=campaign)
     return render(request, "labeling/manager/campaign_reviewers.html", {"campaign": campaign, "choices": choices})
-
-
-# --- chart ---------------------------------------------------------------------------------
-
-# SVG user units; the drawing scales to the width of its container.
-CHART_WIDTH = 720
-CHART_HEIGHT = 180
-CHART_LEFT = 36  # room for the y-axis labels
-CHART_TOP = 10  # room for the top label
-CHART_BOTTOM = 22  # room for the hour labels
-
-
-def hour_chart(per_hour: list[dict[str, Any]]) -> dict[str, Any]:
-    """Bar geometry for an SVG chart of ``campaign_stats``' judgements per hour, oldest first."""
-    peak = max((point["judgements"] for point in per_hour), default=0)
-    plot_width = CHART_WIDTH - CHART_LEFT
-    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
-    baseline = CHART_TOP + plot_height
-    slot = plot_width / max(len(per_hour), 1)
-    bars = []
-    for index, point in enumerate(per_hour):
-        hour = timezone.localtime(datetime.fromisoformat(point["hour"]))
-        height = plot_height * point["judgements"] / max(peak, 1)
-        bars.append(
-            {
-                "x": round(CHART_LEFT + index * slot + slot * 0.15, 1),
-                "y": round(baseline - height, 1),
-                "width": round(slot * 0.7, 1),
-                "height": round(height, 1),
-                "count": point["judgements"],
-                "hour": hour.strftime("%H:00"),
-                "day": hour.strftime("%a %d %b"),
-                # Every sixth hour gets a label under its bar.
-                "label_x": round(CHART_LEFT + index * slot + slot / 2, 1) if index % 6 == 0 else None,
-            }
-        )
-    return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "left": CHART_LEFT,
-        "top": CHART_TOP,
-        "baseline": baseline,
-        "middle_x": CHART_LEFT + plot_width / 2,
-        "middle_y": CHART_TOP + plot_height / 2,
-        "label_y": CHART_HEIGHT - 6,
-        "peak": peak,
-        "bars": bars,
-        "total": sum(point["judgements"] for point in per_hour),
-    }

@@ -17,7 +17,7 @@ from labeling.models import Assignment, Campaign, CampaignStatus, Judgement, Pro
 from labeling.schema import parse_question_schema
 from labeling.services.assignment import assignment_claim_next
 from labeling.services.judgements import judgement_submit
-from labeling.views.manager import hour_chart
+from labeling.charts import hour_chart
 from rlhf_platform.roles import Role
 from tests.labeling.factories import jsonl, make_campaign, pairwise_rows
 
