@@ -12,12 +12,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
+from labeling.charts import hour_chart
 from labeling.forms import SCHEMA_PRESETS
 from labeling.models import Assignment, Campaign, CampaignStatus, Judgement, Project, Response, Task
 from labeling.schema import parse_question_schema
 from labeling.services.assignment import assignment_claim_next
 from labeling.services.judgements import judgement_submit
-from labeling.charts import hour_chart
 from rlhf_platform.roles import Role
 from tests.labeling.factories import jsonl, make_campaign, pairwise_rows
 
