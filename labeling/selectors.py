@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, IntegerField, Q, QuerySet, Sum
+from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least, TruncHour
 from django.utils import timezone
 
@@ -82,16 +82,13 @@ def reviewer_progress(*, reviewer: AbstractBaseUser, campaign: Campaign, now: da
 
 
 def _judgements_left(campaign: Campaign) -> int:
+    """Judgements the campaign still wants: each regular task counts up to its overlap."""
     counts = Task.objects.filter(campaign=campaign, is_gold=False, response_count__gte=2).aggregate(
         tasks=Count("pk"),
-        judged=Sum("judgement_count"),
-        over=Sum("judgement_count", filter=Q(judgement_count__gt=campaign.overlap)),
-        over_tasks=Count("pk", filter=Q(judgement_count__gt=campaign.overlap)),
+        # Judgements beyond the overlap (possible after the overlap was lowered) do not count.
+        done=Sum(Least("judgement_count", Value(campaign.overlap), output_field=IntegerField())),
     )
-    wanted = counts["tasks"] * campaign.overlap
-    # Judgements beyond the overlap (possible only after the overlap was lowered) do not count.
-    excess = (counts["over"] or 0) - counts["over_tasks"] * campaign.overlap
-    return max(0, wanted - ((counts["judged"] or 0) - excess))
+    return max(0, counts["tasks"] * campaign.overlap - (counts["done"] or 0))
 
 
 def campaign_stats(*, campaign: Campaign, now: datetime | None = None, hours: int = 24) -> dict[str, Any]:

@@ -118,20 +118,24 @@ function showNext() {
   renderTask(state.current);
 }
 
-function restoreAnswers(payload) {
+function restoreDraft(payload) {
   const saved = localStorage.getItem(draftKey(payload.assignment_id));
   if (saved) {
     try {
-      return JSON.parse(saved);
+      const draft = JSON.parse(saved);
+      return { answers: draft.answers || {}, rankingTouched: !!draft.rankingTouched };
     } catch {
       localStorage.removeItem(draftKey(payload.assignment_id));
     }
   }
-  return payload.previous_answers ? structuredClone(payload.previous_answers) : {};
+  const previous = payload.previous_answers;
+  return { answers: previous ? structuredClone(previous) : {}, rankingTouched: !!previous };
 }
 
 function saveDraft() {
-  if (state.current) localStorage.setItem(draftKey(state.current.assignment_id), JSON.stringify(state.answers));
+  if (!state.current) return;
+  const draft = { answers: state.answers, rankingTouched: state.rankingTouched };
+  localStorage.setItem(draftKey(state.current.assignment_id), JSON.stringify(draft));
 }
 
 function renderTask(payload) {
@@ -139,8 +143,7 @@ function renderTask(payload) {
   ui.task.hidden = false;
   ui.root.dataset.state = "task";
   ui.errors.textContent = "";
-  state.answers = restoreAnswers(payload);
-  state.rankingTouched = questions.some((q) => q.type === "ranking" && state.answers[q.id]);
+  ({ answers: state.answers, rankingTouched: state.rankingTouched } = restoreDraft(payload));
   state.selectedRank = 0;
   state.shownAt = performance.now();
   state.visibleMs = 0;
@@ -582,7 +585,7 @@ async function submit() {
   }
   if (result.error.status === 400) {
     // Bring the task back with the server's field errors.
-    localStorage.setItem(draftKey(item.assignment_id), JSON.stringify(item.answers));
+    localStorage.setItem(draftKey(item.assignment_id), JSON.stringify({ answers: item.answers, rankingTouched: true }));
     if (state.current) state.queue.unshift(state.current);
     state.current = null;
     state.queue.unshift(payload);
