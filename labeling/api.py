@@ -318,10 +318,10 @@ class NextTaskApi(APIView):
     )
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign = campaign_for_reviewer(reviewer=request.user, campaign_id=campaign_id)
-        assignment = assignment_claim_next(reviewer=request.user, campaign=campaign)
-        if assignment is None:
+        claim = assignment_claim_next(reviewer=request.user, campaign=campaign)
+        if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(selectors.assignment_payload(assignment))
+        return Response(selectors.claim_payload(claim))
 
 
 class HeldTasksApi(APIView):

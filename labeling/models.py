@@ -90,8 +90,12 @@ class Task(models.Model):
             ),
         ]
         indexes = [
-            # The assignment query: open regular tasks of a campaign, fullest first.
-            models.Index(fields=["campaign", "is_gold", "slots_taken"], name="task_open_slots"),
+            # The assignment query walks this in order: open tasks of a campaign, fullest first.
+            models.Index(
+                fields=["campaign", "is_gold", "-slots_taken", "id"],
+                condition=Q(response_count__gte=2),
+                name="task_claim_order",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -45,9 +45,26 @@ def _markdown() -> MarkdownIt:
     )
 
 
+# Each response is shown to several reviewers (the campaign's overlap); render it once per
+# process. Long texts are not cached, to keep the cache's memory small.
+CACHED_TEXT_CHARS = 20_000
+
+
 def render_markdown(text: str) -> str:
-    """Safe HTML for ``text``; wraps highlighted code in ``<pre><code class="highlight">``."""
-    html = _markdown().render(text or "")
+    """Safe HTML for ``text``, with code blocks highlighted."""
+    text = text or ""
+    if len(text) <= CACHED_TEXT_CHARS:
+        return _render_cached(text)
+    return _render(text)
+
+
+@lru_cache(maxsize=4096)
+def _render_cached(text: str) -> str:
+    return _render(text)
+
+
+def _render(text: str) -> str:
+    html = _markdown().render(text)
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

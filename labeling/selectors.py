@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Project, Response, Task
 from labeling.rendering import render_markdown
+from labeling.services.assignment import Claim
 from rlhf_platform.roles import Role
 
 
@@ -45,30 +46,40 @@ def _render_prompt(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"role": m["role"], "html": render_markdown(m["content"])} for m in messages]
 
 
-def assignment_payload(assignment: Assignment) -> dict[str, Any]:
+def assignment_payload(
+    assignment: Assignment, *, responses: dict[int, str] | None = None, may_have_previous: bool = True
+) -> dict[str, Any]:
     """Everything the workspace shows for one task, and nothing a reviewer must not see.
 
     No model names, metadata, external ids, gold answers or other reviewers' answers:
     a gold task and a regular one look the same. Responses come in the order this
-    reviewer was assigned.
+    reviewer was assigned. ``responses`` (id to text) saves a read when the caller has
+    them; ``may_have_previous=False`` skips looking for answers retracted by an undo.
     """
-    responses = {r.pk: r for r in Response.objects.filter(task_id=assignment.task_id).only("pk", "text")}
-    previous = (
-        Judgement.objects.filter(assignment=assignment, retracted_at__isnull=False)
-        .order_by("-submitted_at")
-        .values_list("answers", flat=True)
-        .first()
-    )
+    if responses is None:
+        responses = dict(Response.objects.filter(task_id=assignment.task_id).values_list("pk", "text"))
+    previous = None
+    if may_have_previous:
+        previous = (
+            Judgement.objects.filter(assignment=assignment, retracted_at__isnull=False)
+            .order_by("-submitted_at")
+            .values_list("answers", flat=True)
+            .first()
+        )
     return {
         "assignment_id": assignment.pk,
         "lease_expires_at": assignment.lease_expires_at.isoformat(),
         "prompt": _render_prompt(assignment.task.prompt),
         "responses": [
-            {"id": pk, "html": render_markdown(responses[pk].text), "text": responses[pk].text}
-            for pk in assignment.shown_order
+            {"id": pk, "html": render_markdown(responses[pk]), "text": responses[pk]} for pk in assignment.shown_order
         ],
         "previous_answers": previous,
     }
+
+
+def claim_payload(claim: Claim) -> dict[str, Any]:
+    """The payload of a task just claimed; only a reused assignment can have retracted answers."""
+    return assignment_payload(claim.assignment, responses=claim.responses, may_have_previous=claim.reused)
 
 
 def reviewer_progress(*, reviewer: AbstractBaseUser, campaign: Campaign, now: datetime | None = None) -> dict[str, int]:

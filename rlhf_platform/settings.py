@@ -125,6 +125,13 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     # which an in-memory database would share one connection with.
     _database["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
 elif _database["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request runs in a thread of its own, so connections cannot persist
+    # between requests (CONN_MAX_AGE does not help); a pool per process saves a new backend
+    # and its authentication on every request. Keep workers x max size under max_connections.
+    _pool_size = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=0)
+    if _pool_size:
+        _database["CONN_HEALTH_CHECKS"] = False
+        _database["OPTIONS"] = {"pool": {"min_size": min(2, _pool_size), "max_size": _pool_size, "timeout": 30}}
     # An explicit test database name: the Daphne child process of live-server tests would
     # otherwise connect to "test_test_<db>" (django/channels#2176).
     _database["TEST"] = {"NAME": f"test_{_database['NAME']}"}

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
@@ -50,7 +51,8 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     """Return lapsed leases to the pool. Returns how many assignments expired.
 
     Locks the expiring assignment rows (skipping rows another transaction holds, such
-    as a submit in progress, which will settle them itself).
+    as a submit in progress, which will settle them itself). Runs inside the caller's
+    transaction when there is one.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -76,10 +78,18 @@ def _lock(queryset: QuerySet) -> QuerySet:
 
 
 def _open_tasks(campaign: Campaign, reviewer: AbstractBaseUser) -> QuerySet[Task]:
-    seen_by_reviewer = Assignment.objects.filter(task=OuterRef("pk"), reviewer=reviewer).exclude(
-        state=AssignmentState.EXPIRED
+    """Tasks with responses that the reviewer has not judged, skipped or held (a lapsed hold is fine).
+
+    Each row carries ``lapsed_assignment``: the reviewer's expired assignment of that task,
+    if any, which the claim reuses (one assignment per reviewer and task).
+    """
+    mine = Assignment.objects.filter(task=OuterRef("pk"), reviewer=reviewer)
+    return (
+        Task.objects.filter(campaign=campaign, response_count__gte=2)
+        .exclude(Exists(mine.exclude(state=AssignmentState.EXPIRED)))
+        .annotate(lapsed_assignment=Subquery(mine.filter(state=AssignmentState.EXPIRED).values("pk")[:1]))
+        .only("pk", "prompt", "is_gold")
     )
-    return Task.objects.filter(campaign=campaign, response_count__gte=2).exclude(Exists(seen_by_reviewer))
 
 
 def _take_regular_task(campaign: Campaign, reviewer: AbstractBaseUser) -> Task | None:
@@ -106,20 +116,29 @@ def _take_gold_task(campaign: Campaign, reviewer: AbstractBaseUser) -> Task | No
     return task
 
 
+@dataclass(frozen=True)
+class Claim:
+    assignment: Assignment
+    # The task's responses as (id, text), so the payload needs no second read.
+    responses: dict[int, str]
+    reused: bool  # the reviewer's own lapsed assignment, taken up again
+
+
 def assignment_claim_next(
     *, reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random | None = None
-) -> Assignment | None:
+) -> Claim | None:
     """Give ``reviewer`` a new task of ``campaign`` and hold it for the campaign's lease.
 
     Returns None when nothing is left for this reviewer. The caller has checked that the
-    reviewer belongs to the campaign (``campaign_for_reviewer``).
+    reviewer belongs to the campaign (``campaign_for_reviewer``). Lapsed leases are returned
+    to the pool first, in the same transaction.
     """
     rng = rng or _random
     if campaign.status != CampaignStatus.ACTIVE:
         raise CampaignNotActive(f"The campaign is {campaign.get_status_display().lower()}; it hands out no tasks.")
     now = timezone.now()
-    assignments_expire(now=now)
     with transaction.atomic():
+        assignments_expire(now=now)
         task = None
         if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
             task = _take_gold_task(campaign, reviewer)
@@ -127,22 +146,23 @@ def assignment_claim_next(
         if task is None:
             # Gold tasks alone never keep a reviewer busy: that would give them away.
             return None
-        shown_order = list(Response.objects.filter(task=task).values_list("pk", flat=True))
+        responses = dict(Response.objects.filter(task=task).values_list("pk", "text"))
+        shown_order = list(responses)
         rng.shuffle(shown_order)
-        assignment, _ = Assignment.objects.update_or_create(
-            task=task,
-            reviewer=reviewer,
-            # Only an expired assignment of this reviewer can exist here; it is reused.
-            defaults={
-                "state": AssignmentState.ACTIVE,
-                "shown_order": shown_order,
-                "assigned_at": now,
-                "lease_expires_at": now + timedelta(seconds=campaign.lease_seconds),
-                "finished_at": None,
-                "skip_reason": "",
-            },
-        )
-    return assignment
+        fields = {
+            "state": AssignmentState.ACTIVE,
+            "shown_order": shown_order,
+            "assigned_at": now,
+            "lease_expires_at": now + timedelta(seconds=campaign.lease_seconds),
+            "finished_at": None,
+            "skip_reason": "",
+        }
+        if task.lapsed_assignment is None:
+            assignment = Assignment.objects.create(task=task, reviewer=reviewer, **fields)
+        else:
+            assignment = Assignment(pk=task.lapsed_assignment, task=task, reviewer=reviewer, **fields)
+            assignment.save(update_fields=list(fields))
+    return Claim(assignment=assignment, responses=responses, reused=task.lapsed_assignment is not None)
 
 
 def assignment_skip(*, reviewer: AbstractBaseUser, assignment_id: int, reason: str) -> Assignment:

@@ -24,6 +24,10 @@ from labeling.errors import CampaignNotActive, Conflict, LabelingError, LeaseLos
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Task
 from labeling.schema import AnswerError, validate_answers
 
+SUBMIT_FIELDS = (
+    "state", "shown_order", "task_id", "reviewer_id", "task__is_gold", "task__campaign__status",
+    "task__campaign__question_schema", "task__campaign__overlap",
+)  # fmt: skip
 # Longer than any honest look at one task; longer values are clipped, not rejected.
 MAX_TIME_SPENT_MS = 6 * 60 * 60 * 1000
 
@@ -70,9 +74,12 @@ def judgement_submit(
         raise LabelingError("time_spent_ms must be a non-negative integer.", {"time_spent_ms": "Must be >= 0."})
     now = timezone.now()
     with transaction.atomic():
+        # Only the assignment row is locked (of=self): locking the joined campaign row too
+        # would queue every submit of a campaign behind one another.
         assignment = (
-            Assignment.objects.select_for_update()
+            Assignment.objects.select_for_update(of=("self",))
             .select_related("task__campaign")
+            .only(*SUBMIT_FIELDS)
             .filter(pk=assignment_id, reviewer=reviewer)
             .first()
         )

@@ -65,3 +65,11 @@ def jsonl(rows: list[Any]) -> bytes:
 def import_rows(campaign: Campaign, rows: list[Any]) -> ImportResult:
     data = jsonl(rows)
     return tasks_import(campaign=campaign, stream=io.BytesIO(data), file_format="jsonl", size=len(data))
+
+
+def claim_next(*, reviewer: AbstractBaseUser, campaign: Campaign, rng=None):
+    """The assignment of the next claimed task, or None."""
+    from labeling.services.assignment import assignment_claim_next
+
+    claim = assignment_claim_next(reviewer=reviewer, campaign=campaign, rng=rng)
+    return None if claim is None else claim.assignment

@@ -8,14 +8,13 @@ from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
 from labeling.models import Assignment, AssignmentState, CampaignStatus, Task
 from labeling.selectors import assignment_payload
 from labeling.services.assignment import (
-    assignment_claim_next,
     assignment_skip,
     assignments_expire,
     campaign_for_reviewer,
 )
 from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role
-from tests.labeling.factories import make_campaign, pairwise_rows
+from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 
 
 @pytest.fixture
@@ -43,12 +42,12 @@ def test_it_only_serves_campaigns_the_reviewer_belongs_to(manager, reviewers):
 def test_it_hands_out_nothing_from_inactive_campaigns(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(2), status=CampaignStatus.PAUSED)
     with pytest.raises(CampaignNotActive, match="paused"):
-        assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+        claim_next(reviewer=reviewers[0], campaign=campaign)
 
 
 def test_it_gives_each_task_to_exactly_overlap_reviewers(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(1), overlap=3)
-    claims = [assignment_claim_next(reviewer=r, campaign=campaign) for r in reviewers]
+    claims = [claim_next(reviewer=r, campaign=campaign) for r in reviewers]
     assert [c is not None for c in claims] == [True, True, True, False]
     assert Task.objects.get().slots_taken == 3
 
@@ -56,28 +55,28 @@ def test_it_gives_each_task_to_exactly_overlap_reviewers(manager, reviewers):
 def test_it_never_gives_a_reviewer_the_same_task_twice(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(3), overlap=3)
     reviewer = reviewers[0]
-    held = assignment_claim_next(reviewer=reviewer, campaign=campaign)
-    judged = assignment_claim_next(reviewer=reviewer, campaign=campaign)
+    held = claim_next(reviewer=reviewer, campaign=campaign)
+    judged = claim_next(reviewer=reviewer, campaign=campaign)
     submit(reviewer, judged)
-    skipped = assignment_claim_next(reviewer=reviewer, campaign=campaign)
+    skipped = claim_next(reviewer=reviewer, campaign=campaign)
     assignment_skip(reviewer=reviewer, assignment_id=skipped.pk, reason="Cannot judge code")
     assert len({held.task_id, judged.task_id, skipped.task_id}) == 3
-    assert assignment_claim_next(reviewer=reviewer, campaign=campaign) is None
+    assert claim_next(reviewer=reviewer, campaign=campaign) is None
 
 
 def test_it_serves_tasks_nearest_to_completion_first(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(3), overlap=3)
-    first = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    first = claim_next(reviewer=reviewers[0], campaign=campaign)
     # Another reviewer gets the task someone already started, not a fresh one.
-    assert assignment_claim_next(reviewer=reviewers[1], campaign=campaign).task_id == first.task_id
+    assert claim_next(reviewer=reviewers[1], campaign=campaign).task_id == first.task_id
 
 
 def test_it_returns_expired_leases_to_the_pool(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(1), overlap=1)
-    lapsed = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
-    assert assignment_claim_next(reviewer=reviewers[1], campaign=campaign) is None
+    lapsed = claim_next(reviewer=reviewers[0], campaign=campaign)
+    assert claim_next(reviewer=reviewers[1], campaign=campaign) is None
     Assignment.objects.filter(pk=lapsed.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    retaken = assignment_claim_next(reviewer=reviewers[1], campaign=campaign)
+    retaken = claim_next(reviewer=reviewers[1], campaign=campaign)
     assert retaken.task_id == lapsed.task_id
     lapsed.refresh_from_db()
     assert lapsed.state == AssignmentState.EXPIRED
@@ -86,15 +85,15 @@ def test_it_returns_expired_leases_to_the_pool(manager, reviewers):
 
 def test_it_lets_a_reviewer_take_back_a_task_whose_lease_they_let_lapse(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(1), overlap=1)
-    lapsed = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    lapsed = claim_next(reviewer=reviewers[0], campaign=campaign)
     Assignment.objects.filter(pk=lapsed.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    again = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    again = claim_next(reviewer=reviewers[0], campaign=campaign)
     assert again.pk == lapsed.pk and again.state == AssignmentState.ACTIVE
 
 
 def test_it_expires_only_lapsed_leases(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(2), overlap=1)
-    assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    claim_next(reviewer=reviewers[0], campaign=campaign)
     assert assignments_expire() == 0
     assert assignments_expire(now=timezone.now() + timedelta(seconds=campaign.lease_seconds + 1)) == 1
 
@@ -102,7 +101,7 @@ def test_it_expires_only_lapsed_leases(manager, reviewers):
 def test_it_records_a_random_response_order_per_assignment(manager, make_user):
     many = [make_user(f"x{i}", role=Role.REVIEWER) for i in range(12)]
     campaign = make_campaign(manager=manager, reviewers=many, tasks=pairwise_rows(1), overlap=12)
-    orders = {tuple(assignment_claim_next(reviewer=r, campaign=campaign).shown_order) for r in many}
+    orders = {tuple(claim_next(reviewer=r, campaign=campaign).shown_order) for r in many}
     assert len(orders) == 2  # both orders occur among 12 reviewers (fails with probability 2/4096)
     assert set(next(iter(orders))) == set(Task.objects.get().responses.values_list("pk", flat=True))
 
@@ -115,7 +114,7 @@ def test_it_mixes_in_gold_at_the_campaign_rate_and_shows_gold_to_every_reviewer(
     gold_seen = {}
     for reviewer in reviewers[:2]:
         tasks = []
-        while (claimed := assignment_claim_next(reviewer=reviewer, campaign=campaign, rng=rng)) is not None:
+        while (claimed := claim_next(reviewer=reviewer, campaign=campaign, rng=rng)) is not None:
             tasks.append(claimed.task)
             submit(reviewer, claimed)
         gold_seen[reviewer.pk] = sorted(t.external_id for t in tasks if t.is_gold)
@@ -134,9 +133,9 @@ def test_it_sends_nothing_that_tells_gold_or_models_apart(manager, reviewers):
         gold_rate=0.5,
     )  # fmt: skip
     # A campaign with only gold tasks hands out nothing: gold alone would give itself away.
-    assert assignment_claim_next(reviewer=reviewers[0], campaign=campaign, rng=random.Random(0)) is None
+    assert claim_next(reviewer=reviewers[0], campaign=campaign, rng=random.Random(0)) is None
     Task.objects.update(is_gold=False)
-    payload = assignment_payload(assignment_claim_next(reviewer=reviewers[0], campaign=campaign))
+    payload = assignment_payload(claim_next(reviewer=reviewers[0], campaign=campaign))
     text = str(payload)
     assert "gpt-x" not in text and "secret" not in text and "preferred" not in text and "'g'" not in text
     assert set(payload) == {"assignment_id", "lease_expires_at", "prompt", "responses", "previous_answers"}
@@ -144,18 +143,18 @@ def test_it_sends_nothing_that_tells_gold_or_models_apart(manager, reviewers):
 
 def test_it_skips_tasks_without_enough_responses(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=[{"id": "p", "prompt": "generate me"}])
-    assert assignment_claim_next(reviewer=reviewers[0], campaign=campaign) is None
+    assert claim_next(reviewer=reviewers[0], campaign=campaign) is None
 
 
 def test_it_records_skips_with_a_reason_and_frees_the_slot(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(1), overlap=1)
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     with pytest.raises(LabelingError, match="Say why"):
         assignment_skip(reviewer=reviewers[0], assignment_id=assignment.pk, reason=" ")
     skipped = assignment_skip(reviewer=reviewers[0], assignment_id=assignment.pk, reason="Offensive prompt")
     assert (skipped.state, skipped.skip_reason) == (AssignmentState.SKIPPED, "Offensive prompt")
     assert Task.objects.get().slots_taken == 0
-    assert assignment_claim_next(reviewer=reviewers[1], campaign=campaign) is not None
+    assert claim_next(reviewer=reviewers[1], campaign=campaign) is not None
     with pytest.raises(Conflict):
         assignment_skip(reviewer=reviewers[0], assignment_id=assignment.pk, reason="again")
     with pytest.raises(NotFound):

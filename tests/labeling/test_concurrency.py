@@ -8,10 +8,9 @@ import pytest
 from django.db import connection, connections
 
 from labeling.models import Assignment, Judgement, Task
-from labeling.services.assignment import assignment_claim_next
 from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role
-from tests.labeling.factories import make_campaign, pairwise_rows
+from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 
 TASKS = 300
 OVERLAP = 3
@@ -31,7 +30,7 @@ def test_it_gives_every_task_exactly_overlap_judgements_under_concurrency(manage
     def review(reviewer) -> None:
         try:
             start.wait()
-            while (assignment := assignment_claim_next(reviewer=reviewer, campaign=campaign)) is not None:
+            while (assignment := claim_next(reviewer=reviewer, campaign=campaign)) is not None:
                 outcome = judgement_submit(
                     reviewer=reviewer,
                     assignment_id=assignment.pk,

@@ -6,10 +6,9 @@ from django.utils import timezone
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, LeaseLost, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Task
 from labeling.selectors import assignment_payload, reviewer_progress
-from labeling.services.assignment import assignment_claim_next
 from labeling.services.judgements import judgement_submit, judgement_undo_last
 from rlhf_platform.roles import Role
-from tests.labeling.factories import make_campaign, pairwise_rows
+from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def submit(reviewer, assignment, submission_id="0f9a1c7e-0001", **overrides):
 
 
 def test_it_records_a_judgement_with_the_shown_order(campaign, reviewers):
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     outcome = submit(reviewers[0], assignment)
     judgement = outcome.judgement
     assert outcome.created
@@ -50,7 +49,7 @@ def test_it_records_a_judgement_with_the_shown_order(campaign, reviewers):
 
 
 def test_it_is_idempotent_by_client_submission_id(campaign, reviewers):
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     first = submit(reviewers[0], assignment)
     retry = submit(reviewers[0], assignment)
     assert not retry.created and retry.judgement.pk == first.judgement.pk
@@ -59,21 +58,21 @@ def test_it_is_idempotent_by_client_submission_id(campaign, reviewers):
 
 
 def test_it_refuses_a_reused_submission_id_on_another_task(campaign, reviewers):
-    submit(reviewers[0], assignment_claim_next(reviewer=reviewers[0], campaign=campaign))
-    other = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    submit(reviewers[0], claim_next(reviewer=reviewers[0], campaign=campaign))
+    other = claim_next(reviewer=reviewers[0], campaign=campaign)
     with pytest.raises(Conflict, match="already used"):
         submit(reviewers[0], other)
 
 
 def test_it_refuses_a_second_submission_with_a_new_id(campaign, reviewers):
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     submit(reviewers[0], assignment)
     with pytest.raises(Conflict, match="already submitted"):
         submit(reviewers[0], assignment, submission_id="another-submission")
 
 
 def test_it_returns_field_errors_and_writes_nothing(campaign, reviewers):
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     with pytest.raises(LabelingError) as caught:
         submit(reviewers[0], assignment, answers={"preference": {"winner": 999999, "strength": 1}})
     assert caught.value.errors == {
@@ -90,13 +89,13 @@ def test_it_returns_field_errors_and_writes_nothing(campaign, reviewers):
 
 
 def test_it_hides_other_reviewers_assignments(campaign, reviewers):
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     with pytest.raises(NotFound):
         submit(reviewers[1], assignment)
 
 
 def test_it_keeps_a_late_answer_when_the_task_still_has_room(campaign, reviewers):
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.EXPIRED)
     Task.objects.filter(pk=assignment.task_id).update(slots_taken=0)
     assert submit(reviewers[0], assignment).created
@@ -105,9 +104,9 @@ def test_it_keeps_a_late_answer_when_the_task_still_has_room(campaign, reviewers
 
 def test_it_rejects_an_answer_after_the_lease_was_lost(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(1), overlap=1)
-    lapsed = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    lapsed = claim_next(reviewer=reviewers[0], campaign=campaign)
     Assignment.objects.filter(pk=lapsed.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
-    taker = assignment_claim_next(reviewer=reviewers[1], campaign=campaign)
+    taker = claim_next(reviewer=reviewers[1], campaign=campaign)
     submit(reviewers[1], taker, submission_id="taker-submission")
     with pytest.raises(LeaseLost, match="expired and other reviewers have since completed it"):
         submit(reviewers[0], lapsed)
@@ -115,14 +114,14 @@ def test_it_rejects_an_answer_after_the_lease_was_lost(manager, reviewers):
 
 
 def test_it_refuses_answers_for_a_closed_campaign(campaign, reviewers):
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.CLOSED)
     with pytest.raises(CampaignNotActive):
         submit(reviewers[0], assignment)
 
 
 def test_it_undoes_the_last_submission_and_hands_the_task_back(campaign, reviewers):
-    assignment = assignment_claim_next(reviewer=reviewers[0], campaign=campaign)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
     first = submit(reviewers[0], assignment).judgement
     reopened = judgement_undo_last(reviewer=reviewers[0], campaign=campaign)
     assert reopened.pk == assignment.pk and reopened.state == AssignmentState.ACTIVE
@@ -140,7 +139,7 @@ def test_it_undoes_the_last_submission_and_hands_the_task_back(campaign, reviewe
 def test_it_refuses_to_undo_when_there_is_nothing_or_it_is_too_old(campaign, reviewers):
     with pytest.raises(Conflict, match="nothing to undo"):
         judgement_undo_last(reviewer=reviewers[0], campaign=campaign)
-    submit(reviewers[0], assignment_claim_next(reviewer=reviewers[0], campaign=campaign))
+    submit(reviewers[0], claim_next(reviewer=reviewers[0], campaign=campaign))
     Judgement.objects.update(submitted_at=timezone.now() - timedelta(seconds=campaign.lease_seconds + 1))
     with pytest.raises(Conflict, match="too old"):
         judgement_undo_last(reviewer=reviewers[0], campaign=campaign)
@@ -148,5 +147,5 @@ def test_it_refuses_to_undo_when_there_is_nothing_or_it_is_too_old(campaign, rev
 
 def test_it_counts_progress_for_the_reviewer(campaign, reviewers):
     assert reviewer_progress(reviewer=reviewers[0], campaign=campaign) == {"done_today": 0, "left_in_campaign": 6}
-    submit(reviewers[0], assignment_claim_next(reviewer=reviewers[0], campaign=campaign))
+    submit(reviewers[0], claim_next(reviewer=reviewers[0], campaign=campaign))
     assert reviewer_progress(reviewer=reviewers[0], campaign=campaign) == {"done_today": 1, "left_in_campaign": 5}

@@ -16,10 +16,9 @@ from labeling.charts import hour_chart
 from labeling.forms import SCHEMA_PRESETS
 from labeling.models import Assignment, Campaign, CampaignStatus, Judgement, Project, Response, Task
 from labeling.schema import parse_question_schema
-from labeling.services.assignment import assignment_claim_next
 from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role
-from tests.labeling.factories import jsonl, make_campaign, pairwise_rows
+from tests.labeling.factories import claim_next, jsonl, make_campaign, pairwise_rows
 
 MINIMAL_SCHEMA = {"questions": [{"id": "preference", "type": "pairwise"}]}
 GET_PAGES = [
@@ -64,7 +63,7 @@ def upload(name: str, content: bytes) -> SimpleUploadedFile:
 
 
 def judge(campaign: Campaign, reviewer, submission: str) -> Judgement:
-    assignment = assignment_claim_next(reviewer=reviewer, campaign=campaign)
+    assignment = claim_next(reviewer=reviewer, campaign=campaign)
     answers = {"preference": {"winner": assignment.shown_order[0], "strength": 1}}
     return judgement_submit(
         reviewer=reviewer,
