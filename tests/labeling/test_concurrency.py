@@ -14,7 +14,7 @@ from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 
 TASKS = 300
 OVERLAP = 3
-REVIEWERS = 10
+REVIEWERS = 8  # below the connection pool size (10), so no thread waits for a connection
 
 
 @pytest.mark.django_db(transaction=True)
