@@ -41,7 +41,11 @@ _random = random.SystemRandom()
 
 def campaign_for_reviewer(*, reviewer: AbstractBaseUser, campaign_id: int) -> Campaign:
     """The campaign if the reviewer belongs to its pool; otherwise it does not exist for them."""
-    campaign = Campaign.objects.filter(pk=campaign_id, reviewers=reviewer).first()
+    campaign = (
+        Campaign.objects.filter(pk=campaign_id, reviewers=reviewer)
+        .only("pk", "slug", "name", "status", "question_schema", "overlap", "lease_seconds", "gold_rate")
+        .first()
+    )
     if campaign is None:
         raise NotFound("No such campaign.")
     return campaign
@@ -55,7 +59,8 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     transaction when there is one.
     """
     now = now or timezone.now()
-    with transaction.atomic():
+    # Inside the claim's transaction no savepoint is needed: a failure here fails the claim.
+    with transaction.atomic(savepoint=False):
         lapsed = list(
             _lock(Assignment.objects.filter(state=AssignmentState.ACTIVE, lease_expires_at__lt=now)).values_list(
                 "pk", "task_id"
@@ -83,7 +88,7 @@ def _open_tasks(campaign: Campaign, reviewer: AbstractBaseUser) -> QuerySet[Task
     Each row carries ``lapsed_assignment``: the reviewer's expired assignment of that task,
     if any, which the claim reuses (one assignment per reviewer and task).
     """
-    mine = Assignment.objects.filter(task=OuterRef("pk"), reviewer=reviewer)
+    mine = Assignment.objects.filter(task=OuterRef("pk"), reviewer=reviewer).order_by()
     return (
         Task.objects.filter(campaign=campaign, response_count__gte=2)
         .exclude(Exists(mine.exclude(state=AssignmentState.EXPIRED)))
