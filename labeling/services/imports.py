@@ -38,7 +38,6 @@ MAX_REPORTED_ERRORS = 20
 MAX_TEXT_CHARS = 200_000
 MAX_RESPONSES = 16
 MESSAGE_ROLES = ("system", "user", "assistant")
-DEFAULT_MAX_IMPORT_BYTES = 512 * 1024 * 1024
 
 
 class ImportRejected(LabelingError):
@@ -79,7 +78,7 @@ def format_from_name(name: str) -> str:
 
 
 def max_import_bytes() -> int:
-    return getattr(settings, "LABELING_IMPORT_MAX_BYTES", DEFAULT_MAX_IMPORT_BYTES)
+    return settings.LABELING_IMPORT_MAX_BYTES
 
 
 # --- reading -------------------------------------------------------------------------------
