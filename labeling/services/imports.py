@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 
 from labeling.errors import LabelingError
@@ -301,19 +301,21 @@ def _insert_rows(model: type[models.Model], names: tuple[str, ...], rows: list[t
     per row; this writes the same SQL directly. Values go through each field's
     ``get_db_prep_save`` so they are stored exactly as the ORM would store them.
     """
+    # The connection itself, not the ``django.db.connection`` proxy: the proxy looks it up
+    # again on every attribute access, which adds up over hundreds of thousands of values.
+    db = connections[router.db_for_write(model)]
     fields = [model._meta.get_field(name) for name in names]
     columns = [field.column for field in fields]
-    quote = connection.ops.quote_name
+    quote = db.ops.quote_name
     prepared = [
-        tuple(field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True))
-        for row in rows
+        tuple(field.get_db_prep_save(value, db) for field, value in zip(fields, row, strict=True)) for row in rows
     ]
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
     # Identifiers come from the model and are quoted; every value is a parameter.
     head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "  # noqa: S608
-    per_statement = max(1, (connection.features.max_query_params or 10_000) // len(columns))
+    per_statement = max(1, (db.features.max_query_params or 10_000) // len(columns))
     ids: list[int] = []
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         for start in range(0, len(prepared), per_statement):
             chunk = prepared[start : start + per_statement]
             sql = head + ", ".join([row_sql] * len(chunk))
