@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -72,6 +72,17 @@ def judgement_submit(
     client_submission_id = _check_submission_id(client_submission_id)
     if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or time_spent_ms < 0:
         raise LabelingError("time_spent_ms must be a non-negative integer.", {"time_spent_ms": "Must be >= 0."})
+    try:
+        return _submit(reviewer, assignment_id, answers, client_submission_id, time_spent_ms)
+    except IntegrityError:
+        # The (reviewer, client_submission_id) constraint: the id named another submission,
+        # and the whole transaction was rolled back.
+        raise Conflict("This client submission id was already used for another answer.") from None
+
+
+def _submit(
+    reviewer: AbstractBaseUser, assignment_id: int, answers: Any, client_submission_id: str, time_spent_ms: int
+) -> SubmitOutcome:
     now = timezone.now()
     with transaction.atomic():
         # Only the assignment row is locked (of=self): locking the joined campaign row too
@@ -85,11 +96,13 @@ def judgement_submit(
         )
         if assignment is None:
             raise NotFound("No such assignment.")
-        earlier = Judgement.objects.filter(reviewer=reviewer, client_submission_id=client_submission_id).first()
-        if earlier is not None:
-            if earlier.assignment_id != assignment.pk:
-                raise Conflict("This client submission id was already used for another task.")
-            return SubmitOutcome(earlier, created=False)
+        if assignment.state == AssignmentState.SUBMITTED:
+            # A retry of the submission that got here first answers with the same judgement.
+            earlier = Judgement.objects.filter(
+                assignment=assignment, reviewer=reviewer, client_submission_id=client_submission_id
+            ).first()
+            if earlier is not None:
+                return SubmitOutcome(earlier, created=False)
         task, campaign = assignment.task, assignment.task.campaign
         if campaign.status == CampaignStatus.CLOSED:
             raise CampaignNotActive("The campaign is closed; it takes no more answers.")
