@@ -22,11 +22,6 @@ class Role(StrEnum):
         return self.value.removesuffix("s")
 
 
-def remember_role_groups(user: AbstractBaseUser, names: set[str]) -> None:
-    """Record the user's role groups, read by the caller with the user, for this request."""
-    user._role_group_names = frozenset(names)
-
-
 def _group_names(user: AbstractBaseUser) -> frozenset[str]:
     # Cached on the user object: a page asks about roles several times per request.
     cached = getattr(user, "_role_group_names", None)
