@@ -77,3 +77,9 @@ def test_it_requires_csrf_for_session_authenticated_writes(reviewer):
     response = client.post(reverse("api-me"), {})
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
+
+
+def test_it_refuses_the_token_of_an_inactive_user(api_client, make_user):
+    token = Token.objects.create(user=make_user("gone", is_active=False))
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert api_client.get(reverse("api-me")).status_code == 401
