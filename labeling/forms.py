@@ -21,13 +21,13 @@ SCHEMA_PRESETS: dict[str, dict[str, Any]] = {
                 "allow_tie": True,
                 "allow_both_bad": True,
             },
-            {"id": "rationale", "type": "text", "label": "Why? (optional)", "required": False, "max_length": 2000},
+            {"id": "rationale", "type": "text", "label": "Why?", "required": False, "max_length": 2000},
         ]
     },
     "Ranking of K": {
         "questions": [
             {"id": "ranking", "type": "ranking", "label": "Rank the responses, best first", "allow_ties": False},
-            {"id": "rationale", "type": "text", "label": "Why? (optional)", "required": False, "max_length": 2000},
+            {"id": "rationale", "type": "text", "label": "Why?", "required": False, "max_length": 2000},
         ]
     },
     "Likert HHH + flags": {
@@ -61,6 +61,7 @@ SCHEMA_PRESETS: dict[str, dict[str, Any]] = {
                 "id": "rewrite",
                 "type": "rewrite",
                 "label": "Pick the response closest to ideal and rewrite it",
+                "required": True,
                 "max_length": 8000,
             },
         ]

@@ -301,6 +301,8 @@ def parse_question_schema(raw: Any) -> QuestionSchema:
         errors.add("questions", "ask at most one pairwise or ranking question per campaign")
     if questions and not any(q.type in ("pairwise", "ranking", "likert", "rewrite") for q in questions):
         errors.add("questions", "include a pairwise, ranking, likert or rewrite question: it is what datasets use")
+    if questions and not any(q.required for q in questions):
+        errors.add("questions", "make at least one question required, or a judgement could be empty")
     if errors.errors:
         raise SchemaError(errors.errors)
     return QuestionSchema(tuple(questions))

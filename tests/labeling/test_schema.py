@@ -54,6 +54,7 @@ def test_it_round_trips_through_its_canonical_json():
         ({"questions": [{"id": "q", "type": "pairwise"}, {"id": "r", "type": "ranking"}]}, "questions", "at most one"),
         ({"questions": [{"id": "q", "type": "text"}]}, "questions", "include a pairwise"),
         ({"questions": [{"id": "q", "type": "ranking", "allow_ties": "yes"}]}, "questions[0].allow_ties", "true or false"),
+        ({"questions": [{"id": "q", "type": "rewrite"}, {"id": "f", "type": "flags"}]}, "questions", "at least one question required"),
     ],
 )  # fmt: skip
 def test_it_names_the_field_of_each_schema_error(raw, path, fragment):
