@@ -25,14 +25,20 @@ STATUS_TRANSITIONS = {
 CAMPAIGN_FIELDS = ("name", "slug", "question_schema", "guidelines", "overlap", "lease_seconds", "gold_rate")
 
 
+# Words that are page addresses under /manage/campaigns/ and /manage/projects/.
+RESERVED_SLUGS = {"new"}
+
+
 def _unique_slug(model: type, wanted: str, name: str) -> str:
     slug = slugify(wanted or name)[:90]
     if not slug:
         raise LabelingError("Give a name with letters or digits.", {"name": "Needs letters or digits."})
+    if wanted and slug in RESERVED_SLUGS:
+        raise LabelingError("That slug is reserved.", {"slug": f"{slug!r} is a page address; choose another."})
     if wanted and model.objects.filter(slug=slug).exists():
         raise LabelingError("That slug is taken.", {"slug": f"{slug!r} is already used."})
     candidate, suffix = slug, 2
-    while model.objects.filter(slug=candidate).exists():
+    while candidate in RESERVED_SLUGS or model.objects.filter(slug=candidate).exists():
         candidate, suffix = f"{slug}-{suffix}", suffix + 1
     return candidate
 

@@ -29,7 +29,7 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 
 from labeling.errors import LabelingError
-from labeling.models import Campaign, Response, Task
+from labeling.models import Campaign, CampaignStatus, Response, Task
 from labeling.schema import QuestionSchema
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -373,6 +373,8 @@ def _write_batch(campaign: Campaign, rows: list[TaskRow]) -> None:
 
 def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, size: int | None = None) -> ImportResult:
     """Import every row of ``stream`` into ``campaign``, or nothing (raises ``ImportRejected``)."""
+    if campaign.status == CampaignStatus.CLOSED:
+        raise ImportRejected("The campaign is closed; it takes no more tasks.")
     if file_format not in FORMATS:
         raise ImportRejected(f"Unknown format {file_format!r}: use one of {', '.join(FORMATS)}.")
     limit = max_import_bytes()

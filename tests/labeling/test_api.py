@@ -220,3 +220,18 @@ def test_it_lets_managers_set_up_a_campaign_end_to_end(manager, members):
     assert renamed.json()["name"] == "Round one" and renamed.json()["overlap"] == 3
     assert api.delete(f"/api/campaigns/{campaign_id}/").status_code == 409
     assert api.delete(f"/api/projects/{project['id']}/").status_code == 409
+
+
+def test_it_keeps_page_addresses_out_of_slugs(manager):
+    api = client_for(manager)
+    project = api.post("/api/projects/", {"name": "P"}).json()
+    reserved = api.post(
+        "/api/campaigns/",
+        {"project": project["id"], "name": "x", "slug": "new", "question_schema": PAIRWISE_SCHEMA},
+        format="json",
+    )
+    assert reserved.status_code == 400 and "slug" in reserved.json()["errors"]
+    named_new = api.post(
+        "/api/campaigns/", {"project": project["id"], "name": "New", "question_schema": PAIRWISE_SCHEMA}, format="json"
+    )
+    assert named_new.json()["slug"] == "new-2"

@@ -185,3 +185,11 @@ def test_it_fails_on_the_command_line_with_the_line_number(campaign, tmp_path):
     (tmp_path / "x.txt").write_text("prompt")
     with pytest.raises(CommandError, match="Cannot tell the format"):
         call_command("import_tasks", str(tmp_path / "x.txt"), "--campaign", campaign.slug)
+
+
+def test_it_refuses_imports_into_a_closed_campaign(manager):
+    from labeling.models import CampaignStatus
+
+    campaign = make_campaign(manager=manager, status=CampaignStatus.CLOSED)
+    with pytest.raises(ImportRejected, match="closed"):
+        import_rows(campaign, pairwise_rows(1))
