@@ -32,8 +32,11 @@ class CampaignAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "project", "status", "overlap", "gold_rate", "created_at"]
     list_filter = ["status", "project"]
     search_fields = ["name", "slug", "project__name"]
-    # Status moves and question changes have rules; they go through the manager pages.
-    readonly_fields = ["status", "question_schema", "created_by", "created_at", "updated_at"]
+    # Status moves, questions and the assignment settings have rules (campaign_update checks
+    # their ranges); they change on the manager pages.
+    readonly_fields = [
+        "status", "question_schema", "overlap", "lease_seconds", "gold_rate", "created_by", "created_at", "updated_at",
+    ]  # fmt: skip
     filter_horizontal = ["reviewers"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
