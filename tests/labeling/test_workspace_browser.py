@@ -190,3 +190,23 @@ def test_it_tells_the_reviewer_when_nothing_is_left(manager, reviewer_user, sign
     page.keyboard.press("Control+Enter")
     expect(page.locator("#ws-done")).to_be_visible()
     wait_for_judgements(1)
+
+
+def test_it_needs_the_ranking_touched_or_kept_before_submitting(manager, reviewer_user, signed_in_page, live_server):
+    campaign = make_campaign(
+        manager=manager,
+        reviewers=[reviewer_user],
+        schema=RANKING_SCHEMA,
+        tasks=[{"prompt": "Rank these", "responses": ["one", "two", "three"]}],
+    )
+    page = open_workspace(signed_in_page("rita"), live_server, campaign)
+    shown = shown_ids(page)
+    page.keyboard.press("Control+Enter")
+    expect(page.locator('[data-error-for="rank"]')).to_contain_text("Put the responses in order")
+    page.keyboard.press("o")  # keep the order as shown
+    page.reload()
+    page.wait_for_selector(".response-card")
+    expect(page.locator(".question-ranking .hint")).to_contain_text("Order recorded")
+    page.keyboard.press("Control+Enter")
+    (judgement,) = wait_for_judgements(1)
+    assert judgement.answers["rank"] == {"order": [[i] for i in shown]}
