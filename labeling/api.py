@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -132,13 +131,22 @@ class ProjectDetailApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         return Response(ProjectSerializer(get_object_or_404(Project, pk=project_id)).data)
 
+    class UpdateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        description = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(request=UpdateSerializer, responses={200: ProjectSerializer, **ERRORS}, tags=["projects"])
+    def patch(self, request: Request, project_id: int) -> Response:
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = campaign_services.project_update(
+            project=get_object_or_404(Project, pk=project_id), **data.validated_data
+        )
+        return Response(ProjectSerializer(project).data)
+
     @extend_schema(responses={204: None, **ERRORS}, tags=["projects"])
     def delete(self, request: Request, project_id: int) -> Response:
-        project = get_object_or_404(Project, pk=project_id)
-        try:
-            project.delete()
-        except ProtectedError:
-            raise Conflict("Delete or move the project's campaigns first.") from None
+        campaign_services.project_delete(project=get_object_or_404(Project, pk=project_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

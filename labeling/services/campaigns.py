@@ -58,6 +58,30 @@ def project_create(*, name: str, created_by: AbstractBaseUser, slug: str = "", d
         raise LabelingError("That slug is taken.", {"slug": "Already used."}) from None
 
 
+@transaction.atomic
+def project_update(*, project: Project, name: str | None = None, description: str | None = None) -> Project:
+    """Rename or re-describe a project; its slug stays, since addresses and exports use it."""
+    changed = []
+    if name is not None:
+        if not name.strip():
+            raise LabelingError("A project needs a name.", {"name": "This field is required."})
+        project.name = name.strip()[:200]
+        changed.append("name")
+    if description is not None:
+        project.description = description
+        changed.append("description")
+    if changed:
+        project.save(update_fields=changed)
+    return project
+
+
+def project_delete(*, project: Project) -> None:
+    """Delete an empty project; one with campaigns keeps them (and their judgements) safe."""
+    if project.campaigns.exists():
+        raise Conflict("Delete or move the project's campaigns first.")
+    project.delete()
+
+
 def _clean_campaign_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Check the editable campaign fields; raises ``LabelingError`` with every field error."""
     errors: dict[str, str] = {}

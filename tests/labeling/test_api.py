@@ -235,3 +235,13 @@ def test_it_keeps_page_addresses_out_of_slugs(manager):
         "/api/campaigns/", {"project": project["id"], "name": "New", "question_schema": PAIRWISE_SCHEMA}, format="json"
     )
     assert named_new.json()["slug"] == "new-2"
+
+
+def test_it_lets_managers_rename_and_delete_empty_projects(manager):
+    api = client_for(manager)
+    project = api.post("/api/projects/", {"name": "Draft"}).json()
+    renamed = api.patch(f"/api/projects/{project['id']}/", {"name": "Chat v2", "description": "Second pass"})
+    assert renamed.json()["name"] == "Chat v2" and renamed.json()["slug"] == "draft"
+    assert api.patch(f"/api/projects/{project['id']}/", {"name": " "}).status_code == 400
+    assert api.delete(f"/api/projects/{project['id']}/").status_code == 204
+    assert api.get(f"/api/projects/{project['id']}/").status_code == 404
