@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import selectors
-from labeling.errors import Conflict
 from labeling.models import Campaign, CampaignStatus, Project
 from labeling.rendering import render_markdown
 from labeling.services import campaigns as campaign_services
@@ -216,10 +215,7 @@ class CampaignDetailApi(APIView):
     def delete(self, request: Request, campaign_id: int) -> Response:
         if not user_is_manager(request.user):
             self.permission_denied(request, message=IsManager.message)
-        campaign = _campaign_for_manager(campaign_id)
-        if campaign.status != CampaignStatus.DRAFT or campaign.tasks.filter(judgement_count__gt=0).exists():
-            raise Conflict("Only a draft campaign without judgements can be deleted; close it instead.")
-        campaign.delete()
+        campaign_services.campaign_delete(campaign=_campaign_for_manager(campaign_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -148,6 +148,13 @@ def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
     return campaign
 
 
+def campaign_delete(*, campaign: Campaign) -> None:
+    """Delete a draft campaign with no judgements; anything else is closed instead, keeping its data."""
+    if campaign.status != CampaignStatus.DRAFT or campaign.tasks.filter(judgement_count__gt=0).exists():
+        raise Conflict("Only a draft campaign without judgements can be deleted; close it instead.")
+    campaign.delete()
+
+
 def _schema_conflict_with_tasks(campaign: Campaign, question_schema: dict[str, Any]) -> str | None:
     schema = parse_question_schema(question_schema)
     counts = campaign.tasks.filter(response_count__gt=0).values_list("response_count", flat=True).distinct()
