@@ -245,3 +245,10 @@ def test_it_lets_managers_rename_and_delete_empty_projects(manager):
     assert api.patch(f"/api/projects/{project['id']}/", {"name": " "}).status_code == 400
     assert api.delete(f"/api/projects/{project['id']}/").status_code == 204
     assert api.get(f"/api/projects/{project['id']}/").status_code == 404
+
+
+def test_it_deletes_a_draft_campaign_without_judgements(manager):
+    campaign = make_campaign(manager=manager, tasks=pairwise_rows(2), status=CampaignStatus.DRAFT)
+    api = client_for(manager)
+    assert api.delete(f"/api/campaigns/{campaign.pk}/").status_code == 204
+    assert Task.objects.count() == 0
