@@ -7,6 +7,8 @@ judgement services inside the same transaction as the change they count.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -169,3 +171,31 @@ class Judgement(models.Model):
 
     def __str__(self) -> str:
         return f"judgement {self.pk} by {self.reviewer} on task {self.task_id}"
+
+
+class PreferenceDataset(models.Model):
+    """An immutable snapshot of aggregated preferences, stored as JSONL under ``DATASETS_DIR``.
+
+    Rebuilding from the same judgements with the same parameters gives the same ``content_hash``
+    (and the existing snapshot). Raw judgements are never changed by a build.
+    """
+
+    name = models.CharField(max_length=200)
+    campaigns = models.ManyToManyField(Campaign, related_name="datasets")
+    method = models.CharField(max_length=20)
+    parameters = models.JSONField(help_text="Every build parameter, as used.")
+    content_hash = models.CharField(max_length=64, unique=True)
+    counts = models.JSONField(help_text="Pairs, prompts, splits, and verdicts dropped per reason.")
+    file_name = models.CharField(max_length=100, help_text="The JSONL file under DATASETS_DIR.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.content_hash[:10]})"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.DATASETS_DIR) / self.file_name

@@ -147,6 +147,8 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Preference dataset snapshots (immutable JSONL files named by their content hash).
+DATASETS_DIR = VAR_DIR / "datasets"
 # Largest task file an import accepts (upload, API or command line).
 LABELING_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 512, minimum=1) * 2**20
 # Uploads above this size are streamed to a temporary file instead of memory.

@@ -1,0 +1,203 @@
+"""Preference dataset snapshots: build from real judgements, filters, hashing, and every export format."""
+
+import json
+import uuid
+
+import datasets as hf_datasets
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import CommandError, call_command
+
+from labeling.datasets import BuildParams, DatasetError
+from labeling.errors import LabelingError
+from labeling.models import PreferenceDataset
+from labeling.services.datasets import dataset_build, dataset_export
+from labeling.services.judgements import judgement_submit
+from rlhf_platform.roles import Role
+from tests.labeling.factories import RANKING_SCHEMA, claim_next, make_campaign
+
+SCHEMA = {
+    "questions": [
+        {"id": "preference", "type": "pairwise", "allow_both_bad": True},
+        {"id": "flags", "type": "flags"},
+    ]
+}
+
+
+@pytest.fixture(autouse=True)
+def datasets_dir(settings, tmp_path):
+    settings.DATASETS_DIR = tmp_path / "datasets"
+
+
+@pytest.fixture
+def reviewers(make_user):
+    return [make_user(f"r{i}", role=Role.REVIEWER) for i in range(3)]
+
+
+def review(reviewer, campaign, choose, **extra):
+    """The reviewer answers every task left for them; ``choose(task, responses)`` returns the winner's text."""
+    while (assignment := claim_next(reviewer=reviewer, campaign=campaign)) is not None:
+        texts = dict(assignment.task.responses.values_list("pk", "text"))
+        winner_text = choose(assignment.task, texts)
+        winner = next((pk for pk, text in texts.items() if text == winner_text), None)
+        answers = {"preference": {"winner": winner, "strength": 2 if winner else 0}}
+        answers.update(extra.get("answers", lambda texts: {})(texts))
+        judgement_submit(
+            reviewer=reviewer,
+            assignment_id=assignment.pk,
+            answers=answers,
+            client_submission_id=str(uuid.uuid4()),
+            time_spent_ms=1000,
+        )
+
+
+def good_first(task, texts):
+    return next(t for t in texts.values() if t.startswith("good"))
+
+
+@pytest.fixture
+def campaign(manager, reviewers):
+    rows = [{"id": f"p{i}", "prompt": f"Question {i}", "responses": [f"bad {i}", f"good {i}"]} for i in range(6)]
+    campaign = make_campaign(manager=manager, reviewers=reviewers, schema=SCHEMA, tasks=rows, overlap=3)
+    for reviewer in reviewers[:2]:
+        review(reviewer, campaign, good_first)
+    review(reviewers[2], campaign, lambda task, texts: next(t for t in texts.values() if t.startswith("bad")))
+    return campaign
+
+
+def read(dataset):
+    return [json.loads(line) for line in dataset.path.read_text().splitlines()]
+
+
+def test_it_builds_trl_rows_from_the_majority_of_reviewers(campaign, manager):
+    dataset, created = dataset_build(campaigns=[campaign], params=BuildParams(method="majority"), created_by=manager)
+    assert created
+    rows = read(dataset)
+    assert len(rows) == 6 == dataset.counts["pairs"] and dataset.counts["prompts"] == 6
+    row = rows[0]
+    assert row["prompt"] == "Question 0" and row["chosen"] == "good 0" and row["rejected"] == "bad 0"
+    assert (row["n_votes"], row["agreement"], row["group_id"], row["split"]) == (3, pytest.approx(2 / 3), "p0", "train")
+    assert row["margin"] > 0 and row["confidence"] == pytest.approx(2 / 3)
+    assert set(row) >= {"chosen_model", "rejected_model", "task_id", "margin", "confidence", "n_votes", "agreement"}
+    assert dataset.parameters["method"] == "majority" and list(dataset.campaigns.all()) == [campaign]
+
+
+def test_it_finds_the_same_snapshot_for_the_same_inputs(campaign, manager):
+    first, _ = dataset_build(campaigns=[campaign], params=BuildParams(), created_by=manager)
+    again, created = dataset_build(campaigns=[campaign], params=BuildParams(), created_by=manager)
+    assert not created and again.pk == first.pk
+    other, created = dataset_build(campaigns=[campaign], params=BuildParams(min_votes=2), created_by=manager)
+    assert created and other.content_hash != first.content_hash
+
+
+def test_it_filters_by_agreement_and_says_why(campaign, manager):
+    with pytest.raises(LabelingError, match=r"Every pair was filtered out \(6 low agreement\)"):
+        dataset_build(
+            campaigns=[campaign], params=BuildParams(method="majority", min_agreement=0.9), created_by=manager
+        )
+    assert PreferenceDataset.objects.count() == 0
+
+
+def test_it_leaves_out_excluded_reviewers(campaign, manager, reviewers):
+    params = BuildParams(method="majority", exclude_reviewers=(reviewers[2].pk,))
+    dataset, _ = dataset_build(campaigns=[campaign], params=params, created_by=manager)
+    assert {row["agreement"] for row in read(dataset)} == {1.0}
+    assert {row["n_votes"] for row in read(dataset)} == {2}
+
+
+def test_it_drops_pairs_with_flagged_responses_unless_asked(manager, reviewers):
+    rows = [{"id": "x", "prompt": "Q", "responses": ["bad", "good"]}]
+    campaign = make_campaign(manager=manager, reviewers=reviewers[:1], schema=SCHEMA, tasks=rows, overlap=1)
+
+    def flag_bad(texts):
+        bad = next(pk for pk, text in texts.items() if text == "bad")
+        return {"flags": {str(bad): ["unsafe"]}}
+
+    review(reviewers[0], campaign, good_first, answers=flag_bad)
+    with pytest.raises(LabelingError, match="1 flagged response"):
+        dataset_build(campaigns=[campaign], params=BuildParams(), created_by=manager)
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(drop_flagged=False), created_by=manager)
+    assert dataset.counts["pairs"] == 1
+
+
+def test_it_keeps_ties_with_margin_zero_when_asked(manager, reviewers):
+    rows = [{"id": "t", "prompt": "Q", "responses": ["one", "two"]}]
+    campaign = make_campaign(manager=manager, reviewers=reviewers[:1], schema=SCHEMA, tasks=rows, overlap=1)
+    review(reviewers[0], campaign, lambda task, texts: None)
+    with pytest.raises(LabelingError, match="1 tie"):
+        dataset_build(campaigns=[campaign], params=BuildParams(), created_by=manager)
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(ties="keep"), created_by=manager)
+    (row,) = read(dataset)
+    assert row["tie"] is True and row["margin"] == 0.0
+
+
+def test_it_expands_rankings_and_uses_the_conversational_form(manager, reviewers):
+    rows = [{"id": "chat", "prompt": [{"role": "user", "content": "Hi"}], "responses": ["best", "mid", "worst"]}]
+    campaign = make_campaign(manager=manager, reviewers=reviewers[:1], schema=RANKING_SCHEMA, tasks=rows, overlap=1)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
+    by_text = {text: pk for pk, text in assignment.task.responses.values_list("pk", "text")}
+    judgement_submit(
+        reviewer=reviewers[0],
+        assignment_id=assignment.pk,
+        answers={"rank": {"order": [[by_text["best"]], [by_text["mid"]], [by_text["worst"]]]}},
+        client_submission_id="ranking-submission",
+        time_spent_ms=500,
+    )
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(method="weighted"), created_by=manager)
+    pairs = {(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in read(dataset)}
+    assert pairs == {("best", "mid"), ("best", "worst"), ("mid", "worst")}
+    assert read(dataset)[0]["prompt"] == [{"role": "user", "content": "Hi"}]
+    assert read(dataset)[0]["chosen"][0]["role"] == "assistant"
+
+
+def test_it_splits_by_prompt_deterministically(campaign, manager):
+    params = BuildParams(test_fraction=0.5, seed=3)
+    dataset, _ = dataset_build(campaigns=[campaign], params=params, created_by=manager)
+    splits = {row["group_id"]: row["split"] for row in read(dataset)}
+    assert set(splits.values()) == {"train", "test"}
+    assert dataset.counts["splits"] == {s: list(splits.values()).count(s) for s in ("train", "test")}
+
+
+def test_it_refuses_to_build_from_nothing(manager):
+    empty = make_campaign(manager=manager, schema=SCHEMA)
+    with pytest.raises(LabelingError, match="no judgements"):
+        dataset_build(campaigns=[empty], params=BuildParams(), created_by=manager)
+    with pytest.raises(LabelingError, match="at least one campaign"):
+        dataset_build(campaigns=[], params=BuildParams(), created_by=manager)
+
+
+def test_it_names_bad_parameters():
+    with pytest.raises(DatasetError) as caught:
+        BuildParams(method="vibes", min_confidence=0.2, test_fraction=1.0)
+    assert set(caught.value.errors) == {"method", "min_confidence", "test_fraction"}
+
+
+def test_it_exports_jsonl_parquet_and_hf(campaign, manager, tmp_path):
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(test_fraction=0.5, seed=3), created_by=manager)
+    jsonl = dataset_export(dataset=dataset, file_format="jsonl", out=tmp_path / "out.jsonl")
+    assert jsonl.read_text() == dataset.path.read_text()
+    parquet = dataset_export(dataset=dataset, file_format="parquet", out=tmp_path / "out.parquet", split="train")
+    table = pq.read_table(parquet)
+    assert table.num_rows == dataset.counts["splits"]["train"]
+    assert {"prompt", "chosen", "rejected", "margin"} <= set(table.column_names)
+    hf = dataset_export(dataset=dataset, file_format="hf", out=tmp_path / "hf")
+    loaded = hf_datasets.load_from_disk(str(hf))
+    assert set(loaded) == {"train", "test"}
+    assert loaded["train"].num_rows + loaded["test"].num_rows == dataset.counts["pairs"]
+    assert loaded["train"][0]["chosen"].startswith("good")
+    with pytest.raises(LabelingError, match="already exists"):
+        dataset_export(dataset=dataset, file_format="jsonl", out=jsonl)
+
+
+def test_it_builds_and_exports_from_the_command_line(campaign, manager, tmp_path, capsys):
+    manager.is_superuser = True
+    manager.save(update_fields=["is_superuser"])
+    call_command("build_dataset", "--campaign", campaign.slug, "--method", "weighted")
+    assert "6 pairs from 6 prompts" in capsys.readouterr().out
+    dataset = PreferenceDataset.objects.get()
+    call_command("export_dataset", str(dataset.pk), "--format", "hf", "--out", str(tmp_path / "hf"))
+    assert hf_datasets.load_from_disk(str(tmp_path / "hf"))["train"].num_rows == 6
+    with pytest.raises(CommandError, match="No campaign with slug nope"):
+        call_command("build_dataset", "--campaign", "nope")
+    with pytest.raises(CommandError, match="min_agreement"):
+        call_command("build_dataset", "--campaign", campaign.slug, "--min-agreement", "2")
