@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -17,10 +19,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import selectors
-from labeling.models import Campaign, CampaignStatus, Project
+from labeling.datasets import EXPORT_FORMATS, METHODS, TIE_POLICIES, BuildParams, DatasetError
+from labeling.errors import LabelingError
+from labeling.models import Campaign, CampaignStatus, PreferenceDataset, Project
 from labeling.rendering import render_markdown
 from labeling.services import campaigns as campaign_services
 from labeling.services.assignment import assignment_claim_next, assignment_skip, campaign_for_reviewer
+from labeling.services.datasets import dataset_build, dataset_download_file
 from labeling.services.imports import FORMATS, format_from_name, tasks_import
 from labeling.services.judgements import judgement_submit, judgement_undo_last
 from rlhf_platform.permissions import IsManager, IsReviewer
@@ -400,3 +405,102 @@ class ProgressApi(APIView):
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign = campaign_for_reviewer(reviewer=request.user, campaign_id=campaign_id)
         return Response(selectors.reviewer_progress(reviewer=request.user, campaign=campaign))
+
+
+# --- preference datasets ---------------------------------------------------------------------
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    campaigns = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = PreferenceDataset
+        fields = [
+            "id",
+            "name",
+            "campaigns",
+            "method",
+            "parameters",
+            "content_hash",
+            "counts",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class DatasetListCreateApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        campaigns = serializers.PrimaryKeyRelatedField(queryset=Campaign.objects.all(), many=True)
+        name = serializers.CharField(max_length=200, required=False, default="")
+        method = serializers.ChoiceField(choices=METHODS, default="bradley_terry")
+        min_votes = serializers.IntegerField(default=1)
+        min_agreement = serializers.FloatField(default=0.0)
+        min_confidence = serializers.FloatField(default=0.5)
+        ties = serializers.ChoiceField(choices=TIE_POLICIES, default="drop")
+        drop_flagged = serializers.BooleanField(default=True)
+        drop_both_bad = serializers.BooleanField(default=True)
+        include_gold = serializers.BooleanField(default=False)
+        exclude_reviewers = serializers.ListField(child=serializers.IntegerField(), default=list)
+        test_fraction = serializers.FloatField(default=0.0)
+        seed = serializers.IntegerField(default=0)
+
+    @extend_schema(responses=DatasetSerializer(many=True), tags=["datasets"])
+    def get(self, request: Request) -> Response:
+        datasets = PreferenceDataset.objects.select_related("created_by").prefetch_related("campaigns")
+        return Response(DatasetSerializer(datasets, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: DatasetSerializer, 200: DatasetSerializer, **ERRORS},
+        description="Build a snapshot; the same inputs and parameters answer 200 with the existing one.",
+        tags=["datasets"],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        campaigns, name = fields.pop("campaigns"), fields.pop("name")
+        try:
+            params = BuildParams(**{**fields, "exclude_reviewers": tuple(fields["exclude_reviewers"])})
+        except DatasetError as error:
+            raise LabelingError(error.message, error.errors) from None
+        dataset, created = dataset_build(campaigns=campaigns, params=params, created_by=request.user, name=name)
+        return Response(
+            DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class DatasetDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(responses={200: DatasetSerializer, 404: ErrorSerializer}, tags=["datasets"])
+    def get(self, request: Request, dataset_id: int) -> Response:
+        return Response(DatasetSerializer(get_object_or_404(PreferenceDataset, pk=dataset_id)).data)
+
+
+class DatasetDownloadApi(APIView):
+    permission_classes = [IsManager]
+
+    class QuerySerializer(serializers.Serializer):
+        # Not "format": DRF reads that query parameter to pick a renderer.
+        file_format = serializers.ChoiceField(choices=EXPORT_FORMATS, default="jsonl", help_text="hf comes zipped.")
+        split = serializers.ChoiceField(choices=["train", "test"], required=False)
+
+    @extend_schema(
+        parameters=[QuerySerializer],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 400: ErrorSerializer, 404: ErrorSerializer},
+        tags=["datasets"],
+    )
+    def get(self, request: Request, dataset_id: int) -> FileResponse:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        handle, download_name = dataset_download_file(
+            dataset=get_object_or_404(PreferenceDataset, pk=dataset_id),
+            file_format=query.validated_data["file_format"],
+            split=query.validated_data.get("split"),
+        )
+        return FileResponse(handle, as_attachment=True, filename=download_name)

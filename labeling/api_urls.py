@@ -18,3 +18,9 @@ urlpatterns = [
     path("assignments/<int:assignment_id>/submit/", api.SubmitApi.as_view(), name="api-submit"),
     path("assignments/<int:assignment_id>/skip/", api.SkipApi.as_view(), name="api-skip"),
 ]
+
+urlpatterns += [
+    path("datasets/", api.DatasetListCreateApi.as_view(), name="api-datasets"),
+    path("datasets/<int:dataset_id>/", api.DatasetDetailApi.as_view(), name="api-dataset"),
+    path("datasets/<int:dataset_id>/download/", api.DatasetDownloadApi.as_view(), name="api-dataset-download"),
+]

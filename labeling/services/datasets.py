@@ -7,8 +7,11 @@ transaction, so a failed build leaves no row, and a row always has its file.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -139,3 +142,22 @@ def dataset_export(*, dataset: PreferenceDataset, file_format: str, out: Path, s
         return export_rows(source=dataset.path, file_format=file_format, out=out, split=split)
     except DatasetError as error:
         raise LabelingError(error.message, error.errors) from None
+
+
+def dataset_download_file(*, dataset: PreferenceDataset, file_format: str, split: str | None = None) -> tuple[Any, str]:
+    """An open file with the export, and its download name; the file is already unlinked from disk.
+
+    Formats other than JSONL are written to a temporary place first; the Hugging Face directory is
+    zipped. Unlinking before returning leaves nothing behind however the download ends.
+    """
+    suffix = {"jsonl": ".jsonl", "parquet": ".parquet", "hf": ".zip"}.get(file_format)
+    if suffix is None:
+        raise LabelingError(f"Unknown format {file_format!r}.", {"format": "One of jsonl, parquet, hf."})
+    download_name = f"{dataset.file_name.removesuffix('.jsonl')}{'-' + split if split else ''}{suffix}"
+    with tempfile.TemporaryDirectory() as work:
+        exported = dataset_export(dataset=dataset, file_format=file_format, out=Path(work) / "export", split=split)
+        if file_format == "hf":
+            exported = Path(shutil.make_archive(str(Path(work) / "export-zip"), "zip", root_dir=exported))
+        handle = open(exported, "rb")  # noqa: SIM115 - handed to the response, which closes it
+    # The directory is gone; the open handle keeps the data readable until the response closes it.
+    return handle, download_name

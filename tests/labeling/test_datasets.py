@@ -201,3 +201,35 @@ def test_it_builds_and_exports_from_the_command_line(campaign, manager, tmp_path
         call_command("build_dataset", "--campaign", "nope")
     with pytest.raises(CommandError, match="min_agreement"):
         call_command("build_dataset", "--campaign", campaign.slug, "--min-agreement", "2")
+
+
+def test_it_builds_lists_and_downloads_through_the_api(campaign, manager, reviewers, tmp_path):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(manager)
+    bad = api.post("/api/datasets/", {"campaigns": [campaign.pk], "min_confidence": 0.1}, format="json")
+    assert bad.status_code == 400 and "min_confidence" in bad.json()["errors"]
+    built = api.post("/api/datasets/", {"campaigns": [campaign.pk], "method": "majority"}, format="json")
+    assert built.status_code == 201 and built.json()["counts"]["pairs"] == 6
+    again = api.post("/api/datasets/", {"campaigns": [campaign.pk], "method": "majority"}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == built.json()["id"]
+    assert [d["id"] for d in api.get("/api/datasets/").json()] == [built.json()["id"]]
+
+    url = f"/api/datasets/{built.json()['id']}/download/"
+    jsonl = api.get(url, {"file_format": "jsonl"})
+    assert jsonl.status_code == 200 and jsonl["Content-Disposition"].startswith("attachment")
+    assert len(b"".join(jsonl.streaming_content).splitlines()) == 6
+    zipped = api.get(url, {"file_format": "hf"})
+    archive = tmp_path / "hf.zip"
+    archive.write_bytes(b"".join(zipped.streaming_content))
+    import shutil
+
+    shutil.unpack_archive(archive, tmp_path / "hf")
+    assert hf_datasets.load_from_disk(str(tmp_path / "hf"))["train"].num_rows == 6
+    assert api.get(url, {"file_format": "csv"}).status_code == 400
+
+    reviewer_api = APIClient()
+    reviewer_api.force_authenticate(reviewers[0])
+    assert reviewer_api.get("/api/datasets/").status_code == 403
+    assert reviewer_api.get(url).status_code == 403
