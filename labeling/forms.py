@@ -159,3 +159,28 @@ class CampaignForm(forms.Form):
                 self.add_error(None, f"{key}: {text}")
             else:
                 self.add_error(field, f"{path}: {text}" if path else text)
+
+
+class DatasetBuildForm(forms.Form):
+    """Parses the build page; ``BuildParams`` checks the ranges."""
+
+    campaigns = forms.ModelMultipleChoiceField(
+        queryset=Campaign.objects.order_by("name"), widget=forms.CheckboxSelectMultiple
+    )
+    name = forms.CharField(max_length=200, required=False, help_text="Left empty, it names the campaigns.")
+    method = forms.ChoiceField(
+        choices=[
+            ("bradley_terry", "Bradley-Terry per prompt, reviewer-weighted"),
+            ("weighted", "Votes weighted by reviewer reliability"),
+            ("majority", "Majority vote"),
+        ]
+    )
+    min_votes = forms.IntegerField(initial=1, min_value=1)
+    min_agreement = forms.FloatField(initial=0.0, help_text="Share of votes on the chosen side, 0 to 1.")
+    min_confidence = forms.FloatField(initial=0.5, help_text="The method's probability that chosen is better.")
+    ties = forms.ChoiceField(choices=[("drop", "Drop ties"), ("keep", "Keep ties with margin 0")])
+    drop_flagged = forms.BooleanField(initial=True, required=False, label="Drop pairs with a flagged response")
+    drop_both_bad = forms.BooleanField(initial=True, required=False, label="Drop pairs most reviewers called both bad")
+    include_gold = forms.BooleanField(required=False, label="Include gold tasks")
+    test_fraction = forms.FloatField(initial=0.0, help_text="Share of prompts held out for evaluation.")
+    seed = forms.IntegerField(initial=0)

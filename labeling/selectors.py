@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from itertools import islice
 from statistics import median
 from typing import Any
 
@@ -12,7 +13,18 @@ from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least, TruncHour
 from django.utils import timezone
 
-from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Project, Response, Task
+from labeling.datasets import read_rows
+from labeling.models import (
+    Assignment,
+    AssignmentState,
+    Campaign,
+    CampaignStatus,
+    Judgement,
+    PreferenceDataset,
+    Project,
+    Response,
+    Task,
+)
 from labeling.rendering import render_markdown
 from labeling.services.assignment import Claim
 from rlhf_platform.roles import Role
@@ -231,3 +243,14 @@ def workspace_config(*, campaign: Campaign) -> dict[str, Any]:
 def campaign_has_judgements(*, campaign: Campaign) -> bool:
     """Whether reviewers have answered; the campaign's questions are fixed from then on."""
     return Task.objects.filter(campaign=campaign, judgement_count__gt=0).exists()
+
+
+def datasets_overview() -> QuerySet[PreferenceDataset]:
+    return PreferenceDataset.objects.select_related("created_by").prefetch_related("campaigns")
+
+
+def dataset_preview(*, dataset: PreferenceDataset, rows: int = 5) -> list[dict[str, Any]]:
+    """The first rows of a snapshot, for a look before downloading."""
+    if not dataset.path.exists():
+        return []
+    return list(islice(read_rows(dataset.path), rows))

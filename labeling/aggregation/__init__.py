@@ -2,6 +2,7 @@
 
 ``expand_pairs`` turns judgements into pairwise votes; ``majority``, ``weighted`` (with
 ``reviewer_reliability``) and ``bradley_terry`` turn votes into one verdict per pair.
+``quality`` measures agreement (Krippendorff's alpha, Kendall's tau-b) and flags unreliable reviewers.
 """
 
 from labeling.aggregation.methods import (
@@ -18,22 +19,44 @@ from labeling.aggregation.methods import (
     weighted,
 )
 from labeling.aggregation.pairs import PAIR_COLUMNS, JudgementRecord, empty_pairs, expand_pairs, gold_pairs
+from labeling.aggregation.quality import (
+    FLAGS,
+    REVIEWER_COLUMNS,
+    Agreement,
+    PairwiseAgreement,
+    agreement_over_time,
+    exclude_reviewers,
+    likert_agreement,
+    pairwise_agreement,
+    ranking_agreement,
+    reviewer_table,
+)
 
 __all__ = [
     "DEFAULT_MARGIN_MAP",
+    "FLAGS",
     "PAIR_COLUMNS",
+    "REVIEWER_COLUMNS",
     "VERDICT_COLUMNS",
+    "Agreement",
     "BradleyTerryResult",
     "JudgementRecord",
+    "PairwiseAgreement",
     "ReliabilityResult",
+    "agreement_over_time",
     "bradley_terry",
     "empty_pairs",
+    "exclude_reviewers",
     "expand_pairs",
     "gold_pairs",
+    "likert_agreement",
     "majority",
     "margin_from_strength",
+    "pairwise_agreement",
     "position_bias",
+    "ranking_agreement",
     "reviewer_reliability",
+    "reviewer_table",
     "vote_weights",
     "weighted",
 ]

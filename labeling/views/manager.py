@@ -12,9 +12,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors
 from labeling.charts import hour_chart
+from labeling.datasets import BuildParams, DatasetError
 from labeling.errors import LabelingError
-from labeling.forms import SCHEMA_PRESETS, CampaignForm, ProjectForm
-from labeling.models import Campaign, CampaignStatus
+from labeling.forms import SCHEMA_PRESETS, CampaignForm, DatasetBuildForm, ProjectForm
+from labeling.models import Campaign, CampaignStatus, PreferenceDataset
 from labeling.rendering import render_markdown
 from labeling.services.campaigns import (
     STATUS_TRANSITIONS,
@@ -24,6 +25,7 @@ from labeling.services.campaigns import (
     campaign_update,
     project_create,
 )
+from labeling.services.datasets import dataset_build
 from labeling.services.imports import ImportRejected, format_from_name, max_import_bytes, tasks_import
 from rlhf_platform.permissions import manager_required
 
@@ -199,3 +201,36 @@ def campaign_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("labeling:campaign-reviewers", slug=campaign.slug)
     choices = selectors.reviewer_pool_choices(campaign=campaign)
     return render(request, "labeling/manager/campaign_reviewers.html", {"campaign": campaign, "choices": choices})
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def datasets_page(request: HttpRequest) -> HttpResponse:
+    form = DatasetBuildForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
+        campaigns, name = list(fields.pop("campaigns")), fields.pop("name")
+        try:
+            dataset, created = dataset_build(
+                campaigns=campaigns, params=BuildParams(**fields), created_by=request.user, name=name
+            )
+        except (LabelingError, DatasetError) as error:
+            form.add_error(None, error.message)
+            for field, text in error.errors.items():
+                if field in form.fields:
+                    form.add_error(field, text)
+        else:
+            messages.success(request, "Dataset built." if created else "The same dataset already exists.")
+            return redirect("labeling:dataset-detail", dataset_id=dataset.pk)
+    context = {"form": form, "datasets": selectors.datasets_overview()}
+    return render(request, "labeling/manager/datasets.html", context, status=400 if form.errors else 200)
+
+
+@manager_required
+def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(PreferenceDataset.objects.prefetch_related("campaigns"), pk=dataset_id)
+    return render(
+        request,
+        "labeling/manager/dataset_detail.html",
+        {"dataset": dataset, "preview": selectors.dataset_preview(dataset=dataset)},
+    )

@@ -233,3 +233,27 @@ def test_it_builds_lists_and_downloads_through_the_api(campaign, manager, review
     reviewer_api.force_authenticate(reviewers[0])
     assert reviewer_api.get("/api/datasets/").status_code == 403
     assert reviewer_api.get(url).status_code == 403
+
+
+def test_it_builds_from_the_manager_page_and_shows_the_snapshot(campaign, manager, reviewers):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(manager)
+    page = client.get("/manage/datasets/")
+    assert page.status_code == 200 and b"No dataset yet" in page.content
+    form = {
+        "campaigns": [campaign.pk], "method": "majority", "min_votes": 1, "min_agreement": 0.0,
+        "min_confidence": 0.5, "ties": "drop", "drop_flagged": "on", "drop_both_bad": "on",
+        "test_fraction": 0.0, "seed": 0,
+    }  # fmt: skip
+    refused = client.post("/manage/datasets/", {**form, "min_agreement": 0.95})
+    assert refused.status_code == 400 and b"Every pair was filtered out" in refused.content
+    built = client.post("/manage/datasets/", form, follow=True)
+    dataset = PreferenceDataset.objects.get()
+    assert built.redirect_chain[-1][0] == f"/manage/datasets/{dataset.pk}/"
+    assert b"good 0" in built.content and b"file_format=parquet" in built.content
+    reviewer = Client()
+    reviewer.force_login(reviewers[0])
+    assert reviewer.get("/manage/datasets/").status_code == 403
+    assert reviewer.get(f"/manage/datasets/{dataset.pk}/").status_code == 403
