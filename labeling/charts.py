@@ -52,3 +52,61 @@ def hour_chart(per_hour: list[dict[str, Any]]) -> dict[str, Any]:
         "bars": bars,
         "total": sum(point["judgements"] for point in per_hour),
     }
+
+
+def _scale(value: float, low: float, high: float, start: float, end: float) -> float:
+    span = (high - low) or 1.0
+    return round(start + (value - low) / span * (end - start), 1)
+
+
+def line_chart(points: list[tuple[str, float | None]], *, low: float = -0.2, high: float = 1.0) -> dict[str, Any]:
+    """A polyline over labelled x positions; None values break nothing, they are skipped."""
+    plot_width = CHART_WIDTH - CHART_LEFT
+    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    baseline = CHART_TOP + plot_height
+    step = plot_width / max(len(points) - 1, 1)
+    drawn = [
+        {
+            "x": round(CHART_LEFT + index * step, 1),
+            "y": _scale(value, low, high, baseline, CHART_TOP),
+            "label": label,
+            "value": round(value, 3),
+        }
+        for index, (label, value) in enumerate(points)
+        if value is not None
+    ]
+    return {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": CHART_LEFT,
+        "top": CHART_TOP,
+        "baseline": baseline,
+        "label_y": CHART_HEIGHT - 6,
+        "points": drawn,
+        "polyline": " ".join(f"{p['x']},{p['y']}" for p in drawn),
+        "zero_y": _scale(0.0, low, high, baseline, CHART_TOP),
+        "one_y": _scale(1.0, low, high, baseline, CHART_TOP),
+    }
+
+
+def scatter_chart(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Reviewers as dots: x and y are shares from 0 to 1; flagged ones are marked."""
+    plot_height = CHART_HEIGHT * 1.6 - CHART_TOP - CHART_BOTTOM
+    baseline = CHART_TOP + plot_height
+    return {
+        "width": CHART_WIDTH,
+        "height": round(CHART_HEIGHT * 1.6),
+        "left": CHART_LEFT,
+        "top": CHART_TOP,
+        "baseline": baseline,
+        "right": CHART_WIDTH,
+        "label_y": round(CHART_HEIGHT * 1.6) - 6,
+        "dots": [
+            {
+                **point,
+                "cx": _scale(point["x"], 0.0, 1.0, CHART_LEFT + 6, CHART_WIDTH - 6),
+                "cy": _scale(point["y"], 0.0, 1.0, baseline - 6, CHART_TOP + 6),
+            }
+            for point in points
+        ],
+    }

@@ -182,5 +182,10 @@ class DatasetBuildForm(forms.Form):
     drop_flagged = forms.BooleanField(initial=True, required=False, label="Drop pairs with a flagged response")
     drop_both_bad = forms.BooleanField(initial=True, required=False, label="Drop pairs most reviewers called both bad")
     include_gold = forms.BooleanField(required=False, label="Include gold tasks")
+    exclude_flagged_reviewers = forms.BooleanField(
+        required=False,
+        label="Leave out flagged reviewers",
+        help_text="Reviewers the quality page flags (low gold accuracy, too fast, position bias).",
+    )
     test_fraction = forms.FloatField(initial=0.0, help_text="Share of prompts held out for evaluation.")
     seed = forms.IntegerField(initial=0)

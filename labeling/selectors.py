@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 from statistics import median
 from typing import Any
 
+import pandas as pd
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least, TruncHour
 from django.utils import timezone
 
+from labeling.aggregation import expand_pairs, gold_pairs, majority, quality
 from labeling.datasets import read_rows
 from labeling.models import (
     Assignment,
@@ -27,6 +30,7 @@ from labeling.models import (
 )
 from labeling.rendering import render_markdown
 from labeling.services.assignment import Claim
+from labeling.services.datasets import load_build_inputs
 from rlhf_platform.roles import Role
 
 
@@ -254,3 +258,49 @@ def dataset_preview(*, dataset: PreferenceDataset, rows: int = 5) -> list[dict[s
     if not dataset.path.exists():
         return []
     return list(islice(read_rows(dataset.path), rows))
+
+
+@dataclass
+class CampaignQuality:
+    agreement: Any  # quality.PairwiseAgreement, or None without comparative judgements
+    ranking: Any  # quality.Agreement for ranking campaigns
+    likert: Any  # quality.Agreement for likert campaigns
+    reviewers: list[dict[str, Any]]
+    over_time: list[dict[str, Any]]
+
+
+def campaign_quality(*, campaign: Campaign) -> CampaignQuality:
+    """Agreement and the reviewer table of a campaign, from its (non-retracted) judgements."""
+    records, _, _, _ = load_build_inputs([campaign])
+    pairs = expand_pairs(records)
+    if pairs.empty:
+        return CampaignQuality(None, None, None, [], [])
+    timings = pd.DataFrame.from_records(
+        Judgement.objects.filter(task__campaign=campaign, retracted_at__isnull=True).values(
+            "pk", "reviewer_id", "time_spent_ms", "submitted_at"
+        ),
+    ).rename(columns={"pk": "judgement_id"})
+    table = quality.reviewer_table(pairs, consensus=majority(pairs), judgements=timings, gold_pairs=gold_pairs(records))
+    usernames = dict(
+        get_user_model().objects.filter(pk__in=table["reviewer_id"].tolist()).values_list("pk", "username")
+    )
+    reviewers = [
+        {**row, "reviewer": usernames.get(row["reviewer_id"], str(row["reviewer_id"]))}
+        for row in table.to_dict("records")
+    ]
+    question_types = {r.question_type for r in records}
+    return CampaignQuality(
+        agreement=quality.pairwise_agreement(pairs),
+        ranking=quality.ranking_agreement(records) if "ranking" in question_types else None,
+        likert=quality.likert_agreement(records) if "likert" in question_types else None,
+        reviewers=reviewers,
+        over_time=quality.agreement_over_time(pairs, judgements=timings).to_dict("records"),
+    )
+
+
+def flagged_reviewer_ids(*, campaigns: list[Campaign]) -> list[int]:
+    """Reviewers the quality table flags in any of the campaigns."""
+    flagged: set[int] = set()
+    for campaign in campaigns:
+        flagged.update(row["reviewer_id"] for row in campaign_quality(campaign=campaign).reviewers if row["flagged"])
+    return sorted(flagged)

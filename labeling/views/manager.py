@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors
-from labeling.charts import hour_chart
+from labeling.charts import hour_chart, line_chart, scatter_chart
 from labeling.datasets import BuildParams, DatasetError
 from labeling.errors import LabelingError
 from labeling.forms import SCHEMA_PRESETS, CampaignForm, DatasetBuildForm, ProjectForm
@@ -210,6 +210,8 @@ def datasets_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         fields = dict(form.cleaned_data)
         campaigns, name = list(fields.pop("campaigns")), fields.pop("name")
+        if fields.pop("exclude_flagged_reviewers"):
+            fields["exclude_reviewers"] = tuple(selectors.flagged_reviewer_ids(campaigns=campaigns))
         try:
             dataset, created = dataset_build(
                 campaigns=campaigns, params=BuildParams(**fields), created_by=request.user, name=name
@@ -234,3 +236,30 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
         "labeling/manager/dataset_detail.html",
         {"dataset": dataset, "preview": selectors.dataset_preview(dataset=dataset)},
     )
+
+
+@manager_required
+def campaign_quality(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
+    quality = selectors.campaign_quality(campaign=campaign)
+    over_time = line_chart(
+        [(str(point["period"].date()), _finite(point["outcome_alpha"])) for point in quality.over_time]
+    )
+    scatter = scatter_chart(
+        [
+            {
+                "x": row["agreement_with_consensus"],
+                "y": row["gold_accuracy"],
+                "label": row["reviewer"],
+                "flagged": row["flagged"],
+            }
+            for row in quality.reviewers
+            if _finite(row["agreement_with_consensus"]) is not None and _finite(row["gold_accuracy"]) is not None
+        ]
+    )
+    context = {"campaign": campaign, "quality": quality, "over_time": over_time, "scatter": scatter}
+    return render(request, "labeling/manager/campaign_quality.html", context)
+
+
+def _finite(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)  # NaN != NaN

@@ -257,3 +257,45 @@ def test_it_builds_from_the_manager_page_and_shows_the_snapshot(campaign, manage
     reviewer.force_login(reviewers[0])
     assert reviewer.get("/manage/datasets/").status_code == 403
     assert reviewer.get(f"/manage/datasets/{dataset.pk}/").status_code == 403
+
+
+def test_it_shows_quality_with_charts_and_flags(campaign, manager, reviewers):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(manager)
+    page = client.get(f"/manage/campaigns/{campaign.slug}/quality/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Krippendorff's alpha, outcome" in html and "Pairwise percent agreement" in html
+    assert "<polyline" in html  # agreement over time
+    for reviewer in reviewers:
+        assert reviewer.username in html
+    reviewer_client = Client()
+    reviewer_client.force_login(reviewers[0])
+    assert reviewer_client.get(f"/manage/campaigns/{campaign.slug}/quality/").status_code == 403
+
+
+def test_it_leaves_flagged_reviewers_out_of_a_build_when_asked(campaign, manager, reviewers, monkeypatch):
+    from django.test import Client
+
+    monkeypatch.setattr("labeling.selectors.flagged_reviewer_ids", lambda campaigns: [reviewers[2].pk])
+    client = Client()
+    client.force_login(manager)
+    form = {
+        "campaigns": [campaign.pk], "method": "majority", "min_votes": 1, "min_agreement": 0.0,
+        "min_confidence": 0.5, "ties": "drop", "test_fraction": 0.0, "seed": 0, "exclude_flagged_reviewers": "on",
+    }  # fmt: skip
+    client.post("/manage/datasets/", form)
+    dataset = PreferenceDataset.objects.get()
+    assert dataset.parameters["exclude_reviewers"] == [reviewers[2].pk]
+    assert {row["n_votes"] for row in read(dataset)} == {2}
+
+
+def test_it_shows_an_empty_quality_page_before_any_judgement(manager):
+    from django.test import Client
+
+    campaign = make_campaign(manager=manager, schema=SCHEMA)
+    client = Client()
+    client.force_login(manager)
+    assert b"No comparative judgements yet" in client.get(f"/manage/campaigns/{campaign.slug}/quality/").content
