@@ -106,6 +106,9 @@ def scatter_chart(points: list[dict[str, Any]]) -> dict[str, Any]:
                 **point,
                 "cx": _scale(point["x"], 0.0, 1.0, CHART_LEFT + 6, CHART_WIDTH - 6),
                 "cy": _scale(point["y"], 0.0, 1.0, baseline - 6, CHART_TOP + 6),
+                # Labels of dots near the right edge go to their left, to stay in the picture.
+                "anchor": "end" if point["x"] > 0.8 else "start",
+                "dx": -10 if point["x"] > 0.8 else 10,
             }
             for point in points
         ],

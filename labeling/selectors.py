@@ -285,7 +285,11 @@ def campaign_quality(*, campaign: Campaign) -> CampaignQuality:
         get_user_model().objects.filter(pk__in=table["reviewer_id"].tolist()).values_list("pk", "username")
     )
     reviewers = [
-        {**row, "reviewer": usernames.get(row["reviewer_id"], str(row["reviewer_id"]))}
+        # NaN (no gold answered, no time recorded) becomes None, which pages show as a dash.
+        {
+            **{key: None if isinstance(value, float) and value != value else value for key, value in row.items()},
+            "reviewer": usernames.get(row["reviewer_id"], str(row["reviewer_id"])),
+        }
         for row in table.to_dict("records")
     ]
     question_types = {r.question_type for r in records}
