@@ -299,3 +299,38 @@ def test_it_shows_an_empty_quality_page_before_any_judgement(manager):
     client = Client()
     client.force_login(manager)
     assert b"No comparative judgements yet" in client.get(f"/manage/campaigns/{campaign.slug}/quality/").content
+
+
+def test_it_exports_data_dpo_trainer_trains_on(campaign, manager, tmp_path):
+    """Round trip: snapshot -> HF dataset directory -> load_from_disk -> a few DPOTrainer steps."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from tests.tiny_model import build_tiny_causal_lm
+
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(), created_by=manager)
+    hf = dataset_export(dataset=dataset, file_format="hf", out=tmp_path / "hf")
+    train = hf_datasets.load_from_disk(str(hf))["train"]
+
+    model_dir = build_tiny_causal_lm(tmp_path / "model")
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    config = DPOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+    )
+    trainer = DPOTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
+    trainer.train()
+    changed = [name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())]
+    assert changed, "DPO training changed no parameter"
+    assert any("loss" in entry for entry in trainer.state.log_history)
