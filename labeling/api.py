@@ -504,3 +504,40 @@ class DatasetDownloadApi(APIView):
             split=query.validated_data.get("split"),
         )
         return FileResponse(handle, as_attachment=True, filename=download_name)
+
+
+class CampaignQualityApi(APIView):
+    permission_classes = [IsManager]
+
+    class AgreementSerializer(serializers.Serializer):
+        measure = serializers.CharField()
+        level = serializers.CharField()
+        value = serializers.FloatField(allow_null=True)
+        n_items = serializers.IntegerField()
+        n_votes = serializers.IntegerField()
+
+    class OutputSerializer(serializers.Serializer):
+        agreement = serializers.DictField(allow_null=True, help_text="percent, outcome_alpha, strength_alpha")
+        ranking = serializers.DictField(allow_null=True)
+        likert = serializers.DictField(allow_null=True)
+        reviewers = serializers.ListField(child=serializers.DictField(), help_text="One row per reviewer, with flags.")
+
+    @extend_schema(responses={200: OutputSerializer, 404: ErrorSerializer}, tags=["campaigns"])
+    def get(self, request: Request, campaign_id: int) -> Response:
+        quality = selectors.campaign_quality(campaign=_campaign_for_manager(campaign_id))
+
+        def agreement(result: Any) -> dict[str, Any] | None:
+            return None if result is None else self.AgreementSerializer(result).data
+
+        pairwise = quality.agreement
+        measures = ("percent", "outcome_alpha", "strength_alpha")
+        return Response(
+            {
+                "agreement": None if pairwise is None else {m: agreement(getattr(pairwise, m)) for m in measures},
+                "ranking": agreement(quality.ranking),
+                "likert": agreement(quality.likert),
+                "reviewers": [
+                    {key: value for key, value in row.items() if key != "reviewer_id"} for row in quality.reviewers
+                ],
+            }
+        )

@@ -334,3 +334,18 @@ def test_it_exports_data_dpo_trainer_trains_on(campaign, manager, tmp_path):
     changed = [name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())]
     assert changed, "DPO training changed no parameter"
     assert any("loss" in entry for entry in trainer.state.log_history)
+
+
+def test_it_reports_quality_through_the_api(campaign, manager, reviewers):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(manager)
+    body = api.get(f"/api/campaigns/{campaign.pk}/quality/").json()
+    assert body["agreement"]["percent"]["n_items"] == 6 and body["agreement"]["percent"]["n_votes"] == 18
+    assert body["agreement"]["percent"]["value"] == pytest.approx(1 / 3)
+    assert sorted(row["reviewer"] for row in body["reviewers"]) == ["r0", "r1", "r2"]
+    assert body["ranking"] is None
+    reviewer_api = APIClient()
+    reviewer_api.force_authenticate(reviewers[0])
+    assert reviewer_api.get(f"/api/campaigns/{campaign.pk}/quality/").status_code == 403
