@@ -17,6 +17,15 @@ def reviewer_user(make_user):
     return make_user("rita", role=Role.REVIEWER)
 
 
+def ranking_campaign(manager, reviewer):
+    return make_campaign(
+        manager=manager,
+        reviewers=[reviewer],
+        schema=RANKING_SCHEMA,
+        tasks=[{"prompt": "Rank these", "responses": ["one", "two", "three"]}],
+    )
+
+
 def open_workspace(page, live_server, campaign):
     page.goto(f"{live_server.url}/review/{campaign.slug}/")
     page.wait_for_selector(".response-card")
@@ -73,12 +82,7 @@ def test_it_asks_for_missing_answers_before_submitting(manager, reviewer_user, s
 
 
 def test_it_ranks_with_the_keyboard_alone(manager, reviewer_user, signed_in_page, live_server):
-    campaign = make_campaign(
-        manager=manager,
-        reviewers=[reviewer_user],
-        schema=RANKING_SCHEMA,
-        tasks=[{"prompt": "Rank these", "responses": ["one", "two", "three"]}],
-    )
+    campaign = ranking_campaign(manager, reviewer_user)
     page = open_workspace(signed_in_page("rita"), live_server, campaign)
     a, b, c = shown_ids(page)
     page.keyboard.press("Shift+ArrowDown")  # a goes below b: b, a, c
@@ -94,12 +98,7 @@ def test_it_ranks_with_the_keyboard_alone(manager, reviewer_user, signed_in_page
 
 
 def test_it_ranks_with_drag_and_drop(manager, reviewer_user, signed_in_page, live_server):
-    campaign = make_campaign(
-        manager=manager,
-        reviewers=[reviewer_user],
-        schema=RANKING_SCHEMA,
-        tasks=[{"prompt": "Rank these", "responses": ["one", "two", "three"]}],
-    )
+    campaign = ranking_campaign(manager, reviewer_user)
     page = open_workspace(signed_in_page("rita"), live_server, campaign)
     a, b, c = shown_ids(page)
     page.locator(f'.response-card[data-response-id="{c}"]').drag_to(page.locator(".response-card").first)
@@ -193,12 +192,7 @@ def test_it_tells_the_reviewer_when_nothing_is_left(manager, reviewer_user, sign
 
 
 def test_it_needs_the_ranking_touched_or_kept_before_submitting(manager, reviewer_user, signed_in_page, live_server):
-    campaign = make_campaign(
-        manager=manager,
-        reviewers=[reviewer_user],
-        schema=RANKING_SCHEMA,
-        tasks=[{"prompt": "Rank these", "responses": ["one", "two", "three"]}],
-    )
+    campaign = ranking_campaign(manager, reviewer_user)
     page = open_workspace(signed_in_page("rita"), live_server, campaign)
     shown = shown_ids(page)
     page.keyboard.press("Control+Enter")
