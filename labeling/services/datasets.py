@@ -9,93 +9,23 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from labeling.aggregation import JudgementRecord
 from labeling.datasets import (
     BuildParams,
     DatasetError,
-    ResponseInfo,
-    TaskInfo,
     build_preference_rows,
     content_hash,
     export_rows,
     write_rows,
 )
 from labeling.errors import LabelingError
-from labeling.models import Campaign, Judgement, PreferenceDataset, Response, Task
-
-COMPARATIVE_ORDER = ("pairwise", "ranking", "likert")
-
-
-def _comparative_question(campaign: Campaign) -> tuple[str, str] | None:
-    """The question a dataset is built from: pairwise or ranking first, else likert."""
-    questions = {q.type: q.id for q in reversed(campaign.schema.questions)}
-    for question_type in COMPARATIVE_ORDER:
-        if question_type in questions:
-            return questions[question_type], question_type
-    return None
-
-
-def _flag_question(campaign: Campaign) -> str | None:
-    return next((q.id for q in campaign.schema.questions if q.type == "flags"), None)
-
-
-def load_build_inputs(
-    campaigns: Iterable[Campaign],
-) -> tuple[list[JudgementRecord], dict[int, TaskInfo], dict[int, ResponseInfo], set[int]]:
-    """Judgement records, tasks, responses and flagged response ids of the campaigns (retractions left out)."""
-    records: list[JudgementRecord] = []
-    tasks: dict[int, TaskInfo] = {}
-    responses: dict[int, ResponseInfo] = {}
-    flagged: set[int] = set()
-    for campaign in campaigns:
-        question = _comparative_question(campaign)
-        if question is None:
-            continue
-        question_id, question_type = question
-        flag_id = _flag_question(campaign)
-        response_ids: dict[int, list[int]] = {}
-        for response in Response.objects.filter(task__campaign=campaign).values("pk", "task_id", "text", "model_name"):
-            responses[response["pk"]] = ResponseInfo(response["pk"], response["text"], response["model_name"])
-            response_ids.setdefault(response["task_id"], []).append(response["pk"])
-        for task in Task.objects.filter(campaign=campaign, response_count__gte=2).values(
-            "pk", "prompt", "external_id", "is_gold", "gold"
-        ):
-            tasks[task["pk"]] = TaskInfo(
-                task_id=task["pk"],
-                prompt=task["prompt"],
-                group_id=task["external_id"] or f"task-{task['pk']}",
-                is_gold=task["is_gold"],
-                gold=task["gold"],
-                response_ids=tuple(response_ids.get(task["pk"], ())),
-            )
-        judgements = Judgement.objects.filter(task__campaign=campaign, retracted_at__isnull=True).values_list(
-            "pk", "task_id", "reviewer_id", "answers", "shown_order"
-        )
-        for pk, task_id, reviewer_id, answers, shown_order in judgements.iterator(chunk_size=5000):
-            task = tasks[task_id]
-            records.append(
-                JudgementRecord(
-                    judgement_id=pk,
-                    task_id=task_id,
-                    reviewer_id=reviewer_id,
-                    question_type=question_type,
-                    answer=answers.get(question_id),
-                    response_ids=task.response_ids,
-                    shown_order=tuple(shown_order),
-                    is_gold=task.is_gold,
-                    gold=task.gold,
-                )
-            )
-            if flag_id:
-                flagged.update(int(r) for r, flags in (answers.get(flag_id) or {}).items() if flags)
-    return records, tasks, responses, flagged
+from labeling.models import Campaign, PreferenceDataset
+from labeling.selectors import load_build_inputs
 
 
 def dataset_build(
