@@ -256,8 +256,9 @@ def write_rows(rows: Iterable[Mapping[str, Any]], path: Path) -> None:
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            # One write per batch: a write per row costs as much as encoding it.
+            for batch in _batches(iter(rows)):
+                handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in batch))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -310,12 +310,16 @@ def bradley_terry(
     wins_a = np.bincount(index, weights=weight * pairs["outcome"].to_numpy(np.float64))
     total = np.bincount(index, weights=weight)
 
-    # One parameter per (task, response); response ids are unique anyway, the task keeps it honest.
+    # One parameter per response. Response ids belong to one task each, so factorizing the plain
+    # int64 ids is enough (and far faster than factorizing (task, response) tuples); the task of
+    # each response is read back from the pairs, and a response seen under two tasks is an error.
     task = keys["task_id"].to_numpy()
-    response_code, response_keys = pd.factorize(
-        pd.MultiIndex.from_arrays([np.r_[task, task], np.r_[keys["a"].to_numpy(), keys["b"].to_numpy()]])
-    )
-    n_pairs, n_responses = len(keys), len(response_keys)
+    response_code, response_ids = pd.factorize(np.r_[keys["a"].to_numpy(), keys["b"].to_numpy()], sort=True)
+    n_pairs, n_responses = len(keys), len(response_ids)
+    response_task = np.empty(n_responses, dtype=np.int64)
+    response_task[response_code] = np.r_[task, task]
+    if np.any(response_task[response_code] != np.r_[task, task]):
+        raise ValueError("a response id appears under more than one task")
     code_a, code_b = response_code[:n_pairs], response_code[n_pairs:]
     rows = np.r_[np.arange(n_pairs), np.arange(n_pairs)]
     difference = sparse.csr_matrix(
@@ -359,8 +363,8 @@ def bradley_terry(
     verdicts["confidence"] = np.where(tie, 0.5, np.maximum(p_a, 1.0 - p_a))
     score_frame = pd.DataFrame(
         {
-            "task_id": response_keys.get_level_values(0).to_numpy(np.int64),
-            "response_id": response_keys.get_level_values(1).to_numpy(np.int64),
+            "task_id": response_task,
+            "response_id": np.asarray(response_ids, dtype=np.int64),
             "score": scores,
         }
     ).sort_values(["task_id", "response_id"], ignore_index=True)
