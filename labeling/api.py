@@ -6,9 +6,10 @@ they belong to. A campaign a reviewer is not in answers 404, as if it did not ex
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -541,3 +542,19 @@ class CampaignQualityApi(APIView):
                 ],
             }
         )
+
+
+class CampaignJudgementsExportApi(APIView):
+    """The raw judgements of a campaign as JSONL, streamed: one row per judgement, reviewers pseudonymous."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        responses={(200, "application/jsonl"): OpenApiTypes.BINARY, 404: ErrorSerializer}, tags=["campaigns"]
+    )
+    def get(self, request: Request, campaign_id: int) -> StreamingHttpResponse:
+        campaign = _campaign_for_manager(campaign_id)
+        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in selectors.raw_judgement_rows(campaign=campaign))
+        response = StreamingHttpResponse(lines, content_type="application/jsonl")
+        response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-judgements.jsonl"'
+        return response

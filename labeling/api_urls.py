@@ -12,6 +12,11 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/import/", api.CampaignImportApi.as_view(), name="api-campaign-import"),
     path("campaigns/<int:campaign_id>/stats/", api.CampaignStatsApi.as_view(), name="api-campaign-stats"),
     path("campaigns/<int:campaign_id>/quality/", api.CampaignQualityApi.as_view(), name="api-campaign-quality"),
+    path(
+        "campaigns/<int:campaign_id>/judgements.jsonl",
+        api.CampaignJudgementsExportApi.as_view(),
+        name="api-campaign-judgements",
+    ),
     path("campaigns/<int:campaign_id>/next/", api.NextTaskApi.as_view(), name="api-next-task"),
     path("campaigns/<int:campaign_id>/held/", api.HeldTasksApi.as_view(), name="api-held-tasks"),
     path("campaigns/<int:campaign_id>/undo/", api.UndoApi.as_view(), name="api-undo"),

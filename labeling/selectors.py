@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import hmac
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
@@ -10,6 +12,7 @@ from statistics import median
 from typing import Any
 
 import pandas as pd
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
@@ -376,3 +379,43 @@ def load_build_inputs(
             if flag_id:
                 flagged.update(int(r) for r, flags in (answers.get(flag_id) or {}).items() if flags)
     return records, tasks, responses, flagged
+
+
+def pseudonym(reviewer_id: int) -> str:
+    """A stable reviewer pseudonym for exports: an HMAC of the id under this deployment's secret key.
+
+    The same reviewer gets the same pseudonym in every export, so agreement can be studied, but the
+    id cannot be recovered without the key.
+    """
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"reviewer:{reviewer_id}".encode(), hashlib.sha256)
+    return f"r-{digest.hexdigest()[:12]}"
+
+
+def raw_judgement_rows(*, campaign: Campaign) -> Iterator[dict[str, Any]]:
+    """One row per judgement (retracted ones included and marked), streamed from the database.
+
+    Responses appear by id and in the shown order; reviewers by pseudonym; times in milliseconds.
+    """
+    judgements = (
+        Judgement.objects.filter(task__campaign=campaign)
+        .order_by("pk")
+        .values_list(
+            "pk", "task_id", "task__external_id", "reviewer_id", "answers", "shown_order", "time_spent_ms",
+            "submitted_at", "retracted_at",
+        )
+    )  # fmt: skip
+    for pk, task_id, external_id, reviewer_id, answers, shown, spent, submitted, retracted in judgements.iterator(
+        chunk_size=5000
+    ):
+        yield {
+            "judgement_id": pk,
+            "campaign": campaign.slug,
+            "task_id": task_id,
+            "external_id": external_id,
+            "reviewer": pseudonym(reviewer_id),
+            "answers": answers,
+            "shown_order": shown,
+            "time_spent_ms": spent,
+            "submitted_at": submitted.isoformat(),
+            "retracted_at": retracted.isoformat() if retracted else None,
+        }

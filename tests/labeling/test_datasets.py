@@ -349,3 +349,25 @@ def test_it_reports_quality_through_the_api(campaign, manager, reviewers):
     reviewer_api = APIClient()
     reviewer_api.force_authenticate(reviewers[0])
     assert reviewer_api.get(f"/api/campaigns/{campaign.pk}/quality/").status_code == 403
+
+
+def test_it_exports_raw_judgements_with_pseudonymous_reviewers(campaign, manager, reviewers, tmp_path):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(manager)
+    response = api.get(f"/api/campaigns/{campaign.pk}/judgements.jsonl")
+    assert response.status_code == 200
+    rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert len(rows) == 18
+    pseudonyms = {row["reviewer"] for row in rows}
+    assert len(pseudonyms) == 3 and all(p.startswith("r-") for p in pseudonyms)
+    text = json.dumps(rows)
+    assert all(reviewer.username not in text for reviewer in reviewers)
+    assert set(rows[0]) >= {"answers", "shown_order", "time_spent_ms", "submitted_at", "retracted_at"}
+
+    call_command("export_judgements", "--campaign", campaign.slug, "--out", str(tmp_path / "raw.jsonl"))
+    assert len((tmp_path / "raw.jsonl").read_text().splitlines()) == 18
+    reviewer_api = APIClient()
+    reviewer_api.force_authenticate(reviewers[0])
+    assert reviewer_api.get(f"/api/campaigns/{campaign.pk}/judgements.jsonl").status_code == 403
