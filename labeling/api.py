@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import selectors
-from labeling.datasets import EXPORT_FORMATS, METHODS, TIE_POLICIES, BuildParams, DatasetError
+from labeling.datasets import EXPORT_FORMATS, KINDS, METHODS, TIE_POLICIES, BuildParams, DatasetError
 from labeling.errors import LabelingError
 from labeling.models import Campaign, CampaignStatus, PreferenceDataset, Project
 from labeling.rendering import render_markdown
@@ -437,6 +437,7 @@ class DatasetListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         campaigns = serializers.PrimaryKeyRelatedField(queryset=Campaign.objects.all(), many=True)
         name = serializers.CharField(max_length=200, required=False, default="")
+        kind = serializers.ChoiceField(choices=KINDS, default="preference")
         method = serializers.ChoiceField(choices=METHODS, default="bradley_terry")
         min_votes = serializers.IntegerField(default=1)
         min_agreement = serializers.FloatField(default=0.0)

@@ -3,7 +3,7 @@
 A build is a pure function of its inputs (judgements, tasks, responses) and its parameters
 (``BuildParams``): the same inputs and parameters give the same rows in the same order, and so the
 same content hash. ``services/datasets.py`` loads the inputs from the database, calls
-``build_preference_rows`` and stores the snapshot; this module imports no models.
+``build_rows`` and stores the snapshot; this module imports no models.
 
 Rows follow DESIGN.md ("Preference export"): ``prompt, chosen, rejected, margin, confidence,
 n_votes, agreement, group_id, task_id, chosen_model, rejected_model`` plus ``split`` (train/test,
@@ -38,6 +38,7 @@ from labeling.aggregation import (
     weighted,
 )
 
+KINDS = ("preference", "sft", "kto")
 METHODS = ("majority", "weighted", "bradley_terry")
 TIE_POLICIES = ("drop", "keep")
 EXPORT_FORMATS = ("jsonl", "parquet", "hf")
@@ -57,6 +58,7 @@ class DatasetError(ValueError):
 class BuildParams:
     """Everything a build depends on besides its inputs; recorded on the snapshot."""
 
+    kind: str = "preference"  # or "sft", "kto"
     method: str = "bradley_terry"
     min_votes: int = 1
     min_agreement: float = 0.0  # share of votes on the chosen side, 0..1
@@ -70,9 +72,14 @@ class BuildParams:
     seed: int = 0
     margin_map: tuple[tuple[int, float], ...] = tuple(sorted(DEFAULT_MARGIN_MAP.items()))
     likert_threshold: float = 1.0
+    sft_sources: tuple[str, ...] = ("rewrites", "best")  # for kind "sft"
 
     def __post_init__(self) -> None:
         errors = {}
+        if self.kind not in KINDS:
+            errors["kind"] = f"must be one of {', '.join(KINDS)}"
+        if not self.sft_sources or set(self.sft_sources) - {"rewrites", "best"}:
+            errors["sft_sources"] = "must name rewrites and/or best"
         if self.method not in METHODS:
             errors["method"] = f"must be one of {', '.join(METHODS)}"
         if self.min_votes < 1:
@@ -94,6 +101,7 @@ class BuildParams:
         data = asdict(self)
         data["exclude_reviewers"] = sorted(self.exclude_reviewers)
         data["margin_map"] = {str(k): v for k, v in self.margin_map}
+        data["sft_sources"] = sorted(self.sft_sources)
         return data
 
 
@@ -140,6 +148,203 @@ def _split(group_id: str, params: BuildParams) -> str:
     return "test" if int.from_bytes(digest[:8], "big") / 2**64 < params.test_fraction else "train"
 
 
+@dataclass
+class BuildInputs:
+    """What a build reads, as plain data: loaded by ``selectors.load_build_inputs``."""
+
+    records: list[JudgementRecord] = field(default_factory=list)
+    tasks: dict[int, TaskInfo] = field(default_factory=dict)
+    responses: dict[int, ResponseInfo] = field(default_factory=dict)
+    flagged_responses: set[int] = field(default_factory=set)
+    # (task id, reviewer id, rewritten text) from rewrite questions: SFT demonstrations.
+    rewrites: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class KeptVerdict:
+    task_id: int
+    chosen: int
+    rejected: int
+    tie: bool
+    margin: float
+    confidence: float
+    n_votes: int
+    agreement: float
+
+
+def _kept_verdicts(inputs: BuildInputs, params: BuildParams, counts: dict[str, Any]) -> list[KeptVerdict]:
+    """Aggregate the votes and apply the filters; ``counts`` records what was dropped and why."""
+    excluded = set(params.exclude_reviewers)
+    tasks = inputs.tasks
+    kept_records = [
+        r
+        for r in inputs.records
+        if r.reviewer_id not in excluded and (params.include_gold or not tasks[r.task_id].is_gold)
+    ]
+    counts["judgements"] = len({r.judgement_id for r in kept_records})
+    pairs = expand_pairs(kept_records, likert_threshold=params.likert_threshold)
+    if pairs.empty:
+        return []
+    verdicts = _verdicts(pairs, kept_records, params).sort_values(["task_id", "a", "b"], kind="stable")
+    counts["verdicts"] = len(verdicts)
+    flagged = inputs.flagged_responses
+    kept = []
+    for verdict in verdicts.itertuples(index=False):
+        if verdict.n_votes < params.min_votes:
+            counts["dropped"]["too_few_votes"] += 1
+        elif verdict.tie and params.ties == "drop":
+            counts["dropped"]["tie"] += 1
+        elif verdict.agreement < params.min_agreement:
+            counts["dropped"]["low_agreement"] += 1
+        elif not verdict.tie and verdict.confidence < params.min_confidence:
+            counts["dropped"]["low_confidence"] += 1
+        elif params.drop_both_bad and verdict.both_bad_share >= 0.5:
+            counts["dropped"]["both_bad"] += 1
+        elif params.drop_flagged and (verdict.a in flagged or verdict.b in flagged):
+            counts["dropped"]["flagged_response"] += 1
+        else:
+            chosen, rejected = (verdict.a, verdict.b) if verdict.tie else (verdict.chosen, verdict.rejected)
+            kept.append(
+                KeptVerdict(
+                    task_id=int(verdict.task_id),
+                    chosen=int(chosen),
+                    rejected=int(rejected),
+                    tie=bool(verdict.tie),
+                    margin=0.0 if verdict.tie else round(float(verdict.margin), 6),
+                    confidence=round(float(verdict.confidence), 6),
+                    n_votes=int(verdict.n_votes),
+                    agreement=round(float(verdict.agreement), 6),
+                )
+            )
+    return kept
+
+
+def _preference_rows(inputs: BuildInputs, verdicts: list[KeptVerdict], params: BuildParams) -> list[dict[str, Any]]:
+    rows = []
+    for verdict in verdicts:
+        task = inputs.tasks[verdict.task_id]
+        chosen, rejected = inputs.responses[verdict.chosen], inputs.responses[verdict.rejected]
+        rows.append(
+            {
+                "prompt": task.prompt,
+                "chosen": chosen.text,
+                "rejected": rejected.text,
+                "margin": verdict.margin,
+                "confidence": verdict.confidence,
+                "n_votes": verdict.n_votes,
+                "agreement": verdict.agreement,
+                "tie": verdict.tie,
+                "group_id": task.group_id,
+                "task_id": str(task.task_id),
+                "chosen_id": verdict.chosen,
+                "rejected_id": verdict.rejected,
+                "chosen_model": chosen.model_name,
+                "rejected_model": rejected.model_name,
+                "split": _split(task.group_id, params),
+            }
+        )
+    if any(isinstance(row["prompt"], list) for row in rows):
+        rows = [_conversational(row) for row in rows]
+    return rows
+
+
+def _response_outcomes(verdicts: list[KeptVerdict]) -> tuple[set[int], set[int]]:
+    """Responses that won every decisive verdict they were in, and those that lost every one."""
+    won, lost = Counter(), Counter()
+    for verdict in verdicts:
+        if not verdict.tie:
+            won[verdict.chosen] += 1
+            lost[verdict.rejected] += 1
+    return set(won) - set(lost), set(lost) - set(won)
+
+
+def _completion_row(task: TaskInfo, text: str, params: BuildParams, **extra: Any) -> dict[str, Any]:
+    row = {"prompt": task.prompt, "completion": text, "group_id": task.group_id, "task_id": str(task.task_id)}
+    return {**row, **extra, "split": _split(task.group_id, params)}
+
+
+def _sft_rows(inputs: BuildInputs, verdicts: list[KeptVerdict], params: BuildParams) -> list[dict[str, Any]]:
+    """Demonstrations: reviewers' rewrites, and responses that won every comparison they were in."""
+    rows = []
+    if "rewrites" in params.sft_sources:
+        for task_id, _, text in sorted(inputs.rewrites):
+            if params.include_gold or not inputs.tasks[task_id].is_gold:
+                rows.append(_completion_row(inputs.tasks[task_id], text, params, source="rewrite", model=""))
+    if "best" in params.sft_sources:
+        best, _ = _response_outcomes(verdicts)
+        task_of = {v.chosen: v.task_id for v in verdicts} | {v.rejected: v.task_id for v in verdicts}
+        for response_id in sorted(best):
+            response = inputs.responses[response_id]
+            task = inputs.tasks[task_of[response_id]]
+            rows.append(_completion_row(task, response.text, params, source="best", model=response.model_name))
+    return [_conversational_completion(row) for row in rows] if _any_messages(rows) else rows
+
+
+def _kto_rows(inputs: BuildInputs, verdicts: list[KeptVerdict], params: BuildParams) -> list[dict[str, Any]]:
+    """Unpaired examples (KTO): a response that won all its comparisons is desirable, one that lost all is not."""
+    good, bad = _response_outcomes(verdicts)
+    task_of = {v.chosen: v.task_id for v in verdicts} | {v.rejected: v.task_id for v in verdicts}
+    rows = [
+        _completion_row(
+            inputs.tasks[task_of[response_id]],
+            inputs.responses[response_id].text,
+            params,
+            label=response_id in good,
+            model=inputs.responses[response_id].model_name,
+        )
+        for response_id in sorted(good | bad)
+    ]
+    return [_conversational_completion(row) for row in rows] if _any_messages(rows) else rows
+
+
+def _any_messages(rows: list[dict[str, Any]]) -> bool:
+    return any(isinstance(row["prompt"], list) for row in rows)
+
+
+def _conversational_completion(row: dict[str, Any]) -> dict[str, Any]:
+    prompt = row["prompt"]
+    return {
+        **row,
+        "prompt": [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt,
+        "completion": [{"role": "assistant", "content": row["completion"]}],
+    }
+
+
+ROW_MAKERS = {"preference": _preference_rows, "sft": _sft_rows, "kto": _kto_rows}
+
+
+def build_rows(*, inputs: BuildInputs, params: BuildParams) -> BuildResult:
+    """Aggregate the votes, apply the filters, and make the rows of ``params.kind``.
+
+    ``preference``: one TRL preference row per kept verdict. ``sft``: prompt/completion rows from
+    reviewers' rewrites and from responses that won every comparison they were in. ``kto``:
+    prompt/completion/label rows, desirable for responses that won all their comparisons, not
+    for those that lost all (mixed records are left out). ``counts`` says what was kept and, per
+    reason, what was dropped.
+    """
+    counts: dict[str, Any] = {"dropped": Counter()}
+    verdicts = _kept_verdicts(inputs, params, counts)
+    if not verdicts and not (params.kind == "sft" and "rewrites" in params.sft_sources and inputs.rewrites):
+        if counts.get("verdicts"):
+            reasons = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in counts["dropped"].most_common())
+            raise DatasetError(
+                f"Every pair was filtered out ({reasons}); loosen the filters.", {"filters": "Nothing left."}
+            )
+        raise DatasetError(
+            "There are no judgements to build from"
+            + (" once the excluded reviewers and gold tasks are left out." if inputs.records else "."),
+            {"campaigns": "No comparative judgements yet."},
+        )
+    rows = ROW_MAKERS[params.kind](inputs, verdicts, params)
+    if not rows:
+        raise DatasetError(f"The judgements give no {params.kind} rows with these settings.", {"kind": "Empty."})
+    counts["dropped"] = dict(counts["dropped"])
+    counts["rows"] = counts["pairs"] = len(rows)
+    counts["prompts"] = len({row["group_id"] for row in rows})
+    counts["splits"] = dict(Counter(row["split"] for row in rows))
+    return BuildResult(rows=rows, counts=counts)
+
+
 def build_preference_rows(
     *,
     records: Iterable[JudgementRecord],
@@ -148,83 +353,9 @@ def build_preference_rows(
     flagged_responses: Iterable[int] = (),
     params: BuildParams,
 ) -> BuildResult:
-    """Aggregate the votes and turn each kept verdict into one TRL preference row.
-
-    ``records`` are the comparative answers (pairwise, ranking or likert) of the campaigns;
-    reviewers in ``params.exclude_reviewers`` and, unless ``include_gold``, gold tasks are left
-    out before aggregating. ``counts`` says how many pairs and prompts were kept and, per reason,
-    how many verdicts were dropped.
-    """
-    excluded = set(params.exclude_reviewers)
-    kept_records = [
-        r for r in records if r.reviewer_id not in excluded and (params.include_gold or not tasks[r.task_id].is_gold)
-    ]
-    counts: dict[str, Any] = {"judgements": len({r.judgement_id for r in kept_records}), "dropped": Counter()}
-    pairs = expand_pairs(kept_records, likert_threshold=params.likert_threshold)
-    if pairs.empty:
-        raise DatasetError(
-            "There are no judgements to build from"
-            + (" once the excluded reviewers and gold tasks are left out." if records else "."),
-            {"campaigns": "No comparative judgements yet."},
-        )
-    verdicts = _verdicts(pairs, kept_records, params).sort_values(["task_id", "a", "b"], kind="stable")
-    counts["verdicts"] = len(verdicts)
-    flagged = set(flagged_responses)
-
-    rows = []
-    for verdict in verdicts.itertuples(index=False):
-        if verdict.n_votes < params.min_votes:
-            counts["dropped"]["too_few_votes"] += 1
-            continue
-        if verdict.tie and params.ties == "drop":
-            counts["dropped"]["tie"] += 1
-            continue
-        if verdict.agreement < params.min_agreement:
-            counts["dropped"]["low_agreement"] += 1
-            continue
-        if not verdict.tie and verdict.confidence < params.min_confidence:
-            counts["dropped"]["low_confidence"] += 1
-            continue
-        if params.drop_both_bad and verdict.both_bad_share >= 0.5:
-            counts["dropped"]["both_bad"] += 1
-            continue
-        if params.drop_flagged and (verdict.a in flagged or verdict.b in flagged):
-            counts["dropped"]["flagged_response"] += 1
-            continue
-        chosen_id, rejected_id = (verdict.a, verdict.b) if verdict.tie else (verdict.chosen, verdict.rejected)
-        task = tasks[verdict.task_id]
-        chosen, rejected = responses[int(chosen_id)], responses[int(rejected_id)]
-        rows.append(
-            {
-                "prompt": task.prompt,
-                "chosen": chosen.text,
-                "rejected": rejected.text,
-                "margin": 0.0 if verdict.tie else round(float(verdict.margin), 6),
-                "confidence": round(float(verdict.confidence), 6),
-                "n_votes": int(verdict.n_votes),
-                "agreement": round(float(verdict.agreement), 6),
-                "tie": bool(verdict.tie),
-                "group_id": task.group_id,
-                "task_id": str(task.task_id),
-                "chosen_id": int(chosen_id),
-                "rejected_id": int(rejected_id),
-                "chosen_model": chosen.model_name,
-                "rejected_model": rejected.model_name,
-                "split": _split(task.group_id, params),
-            }
-        )
-    if not rows:
-        reasons = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in counts["dropped"].most_common())
-        raise DatasetError(
-            f"Every pair was filtered out ({reasons}); loosen the filters.", {"filters": "Nothing left."}
-        )
-    if any(isinstance(row["prompt"], list) for row in rows):
-        rows = [_conversational(row) for row in rows]
-    counts["dropped"] = dict(counts["dropped"])
-    counts["pairs"] = len(rows)
-    counts["prompts"] = len({row["group_id"] for row in rows})
-    counts["splits"] = dict(Counter(row["split"] for row in rows))
-    return BuildResult(rows=rows, counts=counts)
+    """``build_rows`` for preference pairs, from loose inputs (kept for callers such as benchmarks)."""
+    inputs = BuildInputs(list(records), dict(tasks), dict(responses), set(flagged_responses))
+    return build_rows(inputs=inputs, params=params)
 
 
 def _conversational(row: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from labeling.models import Campaign, Project
+from labeling.models import Campaign, PreferenceDataset, Project
 
 # Starting points for the schema editor's preset buttons; each is a valid question schema.
 SCHEMA_PRESETS: dict[str, dict[str, Any]] = {
@@ -168,6 +168,7 @@ class DatasetBuildForm(forms.Form):
         queryset=Campaign.objects.order_by("name"), widget=forms.CheckboxSelectMultiple
     )
     name = forms.CharField(max_length=200, required=False, help_text="Left empty, it names the campaigns.")
+    kind = forms.ChoiceField(choices=PreferenceDataset.Kind.choices)
     method = forms.ChoiceField(
         choices=[
             ("bradley_terry", "Bradley-Terry per prompt, reviewer-weighted"),

@@ -180,7 +180,13 @@ class PreferenceDataset(models.Model):
     (and the existing snapshot). Raw judgements are never changed by a build.
     """
 
+    class Kind(models.TextChoices):
+        PREFERENCE = "preference", "Preference pairs (DPO, reward model)"
+        SFT = "sft", "Demonstrations (SFT)"
+        KTO = "kto", "Unpaired good/bad (KTO)"
+
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.PREFERENCE)
     campaigns = models.ManyToManyField(Campaign, related_name="datasets")
     method = models.CharField(max_length=20)
     parameters = models.JSONField(help_text="Every build parameter, as used.")

@@ -20,7 +20,7 @@ from django.db.models.functions import Least, TruncHour
 from django.utils import timezone
 
 from labeling.aggregation import JudgementRecord, expand_pairs, gold_pairs, majority, quality
-from labeling.datasets import ResponseInfo, TaskInfo, read_rows
+from labeling.datasets import BuildInputs, ResponseInfo, TaskInfo, read_rows
 from labeling.models import (
     Assignment,
     AssignmentState,
@@ -274,7 +274,7 @@ class CampaignQuality:
 
 def campaign_quality(*, campaign: Campaign) -> CampaignQuality:
     """Agreement and the reviewer table of a campaign, from its (non-retracted) judgements."""
-    records, _, _, _ = load_build_inputs([campaign])
+    records = load_build_inputs([campaign]).records
     pairs = expand_pairs(records)
     if pairs.empty:
         return CampaignQuality(None, None, None, [], [])
@@ -325,32 +325,29 @@ def _comparative_question(campaign: Campaign) -> tuple[str, str] | None:
     return None
 
 
-def _flag_question(campaign: Campaign) -> str | None:
-    return next((q.id for q in campaign.schema.questions if q.type == "flags"), None)
+def _question_of_type(campaign: Campaign, question_type: str) -> str | None:
+    return next((q.id for q in campaign.schema.questions if q.type == question_type), None)
 
 
-def load_build_inputs(
-    campaigns: Iterable[Campaign],
-) -> tuple[list[JudgementRecord], dict[int, TaskInfo], dict[int, ResponseInfo], set[int]]:
-    """Judgement records, tasks, responses and flagged response ids of the campaigns (retractions left out)."""
-    records: list[JudgementRecord] = []
-    tasks: dict[int, TaskInfo] = {}
-    responses: dict[int, ResponseInfo] = {}
-    flagged: set[int] = set()
+def load_build_inputs(campaigns: Iterable[Campaign]) -> BuildInputs:
+    """Judgement records, tasks, responses, flagged responses and rewrites of the campaigns.
+
+    Retracted judgements are left out. A campaign without a comparative question still gives its
+    rewrites (SFT demonstrations).
+    """
+    inputs = BuildInputs()
     for campaign in campaigns:
         question = _comparative_question(campaign)
-        if question is None:
-            continue
-        question_id, question_type = question
-        flag_id = _flag_question(campaign)
+        flag_id = _question_of_type(campaign, "flags")
+        rewrite_id = _question_of_type(campaign, "rewrite")
         response_ids: dict[int, list[int]] = {}
         for response in Response.objects.filter(task__campaign=campaign).values("pk", "task_id", "text", "model_name"):
-            responses[response["pk"]] = ResponseInfo(response["pk"], response["text"], response["model_name"])
+            inputs.responses[response["pk"]] = ResponseInfo(response["pk"], response["text"], response["model_name"])
             response_ids.setdefault(response["task_id"], []).append(response["pk"])
         for task in Task.objects.filter(campaign=campaign, response_count__gte=2).values(
             "pk", "prompt", "external_id", "is_gold", "gold"
         ):
-            tasks[task["pk"]] = TaskInfo(
+            inputs.tasks[task["pk"]] = TaskInfo(
                 task_id=task["pk"],
                 prompt=task["prompt"],
                 group_id=task["external_id"] or f"task-{task['pk']}",
@@ -362,23 +359,27 @@ def load_build_inputs(
             "pk", "task_id", "reviewer_id", "answers", "shown_order"
         )
         for pk, task_id, reviewer_id, answers, shown_order in judgements.iterator(chunk_size=5000):
-            task = tasks[task_id]
-            records.append(
-                JudgementRecord(
-                    judgement_id=pk,
-                    task_id=task_id,
-                    reviewer_id=reviewer_id,
-                    question_type=question_type,
-                    answer=answers.get(question_id),
-                    response_ids=task.response_ids,
-                    shown_order=tuple(shown_order),
-                    is_gold=task.is_gold,
-                    gold=task.gold,
+            task = inputs.tasks[task_id]
+            if question is not None:
+                question_id, question_type = question
+                inputs.records.append(
+                    JudgementRecord(
+                        judgement_id=pk,
+                        task_id=task_id,
+                        reviewer_id=reviewer_id,
+                        question_type=question_type,
+                        answer=answers.get(question_id),
+                        response_ids=task.response_ids,
+                        shown_order=tuple(shown_order),
+                        is_gold=task.is_gold,
+                        gold=task.gold,
+                    )
                 )
-            )
             if flag_id:
-                flagged.update(int(r) for r, flags in (answers.get(flag_id) or {}).items() if flags)
-    return records, tasks, responses, flagged
+                inputs.flagged_responses.update(int(r) for r, flags in (answers.get(flag_id) or {}).items() if flags)
+            if rewrite_id and answers.get(rewrite_id):
+                inputs.rewrites.append((task_id, reviewer_id, answers[rewrite_id]["text"]))
+    return inputs
 
 
 def pseudonym(reviewer_id: int) -> str:

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from labeling.datasets import (
     BuildParams,
     DatasetError,
-    build_preference_rows,
+    build_rows,
     content_hash,
     export_rows,
     write_rows,
@@ -34,22 +34,20 @@ def dataset_build(
     """Build (or find) the snapshot of ``campaigns`` under ``params``; returns it and whether it is new."""
     if not campaigns:
         raise LabelingError("Choose at least one campaign.", {"campaigns": "This field is required."})
-    records, tasks, responses, flagged = load_build_inputs(campaigns)
     try:
-        result = build_preference_rows(
-            records=records, tasks=tasks, responses=responses, flagged_responses=flagged, params=params
-        )
+        result = build_rows(inputs=load_build_inputs(campaigns), params=params)
     except DatasetError as error:
         raise LabelingError(error.message, error.errors) from None
     digest = content_hash(result.rows, params)
     existing = PreferenceDataset.objects.filter(content_hash=digest).first()
     if existing is not None:
         return existing, False
-    file_name = f"preferences-{digest[:16]}.jsonl"
+    file_name = f"{params.kind}-{digest[:16]}.jsonl"
     try:
         with transaction.atomic():
             dataset = PreferenceDataset.objects.create(
                 name=(name or ", ".join(c.name for c in campaigns))[:200],
+                kind=params.kind,
                 method=params.method,
                 parameters=params.to_json(),
                 content_hash=digest,

@@ -193,7 +193,7 @@ def test_it_builds_and_exports_from_the_command_line(campaign, manager, tmp_path
     manager.is_superuser = True
     manager.save(update_fields=["is_superuser"])
     call_command("build_dataset", "--campaign", campaign.slug, "--method", "weighted")
-    assert "6 pairs from 6 prompts" in capsys.readouterr().out
+    assert "6 rows from 6 prompts" in capsys.readouterr().out
     dataset = PreferenceDataset.objects.get()
     call_command("export_dataset", str(dataset.pk), "--format", "hf", "--out", str(tmp_path / "hf"))
     assert hf_datasets.load_from_disk(str(tmp_path / "hf"))["train"].num_rows == 6
@@ -243,7 +243,7 @@ def test_it_builds_from_the_manager_page_and_shows_the_snapshot(campaign, manage
     page = client.get("/manage/datasets/")
     assert page.status_code == 200 and b"No dataset yet" in page.content
     form = {
-        "campaigns": [campaign.pk], "method": "majority", "min_votes": 1, "min_agreement": 0.0,
+        "campaigns": [campaign.pk], "kind": "preference", "method": "majority", "min_votes": 1, "min_agreement": 0.0,
         "min_confidence": 0.5, "ties": "drop", "drop_flagged": "on", "drop_both_bad": "on",
         "test_fraction": 0.0, "seed": 0,
     }  # fmt: skip
@@ -283,7 +283,7 @@ def test_it_leaves_flagged_reviewers_out_of_a_build_when_asked(campaign, manager
     client = Client()
     client.force_login(manager)
     form = {
-        "campaigns": [campaign.pk], "method": "majority", "min_votes": 1, "min_agreement": 0.0,
+        "campaigns": [campaign.pk], "kind": "preference", "method": "majority", "min_votes": 1, "min_agreement": 0.0,
         "min_confidence": 0.5, "ties": "drop", "test_fraction": 0.0, "seed": 0, "exclude_flagged_reviewers": "on",
     }  # fmt: skip
     client.post("/manage/datasets/", form)
@@ -371,3 +371,42 @@ def test_it_exports_raw_judgements_with_pseudonymous_reviewers(campaign, manager
     reviewer_api = APIClient()
     reviewer_api.force_authenticate(reviewers[0])
     assert reviewer_api.get(f"/api/campaigns/{campaign.pk}/judgements.jsonl").status_code == 403
+
+
+def test_it_builds_sft_rows_from_rewrites_and_winning_responses(manager, reviewers):
+    schema = {"questions": [{"id": "preference", "type": "pairwise"}, {"id": "fix", "type": "rewrite"}]}
+    rows = [{"id": f"s{i}", "prompt": f"Q{i}", "responses": [f"bad {i}", f"good {i}"]} for i in range(2)]
+    campaign = make_campaign(manager=manager, reviewers=reviewers[:1], schema=schema, tasks=rows, overlap=1)
+
+    def rewrite_good(texts):
+        good = next(pk for pk, text in texts.items() if text.startswith("good"))
+        return {"fix": {"response": good, "text": f"even better than {texts[good]}"}}
+
+    review(reviewers[0], campaign, good_first, answers=rewrite_good)
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(kind="sft"), created_by=manager)
+    built = read(dataset)
+    assert dataset.kind == "sft" and dataset.file_name.startswith("sft-")
+    assert sorted((r["source"], r["completion"]) for r in built) == [
+        ("best", "good 0"), ("best", "good 1"), ("rewrite", "even better than good 0"), ("rewrite", "even better than good 1"),
+    ]  # fmt: skip
+    only_rewrites, _ = dataset_build(
+        campaigns=[campaign], params=BuildParams(kind="sft", sft_sources=("rewrites",)), created_by=manager
+    )
+    assert {r["source"] for r in read(only_rewrites)} == {"rewrite"}
+
+
+def test_it_builds_kto_rows_and_leaves_out_mixed_records(manager, reviewers):
+    rows = [{"id": "k", "prompt": "Q", "responses": ["a", "b", "c"]}]
+    campaign = make_campaign(manager=manager, reviewers=reviewers[:1], schema=RANKING_SCHEMA, tasks=rows, overlap=1)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
+    ids = {text: pk for pk, text in assignment.task.responses.values_list("pk", "text")}
+    judgement_submit(
+        reviewer=reviewers[0],
+        assignment_id=assignment.pk,
+        answers={"rank": {"order": [[ids["a"]], [ids["b"]], [ids["c"]]]}},
+        client_submission_id="kto-submission",
+        time_spent_ms=500,
+    )
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(kind="kto"), created_by=manager)
+    # "b" beat "c" but lost to "a": a mixed record, left out.
+    assert sorted((r["completion"], r["label"]) for r in read(dataset)) == [("a", True), ("c", False)]

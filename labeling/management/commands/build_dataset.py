@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from labeling.datasets import METHODS, TIE_POLICIES, BuildParams, DatasetError
+from labeling.datasets import KINDS, METHODS, TIE_POLICIES, BuildParams, DatasetError
 from labeling.errors import LabelingError
 from labeling.models import Campaign
 from labeling.services.datasets import dataset_build
@@ -12,6 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--campaign", action="append", required=True, help="A campaign slug; repeat for several.")
+        parser.add_argument("--kind", choices=KINDS, default="preference", help="preference, sft or kto rows.")
         parser.add_argument("--method", choices=METHODS, default="bradley_terry")
         parser.add_argument("--name", default="")
         parser.add_argument("--min-votes", type=int, default=1)
@@ -44,6 +45,7 @@ class Command(BaseCommand):
             raise CommandError("Name the creator with --user (no superuser exists).")
         try:
             params = BuildParams(
+                kind=options["kind"],
                 method=options["method"],
                 min_votes=options["min_votes"],
                 min_agreement=options["min_agreement"],
@@ -65,6 +67,6 @@ class Command(BaseCommand):
         counts = dataset.counts
         state = "built" if created else "already built (same inputs and parameters)"
         self.stdout.write(
-            f"Dataset {dataset.pk} {state}: {counts['pairs']} pairs from {counts['prompts']} prompts, "
+            f"Dataset {dataset.pk} ({dataset.kind}) {state}: {counts['rows']} rows from {counts['prompts']} prompts, "
             f"splits {counts['splits']}, dropped {counts['dropped'] or 'none'}; hash {dataset.content_hash}"
         )
