@@ -431,27 +431,48 @@ def export_rows(*, source: Path, file_format: str, out: Path, split: str | None 
     if file_format == "jsonl":
         write_rows(read_rows(source, split=split), out)
     elif file_format == "parquet":
-        _export_parquet(read_rows(source, split=split), out)
+        _export_parquet(source, out, split=split)
     else:
         _export_hf(source, out, split=split)
     return out
 
 
-def _export_parquet(rows: Iterator[dict[str, Any]], out: Path) -> None:
+def _line_blocks(path: Path, lines_per_block: int = 20_000) -> Iterator[bytes]:
+    """The JSONL file in blocks of whole lines, so each block parses on its own."""
+    with path.open("rb") as handle:
+        while block := b"".join(line for _, line in zip(range(lines_per_block), handle, strict=False)):
+            yield block
+
+
+def _export_parquet(source: Path, out: Path, *, split: str | None) -> None:
+    """Parquet from the JSONL snapshot, block by block with Arrow's JSON reader (memory flat in rows).
+
+    The first block fixes the schema and every later block is parsed against it, so all row groups
+    share one schema even where a block alone would infer another type (an all-empty column, say).
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pa_json
     import pyarrow.parquet as pq
 
     writer = None
+    written = 0
     fd, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        for batch in _batches(rows):
-            table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
-            writer = writer or pq.ParquetWriter(temporary, table.schema)
+        for block in _line_blocks(source):
+            options = pa_json.ParseOptions(explicit_schema=writer.schema) if writer else None
+            table = pa_json.read_json(pa.py_buffer(block), parse_options=options)
+            if split is not None:
+                table = table.filter(pc.equal(table["split"], split))
+            if writer is None:
+                writer = pq.ParquetWriter(temporary, table.schema)
             writer.write_table(table)
-        if writer is None:
+            written += table.num_rows
+        if writer is not None:
+            writer.close()
+        if not written:
             raise DatasetError("The snapshot has no rows in that split.", {"split": "Empty."})
-        writer.close()
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

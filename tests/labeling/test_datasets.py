@@ -410,3 +410,16 @@ def test_it_builds_kto_rows_and_leaves_out_mixed_records(manager, reviewers):
     dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(kind="kto"), created_by=manager)
     # "b" beat "c" but lost to "a": a mixed record, left out.
     assert sorted((r["completion"], r["label"]) for r in read(dataset)) == [("a", True), ("c", False)]
+
+
+def test_it_exports_conversational_rows_to_parquet_and_refuses_an_empty_split(manager, reviewers, tmp_path):
+    rows = [{"id": "chat", "prompt": [{"role": "user", "content": "Hi"}], "responses": ["best", "worst"]}]
+    campaign = make_campaign(manager=manager, reviewers=reviewers[:1], schema=SCHEMA, tasks=rows, overlap=1)
+    review(reviewers[0], campaign, lambda task, texts: "best")
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(), created_by=manager)
+    table = pq.read_table(dataset_export(dataset=dataset, file_format="parquet", out=tmp_path / "chat.parquet"))
+    assert table.to_pylist()[0]["chosen"] == [{"role": "assistant", "content": "best"}]
+    assert table.to_pylist()[0]["prompt"] == [{"role": "user", "content": "Hi"}]
+    with pytest.raises(LabelingError, match="no rows in that split"):
+        dataset_export(dataset=dataset, file_format="parquet", out=tmp_path / "test.parquet", split="test")
+    assert not (tmp_path / "test.parquet").exists()
