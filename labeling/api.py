@@ -20,13 +20,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import selectors
-from labeling.datasets import EXPORT_FORMATS, KINDS, METHODS, TIE_POLICIES, BuildParams, DatasetError
-from labeling.errors import LabelingError
+from labeling.datasets import EXPORT_FORMATS, KINDS, METHODS, TIE_POLICIES
 from labeling.models import Campaign, CampaignStatus, PreferenceDataset, Project
 from labeling.rendering import render_markdown
+from labeling.selectors import campaign_for_reviewer
 from labeling.services import campaigns as campaign_services
-from labeling.services.assignment import assignment_claim_next, assignment_skip, campaign_for_reviewer
-from labeling.services.datasets import dataset_build, dataset_download_file
+from labeling.services.assignment import assignment_claim_next, assignment_skip
+from labeling.services.datasets import dataset_build, dataset_download_file, dataset_params
 from labeling.services.imports import FORMATS, format_from_name, tasks_import
 from labeling.services.judgements import judgement_submit, judgement_undo_last
 from rlhf_platform.permissions import IsManager, IsReviewer
@@ -447,6 +447,9 @@ class DatasetListCreateApi(APIView):
         drop_both_bad = serializers.BooleanField(default=True)
         include_gold = serializers.BooleanField(default=False)
         exclude_reviewers = serializers.ListField(child=serializers.IntegerField(), default=list)
+        exclude_flagged_reviewers = serializers.BooleanField(
+            default=False, help_text="Also leave out the reviewers the quality table flags."
+        )
         test_fraction = serializers.FloatField(default=0.0)
         seed = serializers.IntegerField(default=0)
 
@@ -466,11 +469,15 @@ class DatasetListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         campaigns, name = fields.pop("campaigns"), fields.pop("name")
-        try:
-            params = BuildParams(**{**fields, "exclude_reviewers": tuple(fields["exclude_reviewers"])})
-        except DatasetError as error:
-            raise LabelingError(error.message, error.errors) from None
-        dataset, created = dataset_build(campaigns=campaigns, params=params, created_by=request.user, name=name)
+        exclude_flagged = fields.pop("exclude_flagged_reviewers")
+        params = dataset_params(**{**fields, "exclude_reviewers": tuple(fields["exclude_reviewers"])})
+        dataset, created = dataset_build(
+            campaigns=campaigns,
+            params=params,
+            created_by=request.user,
+            name=name,
+            exclude_flagged_reviewers=exclude_flagged,
+        )
         return Response(
             DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from labeling.aggregation import JudgementRecord, expand_pairs, gold_pairs, majority, quality
 from labeling.datasets import BuildInputs, ResponseInfo, TaskInfo, read_rows
+from labeling.errors import NotFound
 from labeling.models import (
     Assignment,
     AssignmentState,
@@ -44,6 +45,18 @@ def team_counts() -> dict[str, int]:
         "reviewers": active.filter(groups__name=Role.REVIEWER).count(),
         "managers": active.filter(Q(groups__name=Role.MANAGER) | Q(is_superuser=True)).distinct().count(),
     }
+
+
+def campaign_for_reviewer(*, reviewer: AbstractBaseUser, campaign_id: int) -> Campaign:
+    """The campaign if the reviewer belongs to its pool; otherwise it does not exist for them."""
+    campaign = (
+        Campaign.objects.filter(pk=campaign_id, reviewers=reviewer)
+        .only("pk", "slug", "name", "status", "question_schema", "overlap", "lease_seconds", "gold_rate")
+        .first()
+    )
+    if campaign is None:
+        raise NotFound("No such campaign.")
+    return campaign
 
 
 def campaigns_for_reviewer(*, reviewer: AbstractBaseUser) -> QuerySet[Campaign]:
@@ -132,6 +145,7 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None, hours: in
         complete=Count("pk", filter=Q(is_gold=False, judgement_count__gte=campaign.overlap)),
     )
     regular = task_counts["total"] - task_counts["gold"] - task_counts["prompt_only"]
+    wanted, left = regular * campaign.overlap, _judgements_left(campaign)
     judgements = Judgement.objects.filter(task__campaign=campaign, retracted_at__isnull=True)
     since = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
     per_hour = dict(
@@ -148,8 +162,10 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None, hours: in
     return {
         "tasks": {**task_counts, "regular": regular},
         "judgements": judgements.count(),
-        "judgements_wanted": regular * campaign.overlap,
-        "judgements_left": _judgements_left(campaign),
+        "judgements_wanted": wanted,
+        "judgements_left": left,
+        "judgements_done": wanted - left,
+        "percent": round(100 * (wanted - left) / wanted) if wanted else 0,
         "active_assignments": Assignment.objects.filter(
             task__campaign=campaign, state=AssignmentState.ACTIVE, lease_expires_at__gt=now
         ).count(),
@@ -272,36 +288,46 @@ class CampaignQuality:
     over_time: list[dict[str, Any]]
 
 
-def campaign_quality(*, campaign: Campaign) -> CampaignQuality:
-    """Agreement and the reviewer table of a campaign, from its (non-retracted) judgements."""
+def _without_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (nothing to measure: no gold answered, no time, alpha undefined) as None; pages show a dash."""
+    return {key: None if isinstance(value, float) and value != value else value for key, value in row.items()}
+
+
+def _reviewer_quality(campaign: Campaign) -> tuple[list[JudgementRecord], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The campaign's comparative records, their pairs, judgement timings, and the reviewer table."""
     records = load_build_inputs([campaign]).records
     pairs = expand_pairs(records)
     if pairs.empty:
-        return CampaignQuality(None, None, None, [], [])
+        return records, pairs, pd.DataFrame(), pd.DataFrame()
     timings = pd.DataFrame.from_records(
         Judgement.objects.filter(task__campaign=campaign, retracted_at__isnull=True).values(
             "pk", "reviewer_id", "time_spent_ms", "submitted_at"
         ),
     ).rename(columns={"pk": "judgement_id"})
     table = quality.reviewer_table(pairs, consensus=majority(pairs), judgements=timings, gold_pairs=gold_pairs(records))
+    return records, pairs, timings, table
+
+
+def campaign_quality(*, campaign: Campaign) -> CampaignQuality:
+    """Agreement and the reviewer table of a campaign, from its (non-retracted) judgements."""
+    records, pairs, timings, table = _reviewer_quality(campaign)
+    if pairs.empty:
+        return CampaignQuality(None, None, None, [], [])
     usernames = dict(
         get_user_model().objects.filter(pk__in=table["reviewer_id"].tolist()).values_list("pk", "username")
     )
     reviewers = [
-        # NaN (no gold answered, no time recorded) becomes None, which pages show as a dash.
-        {
-            **{key: None if isinstance(value, float) and value != value else value for key, value in row.items()},
-            "reviewer": usernames.get(row["reviewer_id"], str(row["reviewer_id"])),
-        }
+        {**_without_nan(row), "reviewer": usernames.get(row["reviewer_id"], str(row["reviewer_id"]))}
         for row in table.to_dict("records")
     ]
     question_types = {r.question_type for r in records}
+    over_time = quality.agreement_over_time(pairs, judgements=timings).to_dict("records")
     return CampaignQuality(
         agreement=quality.pairwise_agreement(pairs),
         ranking=quality.ranking_agreement(records) if "ranking" in question_types else None,
         likert=quality.likert_agreement(records) if "likert" in question_types else None,
         reviewers=reviewers,
-        over_time=quality.agreement_over_time(pairs, judgements=timings).to_dict("records"),
+        over_time=[_without_nan(point) for point in over_time],
     )
 
 
@@ -309,7 +335,9 @@ def flagged_reviewer_ids(*, campaigns: list[Campaign]) -> list[int]:
     """Reviewers the quality table flags in any of the campaigns."""
     flagged: set[int] = set()
     for campaign in campaigns:
-        flagged.update(row["reviewer_id"] for row in campaign_quality(campaign=campaign).reviewers if row["flagged"])
+        _, pairs, _, table = _reviewer_quality(campaign)
+        if not pairs.empty:
+            flagged.update(int(reviewer_id) for reviewer_id in table.loc[table["flagged"], "reviewer_id"])
     return sorted(flagged)
 
 

@@ -39,18 +39,6 @@ from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatu
 _random = random.SystemRandom()
 
 
-def campaign_for_reviewer(*, reviewer: AbstractBaseUser, campaign_id: int) -> Campaign:
-    """The campaign if the reviewer belongs to its pool; otherwise it does not exist for them."""
-    campaign = (
-        Campaign.objects.filter(pk=campaign_id, reviewers=reviewer)
-        .only("pk", "slug", "name", "status", "question_schema", "overlap", "lease_seconds", "gold_rate")
-        .first()
-    )
-    if campaign is None:
-        raise NotFound("No such campaign.")
-    return campaign
-
-
 def assignments_expire(*, now: datetime | None = None) -> int:
     """Return lapsed leases to the pool. Returns how many assignments expired.
 
@@ -135,7 +123,7 @@ def assignment_claim_next(
     """Give ``reviewer`` a new task of ``campaign`` and hold it for the campaign's lease.
 
     Returns None when nothing is left for this reviewer. The caller has checked that the
-    reviewer belongs to the campaign (``campaign_for_reviewer``). Lapsed leases are returned
+    reviewer belongs to the campaign (``selectors.campaign_for_reviewer``). Lapsed leases are returned
     to the pool first, in the same transaction.
     """
     rng = rng or _random

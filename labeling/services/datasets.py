@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from labeling import selectors
 from labeling.datasets import (
     BuildParams,
     DatasetError,
@@ -25,17 +27,36 @@ from labeling.datasets import (
 )
 from labeling.errors import LabelingError
 from labeling.models import Campaign, PreferenceDataset
-from labeling.selectors import load_build_inputs
+
+
+def dataset_params(**fields: Any) -> BuildParams:
+    """``BuildParams`` from the fields a form, the API or a command parsed; bad values as a ``LabelingError``."""
+    try:
+        return BuildParams(**fields)
+    except DatasetError as error:
+        raise LabelingError(error.message, error.errors) from None
 
 
 def dataset_build(
-    *, campaigns: list[Campaign], params: BuildParams, created_by: AbstractBaseUser, name: str = ""
+    *,
+    campaigns: list[Campaign],
+    params: BuildParams,
+    created_by: AbstractBaseUser,
+    name: str = "",
+    exclude_flagged_reviewers: bool = False,
 ) -> tuple[PreferenceDataset, bool]:
-    """Build (or find) the snapshot of ``campaigns`` under ``params``; returns it and whether it is new."""
+    """Build (or find) the snapshot of ``campaigns`` under ``params``; returns it and whether it is new.
+
+    With ``exclude_flagged_reviewers``, the reviewers the quality table flags are added to
+    ``params.exclude_reviewers``, so the snapshot records exactly who was left out.
+    """
     if not campaigns:
         raise LabelingError("Choose at least one campaign.", {"campaigns": "This field is required."})
+    if exclude_flagged_reviewers:
+        flagged = selectors.flagged_reviewer_ids(campaigns=campaigns)
+        params = replace(params, exclude_reviewers=tuple(sorted({*params.exclude_reviewers, *flagged})))
     try:
-        result = build_rows(inputs=load_build_inputs(campaigns), params=params)
+        result = build_rows(inputs=selectors.load_build_inputs(campaigns), params=params)
     except DatasetError as error:
         raise LabelingError(error.message, error.errors) from None
     digest = content_hash(result.rows, params)

@@ -12,7 +12,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors
 from labeling.charts import hour_chart, line_chart, scatter_chart
-from labeling.datasets import BuildParams, DatasetError
 from labeling.errors import LabelingError
 from labeling.forms import SCHEMA_PRESETS, CampaignForm, DatasetBuildForm, ProjectForm
 from labeling.models import Campaign, CampaignStatus, PreferenceDataset
@@ -25,7 +24,7 @@ from labeling.services.campaigns import (
     campaign_update,
     project_create,
 )
-from labeling.services.datasets import dataset_build
+from labeling.services.datasets import dataset_build, dataset_params
 from labeling.services.imports import ImportRejected, format_from_name, max_import_bytes, tasks_import
 from rlhf_platform.permissions import manager_required
 
@@ -121,12 +120,11 @@ def _campaign_form(
 def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
     stats = selectors.campaign_stats(campaign=campaign)
-    done = stats["judgements_wanted"] - stats["judgements_left"]
     context = {
         "campaign": campaign,
         "stats": stats,
-        "done": done,
-        "percent": round(100 * done / stats["judgements_wanted"]) if stats["judgements_wanted"] else 0,
+        "done": stats["judgements_done"],
+        "percent": stats["percent"],
         "chart": hour_chart(stats["per_hour"]),
         "actions": _status_actions(campaign.status),
         "guidelines_html": render_markdown(campaign.guidelines),
@@ -210,13 +208,16 @@ def datasets_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         fields = dict(form.cleaned_data)
         campaigns, name = list(fields.pop("campaigns")), fields.pop("name")
-        if fields.pop("exclude_flagged_reviewers"):
-            fields["exclude_reviewers"] = tuple(selectors.flagged_reviewer_ids(campaigns=campaigns))
+        exclude_flagged = fields.pop("exclude_flagged_reviewers")
         try:
             dataset, created = dataset_build(
-                campaigns=campaigns, params=BuildParams(**fields), created_by=request.user, name=name
+                campaigns=campaigns,
+                params=dataset_params(**fields),
+                created_by=request.user,
+                name=name,
+                exclude_flagged_reviewers=exclude_flagged,
             )
-        except (LabelingError, DatasetError) as error:
+        except LabelingError as error:
             form.add_error(None, error.message)
             for field, text in error.errors.items():
                 if field in form.fields:
@@ -242,9 +243,7 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def campaign_quality(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
     quality = selectors.campaign_quality(campaign=campaign)
-    over_time = line_chart(
-        [(str(point["period"].date()), _finite(point["outcome_alpha"])) for point in quality.over_time]
-    )
+    over_time = line_chart([(str(point["period"].date()), point["outcome_alpha"]) for point in quality.over_time])
     scatter = scatter_chart(
         [
             {
@@ -254,12 +253,8 @@ def campaign_quality(request: HttpRequest, slug: str) -> HttpResponse:
                 "flagged": row["flagged"],
             }
             for row in quality.reviewers
-            if _finite(row["agreement_with_consensus"]) is not None and _finite(row["gold_accuracy"]) is not None
+            if row["agreement_with_consensus"] is not None and row["gold_accuracy"] is not None
         ]
     )
     context = {"campaign": campaign, "quality": quality, "over_time": over_time, "scatter": scatter}
     return render(request, "labeling/manager/campaign_quality.html", context)
-
-
-def _finite(value: Any) -> float | None:
-    return None if value is None or value != value else float(value)  # NaN != NaN

@@ -6,11 +6,10 @@ from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
 from labeling.models import Assignment, AssignmentState, CampaignStatus, Task
-from labeling.selectors import assignment_payload
+from labeling.selectors import assignment_payload, campaign_for_reviewer
 from labeling.services.assignment import (
     assignment_skip,
     assignments_expire,
-    campaign_for_reviewer,
 )
 from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role

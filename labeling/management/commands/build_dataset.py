@@ -1,10 +1,10 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from labeling.datasets import KINDS, METHODS, TIE_POLICIES, BuildParams, DatasetError
+from labeling.datasets import KINDS, METHODS, TIE_POLICIES
 from labeling.errors import LabelingError
 from labeling.models import Campaign
-from labeling.services.datasets import dataset_build
+from labeling.services.datasets import dataset_build, dataset_params
 
 
 class Command(BaseCommand):
@@ -44,7 +44,7 @@ class Command(BaseCommand):
         if creator is None:
             raise CommandError("Name the creator with --user (no superuser exists).")
         try:
-            params = BuildParams(
+            params = dataset_params(
                 kind=options["kind"],
                 method=options["method"],
                 min_votes=options["min_votes"],
@@ -61,7 +61,7 @@ class Command(BaseCommand):
             dataset, created = dataset_build(
                 campaigns=campaigns, params=params, created_by=creator, name=options["name"]
             )
-        except (DatasetError, LabelingError) as error:
+        except LabelingError as error:
             details = "; ".join(f"{k}: {v}" for k, v in error.errors.items())
             raise CommandError(f"{error.message} {details}".strip()) from None
         counts = dataset.counts
