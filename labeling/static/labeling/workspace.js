@@ -535,16 +535,21 @@ function setPending(list) {
   localStorage.setItem(PENDING_KEY, JSON.stringify(list));
 }
 
+function dropPending(item) {
+  setPending(pendingSubmissions().filter((p) => p.body.client_submission_id !== item.body.client_submission_id));
+}
+
 async function sendSubmission(item) {
   for (let attempt = 0; ; attempt++) {
     try {
       await api("POST", urlFor(config.api.submit, item.assignment_id), item.body);
-      setPending(pendingSubmissions().filter((p) => p.body.client_submission_id !== item.body.client_submission_id));
+      dropPending(item);
       localStorage.removeItem(draftKey(item.assignment_id));
       return { ok: true };
     } catch (error) {
       if (error instanceof ApiError) {
-        setPending(pendingSubmissions().filter((p) => p.body.client_submission_id !== item.body.client_submission_id));
+        // The server answered: retrying the same request would get the same answer.
+        dropPending(item);
         return { ok: false, error };
       }
       // Network trouble: the same submission id makes the retry safe.
