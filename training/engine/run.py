@@ -1,0 +1,84 @@
+"""Command line: ``python -m training.engine.run SPEC.json`` (or under ``accelerate launch -m``).
+
+stdout carries only the JSON-line events; every library's printing and the human-readable log go to
+stderr. Exit status: 0 finished or cancelled, 1 failed while running, 2 the spec was rejected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training.engine.events import CancelFlag, Cancelled, EventStream
+from training.engine.models import detect_device
+from training.engine.runner import write_json
+from training.engine.spec import ModelSource, SpecError, load_spec, spec_to_dict, stage_of
+from training.engine.stages import dpo, evaluate, generate, ppo, pretrain, reward, sft
+
+logger = logging.getLogger("training.engine")
+
+StageRun = Callable[[Any, EventStream, CancelFlag], dict[str, Any]]
+
+STAGES: dict[str, StageRun] = {
+    "pretrain": pretrain.run,
+    "sft": sft.run,
+    "reward": reward.run,
+    "dpo": dpo.run,
+    "ppo": ppo.run,
+    "generate": generate.run,
+    "evaluate": evaluate.run,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.engine.run", description=__doc__.splitlines()[0])
+    parser.add_argument("spec", help="path of the spec JSON file")
+    arguments = parser.parse_args(argv)
+
+    events = EventStream(sys.stdout)
+    sys.stdout = sys.stderr  # libraries print; only events may reach the real stdout
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cancel = CancelFlag()
+    cancel.install_sigterm_handler()
+    try:
+        spec = load_spec(arguments.spec)
+    except SpecError as error:
+        events.emit("failed", error=str(error), error_type="SpecError")
+        return 2
+    return run_spec(spec, events, cancel)
+
+
+def run_spec(spec: ModelSource, events: EventStream, cancel: CancelFlag) -> int:
+    """Run a checked spec to its end, emitting events; returns the process exit status."""
+    stage = stage_of(spec)
+    device = detect_device()
+    output_dir = Path(spec.output_dir)
+    events.emit(
+        "started",
+        stage=stage,
+        output_dir=str(output_dir),
+        device="cuda" if device.cuda else "cpu",
+        dtype=str(device.dtype).removeprefix("torch."),
+        spec=spec_to_dict(spec),
+    )
+    write_json(output_dir / "spec.json", spec_to_dict(spec))
+    try:
+        metrics = STAGES[stage](spec, events, cancel)
+    except Cancelled as cancelled:
+        events.emit("cancelled", checkpoint=cancelled.checkpoint)
+        return 0
+    except Exception as error:
+        logger.exception("%s stage failed", stage)
+        events.emit("failed", error=f"{type(error).__name__}: {error}", error_type=type(error).__name__)
+        return 1
+    write_json(output_dir / "metrics.json", metrics)
+    events.emit("finished", metrics=metrics, output_dir=str(output_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""What every training stage shares: TrainingArguments from a spec, the train call, and the outputs.
+
+Output directory layout::
+
+    output_dir/
+      spec.json          the spec as run
+      checkpoints/       checkpoint-<step>/ (model or adapter, optimizer, scheduler, RNG, trainer state)
+      model/             final model (full weights, PEFT adapter or merged adapter) and tokenizer, safetensors
+      metrics.json       final metrics
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase, Trainer
+
+from training.engine.adapters import ParameterCounts, count_parameters
+from training.engine.events import Cancelled, EventCallback, EventStream
+from training.engine.models import Device
+from training.engine.spec import TrainingSpec
+
+
+def checkpoints_dir(spec: TrainingSpec) -> Path:
+    return Path(spec.output_dir) / "checkpoints"
+
+
+def final_model_dir(output_dir: str) -> Path:
+    return Path(output_dir) / "model"
+
+
+def training_arguments(spec: TrainingSpec, config_class: type, device: Device, *, has_eval: bool, **stage_fields):
+    """A TRL config for ``spec``: the spec's fields, plus device settings nobody should have to write.
+
+    On CPU, TRL's defaults of bf16 and gradient checkpointing are switched off (both slow it down).
+    """
+    gradient_checkpointing = device.cuda if spec.gradient_checkpointing is None else spec.gradient_checkpointing
+    periodic_eval = has_eval and spec.eval_steps is not None
+    return config_class(
+        output_dir=str(checkpoints_dir(spec)),
+        max_steps=spec.max_steps,
+        num_train_epochs=spec.epochs,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.gradient_accumulation_steps,
+        learning_rate=spec.learning_rate,
+        lr_scheduler_type=spec.lr_scheduler,
+        warmup_steps=spec.warmup_steps,
+        weight_decay=spec.weight_decay,
+        max_grad_norm=spec.max_grad_norm,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        logging_steps=spec.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=spec.save_steps,
+        save_total_limit=spec.save_total_limit,
+        eval_strategy="steps" if periodic_eval else "no",
+        eval_steps=spec.eval_steps if periodic_eval else None,
+        use_cpu=not device.cuda,
+        bf16=device.bf16,
+        gradient_checkpointing=gradient_checkpointing,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **stage_fields,
+    )
+
+
+def resume_checkpoint(spec: TrainingSpec) -> str | None:
+    """The checkpoint ``resume_from`` names: a directory, or 'latest' (None when there is none yet)."""
+    if spec.resume_from != "latest":
+        return spec.resume_from
+    found = sorted(checkpoints_dir(spec).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    return str(found[-1]) if found else None
+
+
+def train(
+    trainer: Trainer, spec: TrainingSpec, events: EventStream, callback: EventCallback, *, has_eval: bool
+) -> dict[str, Any]:
+    """Train (resuming if asked), evaluate on the held-out set, save the final model; return final metrics.
+
+    Raises Cancelled, after a checkpoint is written, when a cancel arrived during training.
+    """
+    parameters = count_parameters_of(trainer).as_event_fields()
+    events.emit("metrics", step=0, **parameters)
+    checkpoint = resume_checkpoint(spec)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    if callback.cancelled:
+        raise Cancelled(callback.last_checkpoint)
+    metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step, **parameters}
+    metrics.update({k: v for k, v in result.metrics.items() if k.startswith("train_")})
+    if has_eval:
+        metrics.update(trainer.evaluate())
+    return metrics
+
+
+def count_parameters_of(trainer: Trainer) -> ParameterCounts:
+    model = trainer.model
+    if hasattr(model, "get_nb_trainable_parameters"):  # PEFT counts packed 4-bit weights correctly
+        trainable, total = model.get_nb_trainable_parameters()
+        return ParameterCounts(trainable=trainable, total=total)
+    return count_parameters(model)
+
+
+def save_final_model(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, spec: TrainingSpec) -> Path:
+    """Write the trained model (adapter, merged adapter or full weights) and the tokenizer to output_dir/model."""
+    target = final_model_dir(spec.output_dir)
+    if spec.adapter.merge:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model = getattr(model, "policy", model).merge_and_unload()  # PPO wraps policy and value; keep the policy
+        if trainer.accelerator.is_main_process:
+            model.save_pretrained(target)
+    else:
+        trainer.save_model(str(target))
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(target)
+    return target
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -1,0 +1,1 @@
+"""One module per stage; each exposes ``run(spec, events, cancel) -> final metrics``."""

@@ -1,0 +1,127 @@
+"""Generation: K sampled responses per prompt, written as a labeling import file (DESIGN.md).
+
+Output: ``output_dir/candidates.jsonl``, one task per line:
+``{"id", "prompt", "responses": [{"text", "model", "meta": {"temperature", "top_p"}}], "meta"}``.
+The file appears only once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import set_seed
+
+from training.engine import data
+from training.engine.events import CancelFlag, Cancelled, EventStream
+from training.engine.models import detect_device, load_causal_lm, load_tokenizer
+from training.engine.prompts import prompt_text
+from training.engine.spec import GenerateSpec
+
+
+def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:
+    set_seed(spec.seed)
+    device = detect_device()
+    rows = data.load_records(spec.prompts)
+    tokenizer = load_tokenizer(spec.model, gguf_file=spec.gguf_file)
+    tokenizer.padding_side = "left"
+    model = load_causal_lm(spec.model, device, gguf_file=spec.gguf_file)
+    model.to("cuda" if device.cuda else "cpu").eval()
+    model_name = spec.model_name or Path(spec.model).name
+    # Candidates that share sampling settings are drawn in one generate call.
+    settings = defaultdict(list)
+    for index, setting in enumerate(zip(spec.per_candidate("temperature"), spec.per_candidate("top_p"), strict=True)):
+        settings[setting].append(index)
+
+    output = Path(spec.output_dir) / "candidates.jsonl"
+    partial = output.with_suffix(".jsonl.partial")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    started, new_tokens = time.monotonic(), 0
+    try:
+        with partial.open("w") as out:
+            for start in range(0, len(rows), spec.batch_size):
+                if cancel.requested:
+                    raise Cancelled(None)
+                batch = rows[start : start + spec.batch_size]
+                tasks, batch_tokens = candidate_tasks(model, tokenizer, batch, settings, model_name, spec)
+                new_tokens += batch_tokens
+                out.writelines(json.dumps(task) + "\n" for task in tasks)
+                done = start + len(batch)
+                elapsed = time.monotonic() - started
+                events.emit(
+                    "progress",
+                    step=done,
+                    total_steps=len(rows),
+                    tokens_seen=new_tokens,
+                    elapsed_s=round(elapsed, 3),
+                    eta_s=round(elapsed / done * (len(rows) - done), 1),
+                )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(output)
+    elapsed = time.monotonic() - started
+    return {
+        "prompts": len(rows),
+        "responses": len(rows) * spec.num_candidates,
+        "tokens_generated": new_tokens,
+        "tokens_per_second": round(new_tokens / max(elapsed, 1e-9), 2),
+        "output": str(output),
+    }
+
+
+def candidate_tasks(model, tokenizer, batch: list[dict], settings: dict, model_name: str, spec: GenerateSpec):
+    """Import-format tasks for a batch of prompt rows, and the number of tokens generated for them."""
+    texts = [prompt_text(row["prompt"], tokenizer) for row in batch]
+    # A chat template writes its own special tokens; a plain prompt gets the tokenizer's (e.g. BOS).
+    add_special_tokens = isinstance(batch[0]["prompt"], str)
+    responses: list[list[dict | None]] = [[None] * spec.num_candidates for _ in texts]
+    new_tokens = 0
+    for (temperature, top_p), candidate_indices in settings.items():
+        completions, count = sample(
+            model, tokenizer, texts, add_special_tokens, len(candidate_indices), temperature, top_p, spec
+        )
+        new_tokens += count
+        for row_responses, row_completions in zip(responses, completions, strict=True):
+            for candidate, text in zip(candidate_indices, row_completions, strict=True):
+                meta = {"temperature": temperature, "top_p": top_p}
+                row_responses[candidate] = {"text": text, "model": model_name, "meta": meta}
+    tasks = []
+    for row, row_responses in zip(batch, responses, strict=True):
+        task = {"prompt": row["prompt"], "responses": row_responses, "meta": row.get("meta") or {}}
+        tasks.append({"id": row["id"], **task} if row.get("id") is not None else task)
+    return tasks, new_tokens
+
+
+@torch.no_grad()
+def sample(
+    model,
+    tokenizer,
+    texts: list[str],
+    add_special_tokens: bool,
+    count: int,
+    temperature: float,
+    top_p: float,
+    spec: GenerateSpec,
+) -> tuple[list[list[str]], int]:
+    """``count`` sampled completions per text, and the number of new tokens they hold (EOS and padding excluded)."""
+    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
+    inputs = inputs.to(model.device)
+    generated = model.generate(
+        **inputs,
+        do_sample=True,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=spec.max_new_tokens,
+        num_return_sequences=count,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    new = generated[:, inputs["input_ids"].shape[1] :]
+    special = torch.tensor(tokenizer.all_special_ids, device=new.device)
+    token_count = int((~torch.isin(new, special)).sum())
+    decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
+    return [decoded[i * count : (i + 1) * count] for i in range(len(texts))], token_count
