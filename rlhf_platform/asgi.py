@@ -2,11 +2,15 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rlhf_platform.settings")
 # Django must be set up before anything imports models, so this comes first.
-django_asgi_application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from rlhf_platform.asgi_handler import SyncChainASGIHandler  # noqa: E402
+
+django_asgi_application = SyncChainASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -1,16 +1,22 @@
+import asyncio
 import json
+import re
+import threading
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
+from django.core.signals import request_finished
 
 from rlhf_platform.asgi import application
+from rlhf_platform.asgi_handler import SyncChainASGIHandler
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_it_serves_http_through_the_asgi_application():
     communicator = HttpCommunicator(application, "GET", "/healthz", headers=[(b"host", b"127.0.0.1")])
-    response = await communicator.get_response()
+    response = await communicator.get_response(timeout=10)
     assert response["status"] == 200
     assert json.loads(response["body"]) == {"status": "ok", "database": "ok"}
 
@@ -24,3 +30,66 @@ async def test_it_refuses_websockets_from_foreign_origins():
     connected, _ = await communicator.connect()
     assert not connected
     await communicator.disconnect()
+
+
+class RecordThread:
+    """Records the thread each request's middleware chain runs in."""
+
+    threads: list[int] = []  # noqa: RUF012
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        RecordThread.threads.append(threading.get_ident())
+        return self.get_response(request)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_each_request_runs_its_middleware_view_and_finished_signal_in_one_worker_thread(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.rlhf_platform.test_asgi.RecordThread"]
+    handler = SyncChainASGIHandler()
+    assert not asyncio.iscoroutinefunction(handler._middleware_chain)
+    finished_threads = []
+
+    def on_finished(**_):
+        finished_threads.append(threading.get_ident())
+
+    RecordThread.threads.clear()
+    request_finished.connect(on_finished)
+    try:
+        for _ in range(2):
+            communicator = HttpCommunicator(handler, "GET", "/healthz", headers=[(b"host", b"127.0.0.1")])
+            assert (await communicator.get_response(timeout=10))["status"] == 200
+            await communicator.wait(timeout=10)  # the response is closed after it was sent
+    finally:
+        request_finished.disconnect(on_finished)
+    # The finished signal closes the request's database connection: it must run where the view ran.
+    assert RecordThread.threads == finished_threads
+    assert threading.get_ident() not in RecordThread.threads
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_sessions_and_csrf_work_through_the_asgi_application(make_user):
+    await sync_to_async(make_user)("alice", password="a-long-password-1")
+    host = [(b"host", b"127.0.0.1")]
+    page = await HttpCommunicator(application, "GET", "/accounts/login/", headers=host).get_response(timeout=10)
+    assert page["status"] == 200
+    cookie = next(value for name, value in page["headers"] if name == b"Set-Cookie" and value.startswith(b"csrftoken="))
+    csrf_cookie = cookie.split(b";")[0]
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page["body"]).group(1)
+    body = b"username=alice&password=a-long-password-1&csrfmiddlewaretoken=" + token
+    form = [*host, (b"cookie", csrf_cookie), (b"content-type", b"application/x-www-form-urlencoded")]
+
+    refused = await HttpCommunicator(
+        application, "POST", "/accounts/login/", body=body.replace(token, b"x" * len(token)), headers=form
+    ).get_response(timeout=10)
+    assert refused["status"] == 403
+
+    signed_in = await HttpCommunicator(application, "POST", "/accounts/login/", body=body, headers=form).get_response(
+        timeout=10
+    )
+    assert signed_in["status"] == 302
+    assert any(name == b"Set-Cookie" and value.startswith(b"sessionid=") for name, value in signed_in["headers"])
