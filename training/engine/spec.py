@@ -267,7 +267,9 @@ class EvaluateSpec(ModelSource):
     """Held-out evaluation of a reward model (pairwise accuracy) or a policy (reward, win rate, perplexity)."""
 
     kind: Literal["reward", "policy"] = field(default="policy", metadata={"help": "what `model` is"})
-    preferences: str | None = field(default=None, metadata={"help": "reward: chosen/rejected pairs"})
+    preferences: str | None = field(
+        default=None, metadata={"help": "prompt/chosen/rejected pairs (reward: accuracy; policy: log-prob margin)"}
+    )
     prompts: str | None = field(default=None, metadata={"help": "policy: held-out prompts to answer"})
     reward_model: str | None = field(default=None, metadata={"help": "policy: scores the answers"})
     reference_model: str | None = field(
@@ -288,10 +290,12 @@ class EvaluateSpec(ModelSource):
             check_columns(self.preferences, "preferences", (("chosen", "rejected"),))
             return
         _require(
-            self.prompts is not None or self.perplexity_texts is not None,
+            any(source is not None for source in (self.prompts, self.perplexity_texts, self.preferences)),
             "prompts",
-            "a policy evaluation needs `prompts` (with `reward_model`) or `perplexity_texts`",
+            "a policy evaluation needs `prompts` (with `reward_model`), `preferences` or `perplexity_texts`",
         )
+        if self.preferences is not None:
+            check_columns(self.preferences, "preferences", (("prompt", "chosen", "rejected"),))
         if self.prompts is not None:
             check_columns(self.prompts, "prompts", (("prompt",),))
             _require(self.reward_model is not None, "reward_model", "is required to score answers to `prompts`")

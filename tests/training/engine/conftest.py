@@ -11,6 +11,7 @@ import pytest
 from tests.tiny_model import build_tiny_causal_lm
 
 MARKER = "Paris"
+DISTRACTOR = "France"
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "good", "answer", "is", "correct", "helpful"]
 
 
@@ -26,18 +27,23 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def marker_preferences(count: int, *, seed: int) -> list[dict]:
-    """Pairs whose chosen response is the rejected one with the marker word inserted somewhere."""
+    """Pairs that differ in one word: the chosen response has the marker where the rejected one has a distractor.
+
+    Both words are one token, so length or position gives nothing away.
+    """
     generator = random.Random(seed)
     rows = []
     for index in range(count):
         words = generator.choices(WORDS, k=generator.randint(3, 6))
-        with_marker = list(words)
-        with_marker.insert(generator.randint(0, len(words)), MARKER)
+        position = generator.randint(1, len(words))
+        chosen, rejected = list(words), list(words)
+        chosen.insert(position, MARKER)
+        rejected.insert(position, DISTRACTOR)
         rows.append(
             {
                 "prompt": f"Question {index}: say something.",
-                "chosen": " ".join(with_marker),
-                "rejected": " ".join(words),
+                "chosen": " ".join(chosen),
+                "rejected": " ".join(rejected),
                 "margin": 1.0,
             }
         )

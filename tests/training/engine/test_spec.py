@@ -1,0 +1,124 @@
+"""Bad specs fail with a message naming the field, before any model is loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.training.engine.conftest import marker_preferences, write_jsonl
+from training.engine import spec as spec_module
+from training.engine.spec import DPOSpec, SFTSpec, SpecError, load_spec, spec_to_dict
+
+
+@pytest.fixture
+def preferences(tmp_path):
+    return write_jsonl(tmp_path / "prefs.jsonl", marker_preferences(4, seed=0))
+
+
+@pytest.fixture
+def dpo_spec(tiny_model, tmp_path, preferences) -> dict:
+    return {"stage": "dpo", "model": str(tiny_model), "output_dir": str(tmp_path / "out"), "dataset": str(preferences)}
+
+
+def rejects(spec: dict, *fragments: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec)
+    for fragment in fragments:
+        assert fragment in str(caught.value), str(caught.value)
+
+
+def test_it_fills_defaults_from_the_papers_and_trl(dpo_spec):
+    spec = load_spec(dpo_spec)
+    assert isinstance(spec, DPOSpec)
+    assert (spec.beta, spec.loss_type, spec.learning_rate, spec.adapter.method) == (0.1, "sigmoid", 1e-6, "lora")
+    assert spec_to_dict(spec)["stage"] == "dpo"
+
+
+def test_it_reads_a_spec_file_and_round_trips_it(dpo_spec, tmp_path):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({**dpo_spec, "adapter": {"method": "ia3"}, "max_steps": 5}))
+    spec = load_spec(path)
+    assert load_spec(spec_to_dict(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        ({"stage": "kto"}, ["stage: must be one of"]),
+        ({"learning_rte": 1e-5}, ["learning_rte: unknown field", "learning_rate"]),
+        ({"adapter": {"method": "lora", "rank": 8}}, ["adapter.rank: unknown field"]),
+        ({"adapter": {"method": "dora"}}, ["adapter.method: must be one of", "dora"]),
+        ({"beta": "high"}, ["beta: must be a number"]),
+        ({"beta": 0}, ["beta: must be > 0"]),
+        ({"max_steps": 2.5}, ["max_steps: must be an integer"]),
+        ({"batch_size": True}, ["batch_size: must be an integer"]),
+        ({"eval_fraction": 1.5}, ["eval_fraction: must be in [0, 1)"]),
+        ({"loss_type": "kto"}, ["loss_type: must be one of"]),
+        ({"adapter": {"method": "full", "merge": True}}, ["adapter.merge: only applies to adapter methods"]),
+        ({"model": None}, ["model: must be a string"]),
+        ({"resume_from": "/nonexistent/checkpoint-3"}, ["resume_from:", "is not a directory"]),
+    ],
+)
+def test_it_rejects_bad_fields_naming_them(dpo_spec, change, fragments):
+    rejects({**dpo_spec, **change}, *fragments)
+
+
+def test_it_requires_model_and_output_dir(dpo_spec):
+    rejects({k: v for k, v in dpo_spec.items() if k != "output_dir"}, "output_dir: is required")
+
+
+def test_it_rejects_a_model_path_that_is_not_a_local_model_directory(dpo_spec, tmp_path):
+    rejects({**dpo_spec, "model": "HuggingFaceTB/SmolLM2-135M"}, "model:", "not a local directory")
+    (tmp_path / "empty").mkdir()
+    rejects({**dpo_spec, "model": str(tmp_path / "empty")}, "model:", "no config.json")
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    (tmp_path / "empty" / "pytorch_model.bin").write_bytes(b"")
+    rejects({**dpo_spec, "model": str(tmp_path / "empty")}, "model:", "no .safetensors")
+    rejects({**dpo_spec, "gguf_file": "model.Q4.gguf"}, "gguf_file:", "is not a file")
+    rejects({**dpo_spec, "reference_model": str(tmp_path)}, "reference_model:", "no config.json")
+
+
+def test_it_rejects_datasets_without_the_stage_columns(dpo_spec, tmp_path):
+    sft_rows = write_jsonl(tmp_path / "sft.jsonl", [{"prompt": "Q", "completion": "A"}])
+    rejects({**dpo_spec, "dataset": str(sft_rows)}, "dataset:", "needs columns {chosen, rejected}", "completion")
+    rejects({**dpo_spec, "eval_dataset": str(tmp_path / "missing.jsonl")}, "eval_dataset:", "does not exist")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"prompt": "Q", "chosen": "A", "rejected": "B"}\n{oops\n')
+    load_spec({**dpo_spec, "dataset": str(broken)})  # columns come from the first line only
+    sft = {**dpo_spec, "stage": "sft", "dataset": str(broken)}
+    rejects(sft, "dataset:", "needs columns {prompt, completion} or {messages}")
+    (tmp_path / "notes.csv").write_text("a,b\n")
+    rejects({**dpo_spec, "dataset": str(tmp_path / "notes.csv")}, "dataset:", "unsupported format")
+
+
+def test_it_rejects_qlora_without_cuda_before_loading_anything(dpo_spec, monkeypatch):
+    monkeypatch.setattr(spec_module, "_cuda_available", lambda: False)
+    rejects({**dpo_spec, "adapter": {"method": "qlora"}}, "adapter.method: qlora needs a CUDA device")
+
+
+def test_it_checks_stage_specific_requirements(tiny_model, tmp_path, preferences):
+    base = {"model": str(tiny_model), "output_dir": str(tmp_path / "out")}
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "Q"}])
+    rejects({"stage": "ppo", **base, "dataset": str(prompts)}, "reward_model: is required")
+    ppo = {"stage": "ppo", **base, "dataset": str(prompts), "reward_model": str(tiny_model)}
+    rejects({**ppo, "batch_size": 3, "num_mini_batches": 2}, "num_mini_batches: must divide")
+    rejects({**ppo, "resume_from": "latest"}, "resume_from: the PPO stage cannot resume")
+    generate = {"stage": "generate", **base, "prompts": str(prompts), "num_candidates": 2}
+    rejects({**generate, "temperature": [0.7, 1.0, 1.3]}, "temperature: needs one value per candidate")
+    rejects({**generate, "top_p": 1.5}, "top_p: must be <= 1")
+    rejects({"stage": "evaluate", **base, "kind": "reward"}, "preferences: is required")
+    rejects({"stage": "evaluate", **base, "prompts": str(prompts)}, "reward_model: is required")
+
+
+def test_it_resolves_paths_so_saved_adapters_name_an_absolute_base(tiny_model, tmp_path, monkeypatch, preferences):
+    monkeypatch.chdir(tiny_model.parent)
+    spec = load_spec(
+        {"stage": "sft", "model": tiny_model.name, "output_dir": "out", "dataset": str(_sft_file(tmp_path))}
+    )
+    assert isinstance(spec, SFTSpec)
+    assert spec.model == str(tiny_model) and spec.output_dir == str(tiny_model.parent / "out")
+
+
+def _sft_file(tmp_path):
+    return write_jsonl(tmp_path / "sft.jsonl", [{"prompt": "Q", "completion": "A"}])
