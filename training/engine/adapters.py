@@ -56,6 +56,9 @@ def apply_adapter(model: PreTrainedModel, adapter: AdapterSpec, *, task_type: st
 
     if adapter.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    # With the base frozen, nothing before the first adapter needs a gradient, and checkpointed
+    # blocks (the default on CUDA) would then pass none back; a grad-requiring input fixes that.
+    model.enable_input_require_grads()
     return get_peft_model(model, peft_config(adapter, task_type=task_type))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +64,7 @@ def run_spec(spec: ModelSource, events: EventStream, cancel: CancelFlag) -> int:
         output_dir=str(output_dir),
         device="cuda" if device.cuda else "cpu",
         dtype=str(device.dtype).removeprefix("torch."),
+        processes=int(os.environ.get("WORLD_SIZE", "1")),  # more than 1 under accelerate launch
         spec=spec_to_dict(spec),
     )
     write_json(output_dir / "spec.json", spec_to_dict(spec))

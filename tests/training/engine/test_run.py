@@ -68,6 +68,36 @@ def test_it_runs_a_spec_file_from_the_command_line(tiny_model, tmp_path):
     assert (output / "checkpoints" / "checkpoint-2").is_dir()
 
 
+def test_it_runs_under_accelerate_launch_with_one_event_stream(tiny_model, tmp_path):
+    dataset = write_jsonl(tmp_path / "sft.jsonl", sft_rows(24, seed=0))
+    spec = {
+        "stage": "sft",
+        "model": str(tiny_model),
+        "output_dir": str(tmp_path / "out"),
+        "dataset": str(dataset),
+        "max_steps": 3,
+        "batch_size": 2,
+        "logging_steps": 1,
+    }
+    # --multi_gpu means "through torchrun"; without CUDA the two processes train on CPU over gloo.
+    # (--cpu with several processes would need mpirun.)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    result = subprocess.run(
+        [*launch, "-m", "training.engine.run", str(write_spec(tmp_path / "spec.json", spec))],
+        cwd=REPO_ROOT,
+        env=engine_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = parse_events(result.stdout)
+    assert [e["event"] for e in events].count("started") == 1 and events[0]["processes"] == 2
+    assert events[-1]["event"] == "finished" and events[-1]["metrics"]["global_step"] == 3
+    assert (tmp_path / "out" / "model" / "adapter_model.safetensors").is_file()
+
+
 def test_it_reports_a_bad_spec_as_a_failed_event_and_exit_status_2(tmp_path):
     spec_path = write_spec(tmp_path / "spec.json", {"stage": "sft", "model": str(tmp_path), "output_dir": "x"})
     result = subprocess.run(
