@@ -213,3 +213,22 @@ def test_the_engine_imports_no_django():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.strip()) >= 15
+
+
+def test_a_cancelled_ppo_run_checkpoints_and_reports_cancelled(tiny_model, tmp_path):
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Question {i}: say"} for i in range(16)])
+    spec = {
+        "stage": "ppo",
+        "model": str(tiny_model),
+        "reward_model": str(tiny_model),
+        "output_dir": str(tmp_path / "out"),
+        "dataset": str(prompts),
+        "max_steps": 4,
+        "batch_size": 4,
+        "response_length": 6,
+        "num_ppo_epochs": 1,
+        "adapter": {"method": "lora"},
+    }
+    status, events = run_spec_in_process(spec, cancel=CancelAfter(1))
+    assert status == 0 and events[-1]["event"] == "cancelled"
+    assert events[-1]["checkpoint"].endswith("checkpoint-1") and os.path.isdir(events[-1]["checkpoint"])

@@ -214,3 +214,12 @@ def test_it_evaluates_a_reward_model_and_a_policy(tiny_model, tmp_path):
     assert 1 < metrics["perplexity"] < 10 * 400  # a random model over a 400-token vocabulary
     assert metrics["logprob_margin"] == pytest.approx(metrics["reference_logprob_margin"])
     assert torch.isfinite(torch.tensor(metrics["mean_reward"]))
+
+
+def test_it_keeps_only_the_chosen_sft_sources(tiny_model, tmp_path):
+    rows = [{**row, "source": "rewrite" if i % 2 else "best"} for i, row in enumerate(sft_rows(16, seed=0))]
+    dataset = write_jsonl(tmp_path / "sft.jsonl", rows)
+    spec = common(tiny_model, tmp_path, dataset=str(dataset), eval_fraction=0.0, max_steps=2, sources=["rewrite"])
+    status, events = run_spec_in_process({"stage": "sft", **spec})
+    assert status == 0, events[-1]
+    assert only(events, "progress")[-1]["epoch"] == 1.0  # 8 rewrites in 2 steps of 4
