@@ -1,8 +1,9 @@
 """The event stream: one JSON object per line on stdout, and the trainer callback that feeds it.
 
 Events: ``started``, ``progress``, ``metrics``, ``eval``, ``checkpoint``, ``finished``, ``failed``,
-``cancelled``. Each carries ``event`` and ``time`` (Unix seconds). Under ``accelerate launch`` only
-the main process writes.
+``cancelled``. Each carries ``event`` and ``time`` (Unix seconds). A training stage's first
+``metrics`` event (step 0) holds ``trainable_parameters`` and ``total_parameters``. Under
+``accelerate launch`` only the main process writes.
 """
 
 from __future__ import annotations

@@ -340,12 +340,11 @@ def load_spec(source: str | Path | dict[str, Any]) -> ModelSource:
 
 def spec_to_dict(spec: ModelSource) -> dict[str, Any]:
     """The spec as JSON-ready data, with its ``stage`` key, as written to ``spec.json``."""
-    stage = next(name for name, cls in SPEC_CLASSES.items() if type(spec) is cls)
-    return {"stage": stage, **asdict(spec)}
+    return {"stage": stage_of(spec), **asdict(spec)}
 
 
 def stage_of(spec: ModelSource) -> str:
-    return spec_to_dict(spec)["stage"]
+    return next(name for name, cls in SPEC_CLASSES.items() if type(spec) is cls)
 
 
 # --- checks ------------------------------------------------------------------------------------

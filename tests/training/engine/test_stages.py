@@ -223,3 +223,27 @@ def test_it_keeps_only_the_chosen_sft_sources(tiny_model, tmp_path):
     status, events = run_spec_in_process({"stage": "sft", **spec})
     assert status == 0, events[-1]
     assert only(events, "progress")[-1]["epoch"] == 1.0  # 8 rewrites in 2 steps of 4
+
+
+def test_a_tokenizer_without_a_chat_template_gets_the_default_for_conversations(tiny_model, tmp_path):
+    import shutil
+
+    from training.engine.models import DEFAULT_CHAT_TEMPLATE, load_tokenizer
+
+    bare = tmp_path / "bare-model"
+    shutil.copytree(tiny_model, bare)
+    (bare / "chat_template.jinja").unlink()
+    tokenizer = load_tokenizer(str(bare))
+    assert tokenizer.chat_template == DEFAULT_CHAT_TEMPLATE
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False
+    )
+    assert rendered == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    rows = [
+        {"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": "Paris."}]}
+        for i in range(8)
+    ]
+    spec = common(bare, tmp_path, dataset=str(write_jsonl(tmp_path / "messages.jsonl", rows)), max_steps=2)
+    status, events = run_spec_in_process({"stage": "sft", **spec})
+    assert status == 0, events[-1]
+    assert load_tokenizer(str(tmp_path / "out" / "model")).chat_template == DEFAULT_CHAT_TEMPLATE
