@@ -24,13 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from labeling.aggregation import (
     DEFAULT_MARGIN_MAP,
     JudgementRecord,
+    JudgementTable,
     bradley_terry,
-    expand_pairs,
     gold_pairs,
     majority,
     reviewer_reliability,
@@ -128,13 +129,14 @@ class BuildResult:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
-def _verdicts(pairs: pd.DataFrame, records: list[JudgementRecord], params: BuildParams) -> pd.DataFrame:
+def _verdicts(pairs: pd.DataFrame, tasks: Mapping[int, TaskInfo], params: BuildParams) -> pd.DataFrame:
     margin_map = dict(params.margin_map)
     if params.method == "majority":
         verdicts = majority(pairs, margin_map=margin_map)
         verdicts["confidence"] = verdicts["p_a"].where(verdicts["p_a"] >= 0.5, 1 - verdicts["p_a"])
         return verdicts
-    reliability = reviewer_reliability(pairs, gold_pairs=gold_pairs(records)).reliability
+    gold = gold_pairs(task for task in tasks.values() if task.is_gold)
+    reliability = reviewer_reliability(pairs, gold_pairs=gold).reliability
     if params.method == "weighted":
         return weighted(pairs, reliability=reliability, margin_map=margin_map)
     weights = vote_weights(pairs, reliability=reliability)
@@ -150,8 +152,13 @@ def _split(group_id: str, params: BuildParams) -> str:
 
 @dataclass
 class BuildInputs:
-    """What a build reads, as plain data: loaded by ``selectors.load_build_inputs``."""
+    """What a build reads, as plain data: loaded by ``selectors.load_build_inputs``.
 
+    ``judgements`` holds the comparative answers in columns; ``records`` keeps them as records too
+    only when the loader was asked to (the quality page reads raw ranking and Likert answers).
+    """
+
+    judgements: JudgementTable = field(default_factory=JudgementTable)
     records: list[JudgementRecord] = field(default_factory=list)
     tasks: dict[int, TaskInfo] = field(default_factory=dict)
     responses: dict[int, ResponseInfo] = field(default_factory=dict)
@@ -174,18 +181,15 @@ class KeptVerdict:
 
 def _kept_verdicts(inputs: BuildInputs, params: BuildParams, counts: dict[str, Any]) -> list[KeptVerdict]:
     """Aggregate the votes and apply the filters; ``counts`` records what was dropped and why."""
-    excluded = set(params.exclude_reviewers)
-    tasks = inputs.tasks
-    kept_records = [
-        r
-        for r in inputs.records
-        if r.reviewer_id not in excluded and (params.include_gold or not tasks[r.task_id].is_gold)
-    ]
-    counts["judgements"] = len({r.judgement_id for r in kept_records})
-    pairs = expand_pairs(kept_records, likert_threshold=params.likert_threshold)
+    table = inputs.judgements
+    keep = ~np.isin(table.column("reviewer_id"), list(params.exclude_reviewers))
+    if not params.include_gold:
+        keep &= ~table.column("is_gold")
+    counts["judgements"] = len(np.unique(table.column("judgement_id")[keep]))
+    pairs = table.expand(keep=keep, likert_threshold=params.likert_threshold)
     if pairs.empty:
         return []
-    verdicts = _verdicts(pairs, kept_records, params).sort_values(["task_id", "a", "b"], kind="stable")
+    verdicts = _verdicts(pairs, inputs.tasks, params).sort_values(["task_id", "a", "b"], kind="stable")
     counts["verdicts"] = len(verdicts)
     flagged = inputs.flagged_responses
     kept = []
@@ -332,7 +336,7 @@ def build_rows(*, inputs: BuildInputs, params: BuildParams) -> BuildResult:
             )
         raise DatasetError(
             "There are no judgements to build from"
-            + (" once the excluded reviewers and gold tasks are left out." if inputs.records else "."),
+            + (" once the excluded reviewers and gold tasks are left out." if len(inputs.judgements) else "."),
             {"campaigns": "No comparative judgements yet."},
         )
     rows = ROW_MAKERS[params.kind](inputs, verdicts, params)
@@ -354,7 +358,12 @@ def build_preference_rows(
     params: BuildParams,
 ) -> BuildResult:
     """``build_rows`` for preference pairs, from loose inputs (kept for callers such as benchmarks)."""
-    inputs = BuildInputs(list(records), dict(tasks), dict(responses), set(flagged_responses))
+    inputs = BuildInputs(
+        JudgementTable.from_records(records),
+        tasks=dict(tasks),
+        responses=dict(responses),
+        flagged_responses=set(flagged_responses),
+    )
     return build_rows(inputs=inputs, params=params)
 
 

@@ -19,7 +19,7 @@ from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least, TruncHour
 from django.utils import timezone
 
-from labeling.aggregation import JudgementRecord, expand_pairs, gold_pairs, majority, quality
+from labeling.aggregation import JudgementRecord, gold_pairs, majority, quality
 from labeling.datasets import BuildInputs, ResponseInfo, TaskInfo, read_rows
 from labeling.errors import NotFound
 from labeling.models import (
@@ -293,24 +293,26 @@ def _without_nan(row: dict[str, Any]) -> dict[str, Any]:
     return {key: None if isinstance(value, float) and value != value else value for key, value in row.items()}
 
 
-def _reviewer_quality(campaign: Campaign) -> tuple[list[JudgementRecord], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The campaign's comparative records, their pairs, judgement timings, and the reviewer table."""
-    records = load_build_inputs([campaign]).records
-    pairs = expand_pairs(records)
+def _reviewer_quality(campaign: Campaign, inputs: BuildInputs) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The pairs of the campaign's judgements (loaded in ``inputs``), their timings, and the reviewer table."""
+    pairs = inputs.judgements.expand()
     if pairs.empty:
-        return records, pairs, pd.DataFrame(), pd.DataFrame()
+        return pairs, pd.DataFrame(), pd.DataFrame()
     timings = pd.DataFrame.from_records(
         Judgement.objects.filter(task__campaign=campaign, retracted_at__isnull=True).values(
             "pk", "reviewer_id", "time_spent_ms", "submitted_at"
         ),
     ).rename(columns={"pk": "judgement_id"})
-    table = quality.reviewer_table(pairs, consensus=majority(pairs), judgements=timings, gold_pairs=gold_pairs(records))
-    return records, pairs, timings, table
+    gold = gold_pairs(task for task in inputs.tasks.values() if task.is_gold)
+    table = quality.reviewer_table(pairs, consensus=majority(pairs), judgements=timings, gold_pairs=gold)
+    return pairs, timings, table
 
 
 def campaign_quality(*, campaign: Campaign) -> CampaignQuality:
     """Agreement and the reviewer table of a campaign, from its (non-retracted) judgements."""
-    records, pairs, timings, table = _reviewer_quality(campaign)
+    inputs = load_build_inputs([campaign], keep_records=True)
+    records = inputs.records
+    pairs, timings, table = _reviewer_quality(campaign, inputs)
     if pairs.empty:
         return CampaignQuality(None, None, None, [], [])
     usernames = dict(
@@ -335,7 +337,7 @@ def flagged_reviewer_ids(*, campaigns: list[Campaign]) -> list[int]:
     """Reviewers the quality table flags in any of the campaigns."""
     flagged: set[int] = set()
     for campaign in campaigns:
-        _, pairs, _, table = _reviewer_quality(campaign)
+        pairs, _, table = _reviewer_quality(campaign, load_build_inputs([campaign]))
         if not pairs.empty:
             flagged.update(int(reviewer_id) for reviewer_id in table.loc[table["flagged"], "reviewer_id"])
     return sorted(flagged)
@@ -357,11 +359,12 @@ def _question_of_type(campaign: Campaign, question_type: str) -> str | None:
     return next((q.id for q in campaign.schema.questions if q.type == question_type), None)
 
 
-def load_build_inputs(campaigns: Iterable[Campaign]) -> BuildInputs:
-    """Judgement records, tasks, responses, flagged responses and rewrites of the campaigns.
+def load_build_inputs(campaigns: Iterable[Campaign], *, keep_records: bool = False) -> BuildInputs:
+    """Judgements (in columns), tasks, responses, flagged responses and rewrites of the campaigns.
 
     Retracted judgements are left out. A campaign without a comparative question still gives its
-    rewrites (SFT demonstrations).
+    rewrites (SFT demonstrations). ``keep_records`` also keeps each comparative answer as a
+    ``JudgementRecord`` (far more memory; for the quality page's ranking and Likert statistics).
     """
     inputs = BuildInputs()
     for campaign in campaigns:
@@ -390,19 +393,20 @@ def load_build_inputs(campaigns: Iterable[Campaign]) -> BuildInputs:
             task = inputs.tasks[task_id]
             if question is not None:
                 question_id, question_type = question
-                inputs.records.append(
-                    JudgementRecord(
-                        judgement_id=pk,
-                        task_id=task_id,
-                        reviewer_id=reviewer_id,
-                        question_type=question_type,
-                        answer=answers.get(question_id),
-                        response_ids=task.response_ids,
-                        shown_order=tuple(shown_order),
-                        is_gold=task.is_gold,
-                        gold=task.gold,
-                    )
-                )
+                fields = {
+                    "judgement_id": pk,
+                    "task_id": task_id,
+                    "reviewer_id": reviewer_id,
+                    "question_type": question_type,
+                    "answer": answers.get(question_id),
+                    "response_ids": task.response_ids,
+                    "shown_order": shown_order,
+                    "is_gold": task.is_gold,
+                }
+                inputs.judgements.add(**fields)
+                if keep_records:
+                    record = {**fields, "shown_order": tuple(shown_order), "gold": task.gold}
+                    inputs.records.append(JudgementRecord(**record))
             if flag_id:
                 inputs.flagged_responses.update(int(r) for r, flags in (answers.get(flag_id) or {}).items() if flags)
             if rewrite_id and answers.get(rewrite_id):

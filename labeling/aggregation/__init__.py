@@ -18,7 +18,14 @@ from labeling.aggregation.methods import (
     vote_weights,
     weighted,
 )
-from labeling.aggregation.pairs import PAIR_COLUMNS, JudgementRecord, empty_pairs, expand_pairs, gold_pairs
+from labeling.aggregation.pairs import (
+    PAIR_COLUMNS,
+    JudgementRecord,
+    JudgementTable,
+    empty_pairs,
+    expand_pairs,
+    gold_pairs,
+)
 from labeling.aggregation.quality import (
     FLAGS,
     REVIEWER_COLUMNS,
@@ -41,6 +48,7 @@ __all__ = [
     "Agreement",
     "BradleyTerryResult",
     "JudgementRecord",
+    "JudgementTable",
     "PairwiseAgreement",
     "ReliabilityResult",
     "agreement_over_time",

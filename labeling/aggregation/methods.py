@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.linalg import spsolve
 from scipy.special import expit, log_expit, logit
 
 # Strength (the reviewer's "better" = 1, "much better" = 2, ...) to reward-model margin, in the
@@ -276,7 +274,7 @@ def bradley_terry(
     tol: float = 1e-9,
     margin_map: Mapping[int, float] = DEFAULT_MARGIN_MAP,
 ) -> BradleyTerryResult:
-    """Fit a Bradley-Terry model (Bradley & Terry 1952) per task, all tasks in one sparse Newton solve.
+    """Fit a Bradley-Terry model (Bradley & Terry 1952) per task, all tasks at once by Newton's method.
 
     Each response gets a score s (logits); ``P(a beats b) = sigmoid(s_a - s_b)``. The fit maximizes
     ``sum_k w_k [y_k log sigmoid(s_a - s_b) + (1 - y_k) log sigmoid(s_b - s_a)] - l2 / 2 * |s|^2``
@@ -285,11 +283,11 @@ def bradley_terry(
     with variance 1/l2) keeps unanimous pairs finite and pins each task's scores to mean 0; with
     ``l2 = 2 * alpha`` the optimum equals ``choix.opt_pairwise(..., alpha=alpha)``.
 
-    Responses of different tasks never meet, so the Hessian is block diagonal by task. Newton steps
-    with one sparse solve over all responses (plus a backtracking line search) fit every task at
-    once. ``pairs`` of the verdict are the observed pairs, with ``p_a = sigmoid(s_a - s_b)``,
-    ``confidence = max(p_a, 1 - p_a)`` and a tie where the scores are equal; ``agreement`` and
-    ``margin`` come from the raw votes as in ``majority``.
+    Responses of different tasks never meet, so the Hessian is block diagonal by task. Each Newton
+    step solves the k x k blocks of all tasks with k responses in one batched dense solve (plus a
+    backtracking line search over all tasks at once). ``pairs`` of the verdict are the observed
+    pairs, with ``p_a = sigmoid(s_a - s_b)``, ``confidence = max(p_a, 1 - p_a)`` and a tie where the
+    scores are equal; ``agreement`` and ``margin`` come from the raw votes as in ``majority``.
     """
     if l2 <= 0:
         raise ValueError("l2 must be positive: without it unanimous pairs have infinite scores")
@@ -311,8 +309,8 @@ def bradley_terry(
     total = np.bincount(index, weights=weight)
 
     # One parameter per response. Response ids belong to one task each, so factorizing the plain
-    # int64 ids is enough (and far faster than factorizing (task, response) tuples); the task of
-    # each response is read back from the pairs, and a response seen under two tasks is an error.
+    # int64 ids is enough; the task of each response is read back from the pairs, and a response
+    # seen under two tasks is an error.
     task = keys["task_id"].to_numpy()
     response_code, response_ids = pd.factorize(np.r_[keys["a"].to_numpy(), keys["b"].to_numpy()], sort=True)
     n_pairs, n_responses = len(keys), len(response_ids)
@@ -321,13 +319,10 @@ def bradley_terry(
     if np.any(response_task[response_code] != np.r_[task, task]):
         raise ValueError("a response id appears under more than one task")
     code_a, code_b = response_code[:n_pairs], response_code[n_pairs:]
-    rows = np.r_[np.arange(n_pairs), np.arange(n_pairs)]
-    difference = sparse.csr_matrix(
-        (np.r_[np.ones(n_pairs), -np.ones(n_pairs)], (rows, np.r_[code_a, code_b])), shape=(n_pairs, n_responses)
-    )
+    blocks = _task_blocks(response_task, code_a, code_b)
 
     def objective(s: np.ndarray) -> float:
-        d = difference @ s
+        d = s[code_a] - s[code_b]
         return float(-(wins_a @ log_expit(d) + (total - wins_a) @ log_expit(-d)) + 0.5 * l2 * s @ s)
 
     scores = np.zeros(n_responses)
@@ -336,12 +331,17 @@ def bradley_terry(
     n_iter = 0
     for iteration in range(1, max_iter + 1):
         n_iter = iteration
-        d = difference @ scores
-        p = expit(d)
-        gradient = difference.T @ (total * p - wins_a) + l2 * scores
+        p = expit(scores[code_a] - scores[code_b])
+        residual = total * p - wins_a
+        gradient = (
+            np.bincount(code_a, weights=residual, minlength=n_responses)
+            - np.bincount(code_b, weights=residual, minlength=n_responses)
+            + l2 * scores
+        )
         curvature = total * p * (1.0 - p)
-        hessian = (difference.T @ sparse.diags(curvature) @ difference + l2 * sparse.eye(n_responses)).tocsc()
-        step = spsolve(hessian, gradient)
+        step = np.empty(n_responses)
+        for block in blocks:
+            step[block.responses] = block.solve(curvature, gradient, l2)
         # Newton on a concave likelihood rarely needs damping, but large scores after unanimous votes
         # can overshoot on the first steps; halve until the objective does not get worse.
         size = 1.0
@@ -371,6 +371,67 @@ def bradley_terry(
     return BradleyTerryResult(scores=score_frame, pairs=verdicts, n_iter=n_iter, converged=converged)
 
 
+@dataclass(frozen=True, slots=True)
+class _TaskBlock:
+    """The tasks with ``k`` responses, for Newton steps on their k x k Hessian blocks all at once.
+
+    ``responses`` (n_tasks x k) are response codes, a task per row; ``pairs`` are the pairs of
+    these tasks and ``cell_ab``/``cell_ba``/``cell_aa``/``cell_bb`` their entries' positions in the
+    flattened (n_tasks, k, k) stack.
+    """
+
+    responses: np.ndarray
+    pairs: np.ndarray
+    cell_ab: np.ndarray
+    cell_ba: np.ndarray
+    cell_aa: np.ndarray
+    cell_bb: np.ndarray
+
+    def solve(self, curvature: np.ndarray, gradient: np.ndarray, l2: float) -> np.ndarray:
+        n_tasks, k = self.responses.shape
+        c = curvature[self.pairs]
+        cells = np.concatenate([self.cell_aa, self.cell_bb, self.cell_ab, self.cell_ba])
+        hessian = np.bincount(cells, weights=np.concatenate([c, c, -c, -c]), minlength=n_tasks * k * k)
+        hessian = hessian.reshape(n_tasks, k, k)
+        hessian[:, np.arange(k), np.arange(k)] += l2
+        return np.linalg.solve(hessian, gradient[self.responses][..., None])[..., 0]
+
+
+def _task_blocks(response_task: np.ndarray, code_a: np.ndarray, code_b: np.ndarray) -> list[_TaskBlock]:
+    """Group the tasks by their number of responses: the Hessian is block diagonal by task."""
+    order = np.lexsort((np.arange(len(response_task)), response_task))
+    task_of_sorted = response_task[order]
+    starts = np.r_[True, task_of_sorted[1:] != task_of_sorted[:-1]]
+    task_index = np.cumsum(starts) - 1  # per sorted response: which task
+    first = np.flatnonzero(starts)
+    sizes = np.diff(np.r_[first, len(order)])
+    local = np.arange(len(order)) - first[task_index]  # position of the response within its task
+    task_of = np.empty(len(order), dtype=np.int64)
+    local_of = np.empty(len(order), dtype=np.int64)
+    task_of[order], local_of[order] = task_index, local
+    pair_task = task_of[code_a]
+    blocks = []
+    for k in np.unique(sizes):
+        tasks = np.flatnonzero(sizes == k)
+        row_of_task = np.full(len(sizes), -1)
+        row_of_task[tasks] = np.arange(len(tasks))
+        responses = order[first[tasks][:, None] + np.arange(k)]
+        pairs = np.flatnonzero(sizes[pair_task] == k)
+        base = row_of_task[pair_task[pairs]] * k * k
+        la, lb = local_of[code_a[pairs]], local_of[code_b[pairs]]
+        blocks.append(
+            _TaskBlock(
+                responses=responses,
+                pairs=pairs,
+                cell_ab=base + la * k + lb,
+                cell_ba=base + lb * k + la,
+                cell_aa=base + la * k + la,
+                cell_bb=base + lb * k + lb,
+            )
+        )
+    return blocks
+
+
 def position_bias(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per reviewer, how often the preferred response was the one shown first (left/top).
 
@@ -393,11 +454,30 @@ def position_bias(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pair_index(pairs: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-    """A dense code per row for its (task_id, a, b), and the keys in code order (sorted)."""
-    grouped = pairs.groupby(_PAIR_KEY, sort=True)
-    index = grouped.ngroup().to_numpy()
-    keys = grouped.size().reset_index()[_PAIR_KEY].astype(np.int64)
+    """A dense code per row for its (task_id, a, b), and the keys in code order (sorted).
+
+    ``expand_pairs`` returns its rows sorted by that key, so the codes usually come from comparing
+    each row with the one before it; other frames are sorted first.
+    """
+    task, a, b = (pairs[column].to_numpy(np.int64) for column in _PAIR_KEY)
+    if not _sorted_by_key(task, a, b):
+        order = np.lexsort((b, a, task))
+        index = np.empty(len(order), dtype=np.int64)
+        sorted_index, keys = _pair_index(pd.DataFrame({"task_id": task[order], "a": a[order], "b": b[order]}))
+        index[order] = sorted_index
+        return index, keys
+    starts = np.r_[True, (task[1:] != task[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    index = np.cumsum(starts) - 1
+    keys = pd.DataFrame({"task_id": task[starts], "a": a[starts], "b": b[starts]})
     return index, keys
+
+
+def _sorted_by_key(task: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the rows are in (task, a, b) order."""
+    if len(task) < 2:
+        return True
+    task_step, a_step, b_step = np.diff(task), np.diff(a), np.diff(b)
+    return bool(np.all((task_step > 0) | ((task_step == 0) & ((a_step > 0) | ((a_step == 0) & (b_step >= 0))))))
 
 
 def _verdicts(

@@ -16,7 +16,8 @@ This module imports no Django: the ORM loads ``JudgementRecord`` rows and calls 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ PAIR_COLUMNS = ("task_id", "reviewer_id", "judgement_id", "a", "b", "outcome", "
 GOLD_COLUMNS = ("task_id", "a", "b", "outcome")
 COMPARATIVE_TYPES = ("pairwise", "ranking", "likert")
 
+_RECORD_FIELDS = ("first", "task_id", "reviewer_id", "judgement_id", "kind", "strength", "both_bad", "is_gold")
+_PUBLIC_RECORD_FIELDS = ("task_id", "reviewer_id", "judgement_id", "is_gold")
 # Row-level codes for the question type, so the expansion can branch with np.select, not per row.
 _PAIRWISE, _RANKING, _LIKERT = 0, 1, 2
 _KIND = {"pairwise": _PAIRWISE, "ranking": _RANKING, "likert": _LIKERT}
@@ -69,6 +72,189 @@ def empty_pairs() -> pd.DataFrame:
     )
 
 
+class JudgementTable:
+    """Comparative answers in flat columns: what ``expand_pairs`` works on, in about 60 bytes per answer.
+
+    A dataset build over a million judgements cannot keep a million ``JudgementRecord`` objects with
+    their answer dicts (about 1.7 KB each). ``append`` parses one record's answer into per-response
+    values at once (so the loader can stream records from the database into it) and keeps only
+    numbers: per record its task, reviewer, judgement, question kind, strength, ``both_bad`` and
+    gold flag; per (record, response) the response id, its value (higher is better) and the position
+    it was shown at. ``expand`` then makes the pairs without any per-record Python.
+
+    ``likert_aspect`` picks the Likert aspect to compare (None: the mean over the aspects each
+    response was scored on); it is applied while parsing.
+    """
+
+    def __init__(self, *, likert_aspect: str | None = None) -> None:
+        self.likert_aspect = likert_aspect
+        # Per record, _RECORD_FIELDS one after the other; "first" is the index of the record's first
+        # (response, value, position) entry.
+        self._records = array("q")
+        self._response, self._value, self._position = array("q"), array("d"), array("d")
+
+    @classmethod
+    def from_records(cls, records: Iterable[JudgementRecord], *, likert_aspect: str | None = None) -> JudgementTable:
+        table = cls(likert_aspect=likert_aspect)
+        for record in records:
+            table.append(record)
+        return table
+
+    def __len__(self) -> int:
+        return len(self._records) // len(_RECORD_FIELDS)
+
+    def append(self, record: JudgementRecord) -> None:
+        """Add one record; see ``add``."""
+        self.add(
+            judgement_id=record.judgement_id,
+            task_id=record.task_id,
+            reviewer_id=record.reviewer_id,
+            question_type=record.question_type,
+            answer=record.answer,
+            response_ids=record.response_ids,
+            shown_order=record.shown_order,
+            is_gold=record.is_gold,
+        )
+
+    def add(
+        self,
+        *,
+        judgement_id: int,
+        task_id: int,
+        reviewer_id: int,
+        question_type: str,
+        answer: Any,
+        response_ids: tuple[int, ...],
+        shown_order: Sequence[int],
+        is_gold: bool = False,
+    ) -> None:
+        """Add one answer, given as a ``JudgementRecord``'s fields (without building one).
+
+        Blank answers (an optional question left empty) and answers that compare fewer than two
+        responses add nothing; answers of other question types raise ``ValueError``.
+        """
+        if answer is None:
+            return
+        kind = _KIND.get(question_type)
+        if kind is None:
+            raise ValueError(
+                f"judgement {judgement_id}: {question_type!r} answers are not comparisons; "
+                f"expected one of {', '.join(COMPARATIVE_TYPES)}"
+            )
+        values, strength, both_bad = _values(
+            kind, answer, response_ids, shown_order, judgement_id=judgement_id, likert_aspect=self.likert_aspect
+        )
+        if len(values) < 2:
+            return
+        record = (len(self._response), task_id, reviewer_id, judgement_id, kind, strength, both_bad, is_gold)
+        self._records.extend(record)
+        self._response.extend(values)
+        self._value.extend(values.values())
+        self._position.extend([shown_order.index(r) if r in shown_order else np.nan for r in values])
+
+    def column(self, name: str) -> np.ndarray:
+        """A per-record column as an array: ``task_id``, ``reviewer_id``, ``judgement_id`` or ``is_gold``."""
+        if name not in _PUBLIC_RECORD_FIELDS:
+            raise KeyError(f"no per-record column {name!r}; choose from {', '.join(_PUBLIC_RECORD_FIELDS)}")
+        return self._field(name).astype(bool if name == "is_gold" else np.int64)
+
+    def _field(self, name: str) -> np.ndarray:
+        by_record = np.frombuffer(self._records, dtype=np.int64).reshape(-1, len(_RECORD_FIELDS))
+        return by_record[:, _RECORD_FIELDS.index(name)].copy()
+
+    def expand(
+        self,
+        *,
+        keep: np.ndarray | None = None,
+        max_strength: int = 3,
+        likert_threshold: float = 1.0,
+        likert_ties: bool = True,
+    ) -> pd.DataFrame:
+        """The pairs frame of ``expand_pairs`` for the records where ``keep`` (a boolean per record) is True."""
+        if max_strength < 1:
+            raise ValueError("max_strength must be at least 1")
+        if likert_threshold <= 0:
+            raise ValueError("likert_threshold must be positive (scale points)")
+        n_records = len(self)
+        first = self._field("first")
+        size = np.diff(np.r_[first, len(self._response)])
+        chosen = np.arange(n_records) if keep is None else np.flatnonzero(np.asarray(keep, dtype=bool))
+        if len(chosen) == 0:
+            return empty_pairs()
+
+        # Every pair (i < j) of a record's entries: records with k responses give C(k, 2) pairs, built
+        # for all such records at once from the upper triangle of a k x k grid.
+        side_i, side_j, rec = [], [], []
+        for k in np.unique(size[chosen]):
+            group = chosen[size[chosen] == k]
+            upper_i, upper_j = np.triu_indices(int(k), 1)
+            base = first[group][:, None]
+            side_i.append((base + upper_i).ravel())
+            side_j.append((base + upper_j).ravel())
+            rec.append(np.repeat(group, len(upper_i)))
+        entry_i, entry_j, rec = np.concatenate(side_i), np.concatenate(side_j), np.concatenate(rec)
+
+        response = np.array(self._response, dtype=np.int64)
+        # Canonical order: a < b by response id (a record never names one response twice).
+        swap = response[entry_i] > response[entry_j]
+        entry_a, entry_b = np.where(swap, entry_j, entry_i), np.where(swap, entry_i, entry_j)
+        del entry_i, entry_j, swap
+        distinct = response[entry_a] != response[entry_b]
+        entry_a, entry_b, rec = entry_a[distinct], entry_b[distinct], rec[distinct]
+        del distinct
+
+        # Sort the row indexes first, so every column below is made once, already in order.
+        task, judgement = self.column("task_id")[rec], self.column("judgement_id")[rec]
+        a, b = response[entry_a], response[entry_b]
+        order = np.lexsort((judgement, b, a, task))
+        task, judgement, a, b = task[order], judgement[order], a[order], b[order]
+        entry_a, entry_b, rec = entry_a[order], entry_b[order], rec[order]
+        del order, response
+
+        kind = self._field("kind").astype(np.int8)[rec]
+        value = np.array(self._value, dtype=np.float64)
+        diff = value[entry_a] - value[entry_b]
+        del value
+        # Likert differences below the threshold are not preferences; rankings and pairwise are exact.
+        decisive = np.where(kind == _LIKERT, np.abs(diff) >= likert_threshold, diff != 0)
+        outcome = np.where(decisive, np.where(diff > 0, 1.0, 0.0), 0.5)
+        strength = self._field("strength")[rec]  # the pairwise answer's strength
+        ranked = kind != _PAIRWISE
+        if ranked.any():
+            scale = np.where(kind[ranked] == _LIKERT, likert_threshold, 1.0)
+            strength[ranked] = np.minimum(np.floor(np.abs(diff[ranked]) / scale), max_strength)
+        strength[~decisive] = 0
+        del diff
+
+        position = np.array(self._position, dtype=np.float64)
+        position_a, position_b = position[entry_a], position[entry_b]
+        del position, entry_a, entry_b
+        left_known = decisive & ~np.isnan(position_a) & ~np.isnan(position_b)
+        left_first = pd.array(
+            np.where(outcome == 1.0, position_a < position_b, position_b < position_a) & left_known, dtype="boolean"
+        )
+        left_first[~left_known] = pd.NA
+        del position_a, position_b, left_known
+
+        pairs = pd.DataFrame(
+            {
+                "task_id": task,
+                "reviewer_id": self.column("reviewer_id")[rec],
+                "judgement_id": judgement,
+                "a": a,
+                "b": b,
+                "outcome": outcome,
+                "strength": strength,
+                "left_first": left_first,
+                "both_bad": self._field("both_bad").astype(bool)[rec],
+            },
+            copy=False,
+        )
+        if not likert_ties:
+            pairs = pairs[(kind != _LIKERT) | decisive].reset_index(drop=True)
+        return pairs
+
+
 def expand_pairs(
     records: Iterable[JudgementRecord],
     *,
@@ -77,7 +263,7 @@ def expand_pairs(
     likert_threshold: float = 1.0,
     likert_ties: bool = True,
 ) -> pd.DataFrame:
-    """Turn judgements into one row per (judgement, pair of responses).
+    """Turn judgements into one row per (judgement, pair of responses), sorted by task, a, b, judgement.
 
     Returns a frame with columns ``task_id, reviewer_id, judgement_id, a, b, outcome, strength,
     left_first, both_bad``:
@@ -95,99 +281,16 @@ def expand_pairs(
     ``likert_aspect`` picks one aspect; None averages the aspects each response was scored on.
     ``likert_threshold`` is in scale points. With ``likert_ties`` False, differences below the
     threshold are dropped rather than kept as ties. Answers that are None (an optional question
-    left blank) are skipped; other question types raise ``ValueError``.
+    left blank) are skipped; other question types raise ``ValueError``. Large builds stream their
+    records into a ``JudgementTable`` instead and call its ``expand``.
     """
     if max_strength < 1:
         raise ValueError("max_strength must be at least 1")
     if likert_threshold <= 0:
         raise ValueError("likert_threshold must be positive (scale points)")
-
-    # Parsing the JSON answers is per record; everything after it is vectorized over a long frame of
-    # (record, response, value, shown position) with a self-merge on the record.
-    meta_rows: list[tuple[int, int, int, int, int, int, bool]] = []
-    long_rec: list[int] = []
-    long_response: list[int] = []
-    long_value: list[float] = []
-    long_position: list[float] = []
-    for record in records:
-        if record.answer is None:
-            continue
-        if record.question_type not in _KIND:
-            raise ValueError(
-                f"judgement {record.judgement_id}: {record.question_type!r} answers are not comparisons; "
-                f"expected one of {', '.join(COMPARATIVE_TYPES)}"
-            )
-        values, strength, both_bad = _values(record, likert_aspect)
-        if len(values) < 2:
-            continue
-        rec = len(meta_rows)
-        meta_rows.append(
-            (
-                rec,
-                record.task_id,
-                record.reviewer_id,
-                record.judgement_id,
-                _KIND[record.question_type],
-                strength,
-                both_bad,
-            )
-        )
-        shown = {response_id: index for index, response_id in enumerate(record.shown_order)}
-        for response_id, value in values.items():
-            long_rec.append(rec)
-            long_response.append(response_id)
-            long_value.append(value)
-            long_position.append(shown.get(response_id, np.nan))
-    if not long_rec:
-        return empty_pairs()
-
-    meta = pd.DataFrame(
-        meta_rows, columns=["rec", "task_id", "reviewer_id", "judgement_id", "kind", "strength", "both_bad"]
-    ).set_index("rec")
-    long = pd.DataFrame(
-        {
-            "rec": np.asarray(long_rec, dtype=np.int64),
-            "response": np.asarray(long_response, dtype=np.int64),
-            "value": np.asarray(long_value, dtype=np.float64),
-            "position": np.asarray(long_position, dtype=np.float64),
-        }
+    return JudgementTable.from_records(records, likert_aspect=likert_aspect).expand(
+        max_strength=max_strength, likert_threshold=likert_threshold, likert_ties=likert_ties
     )
-    merged = long.merge(long, on="rec", suffixes=("_a", "_b"))
-    merged = merged[merged["response_a"] < merged["response_b"]].reset_index(drop=True)
-    rec = merged["rec"].to_numpy()
-    kind = meta["kind"].to_numpy()[rec]
-    answer_strength = meta["strength"].to_numpy()[rec]
-
-    diff = merged["value_a"].to_numpy() - merged["value_b"].to_numpy()
-    # Likert differences below the threshold are not preferences; rankings and pairwise are exact.
-    decisive = np.where(kind == _LIKERT, np.abs(diff) >= likert_threshold, diff != 0)
-    outcome = np.where(decisive, np.where(diff > 0, 1.0, 0.0), 0.5)
-    scale = np.where(kind == _LIKERT, likert_threshold, 1.0)
-    capped_distance = np.minimum(np.floor(np.abs(diff) / scale), max_strength)
-    strength = np.where(decisive, np.where(kind == _PAIRWISE, answer_strength, capped_distance), 0).astype(np.int64)
-
-    position_a, position_b = merged["position_a"].to_numpy(), merged["position_b"].to_numpy()
-    preferred_left = np.where(outcome == 1.0, position_a < position_b, position_b < position_a)
-    left_known = decisive & ~np.isnan(position_a) & ~np.isnan(position_b)
-    left_first = pd.array(np.where(left_known, preferred_left, False), dtype="boolean")
-    left_first[~left_known] = pd.NA
-
-    pairs = pd.DataFrame(
-        {
-            "task_id": meta["task_id"].to_numpy()[rec].astype(np.int64),
-            "reviewer_id": meta["reviewer_id"].to_numpy()[rec].astype(np.int64),
-            "judgement_id": meta["judgement_id"].to_numpy()[rec].astype(np.int64),
-            "a": merged["response_a"].to_numpy(),
-            "b": merged["response_b"].to_numpy(),
-            "outcome": outcome,
-            "strength": strength,
-            "left_first": left_first,
-            "both_bad": meta["both_bad"].to_numpy()[rec].astype(bool),
-        }
-    )
-    if not likert_ties:
-        pairs = pairs[(kind != _LIKERT) | decisive].reset_index(drop=True)
-    return pairs.sort_values(["task_id", "a", "b", "judgement_id"], kind="stable").reset_index(drop=True)
 
 
 def gold_pairs(records: Iterable[JudgementRecord]) -> pd.DataFrame:
@@ -229,11 +332,18 @@ def gold_pairs(records: Iterable[JudgementRecord]) -> pd.DataFrame:
     return frame.sort_values(["task_id", "a", "b"]).reset_index(drop=True)
 
 
-def _values(record: JudgementRecord, likert_aspect: str | None) -> tuple[dict[int, float], int, bool]:
+def _values(
+    kind: int,
+    answer: Any,
+    response_ids: tuple[int, ...],
+    shown_order: Sequence[int],
+    *,
+    judgement_id: int,
+    likert_aspect: str | None,
+) -> tuple[dict[int, float], int, bool]:
     """Per response a number where higher is better, plus the pairwise strength and both_bad flag."""
-    answer = record.answer
-    if record.question_type == "pairwise":
-        shown = record.shown_order if len(record.shown_order) == 2 else record.response_ids
+    if kind == _PAIRWISE:
+        shown = shown_order if len(shown_order) == 2 else response_ids
         a_id, b_id = (int(x) for x in shown)
         winner = answer.get("winner")
         both_bad = bool(answer.get("both_bad", False))
@@ -241,10 +351,10 @@ def _values(record: JudgementRecord, likert_aspect: str | None) -> tuple[dict[in
             return {a_id: 0.0, b_id: 0.0}, 0, both_bad
         winner = int(winner)
         if winner not in (a_id, b_id):
-            raise ValueError(f"judgement {record.judgement_id}: winner {winner} is not one of {a_id}, {b_id}")
+            raise ValueError(f"judgement {judgement_id}: winner {winner} is not one of {a_id}, {b_id}")
         strength = int(answer.get("strength") or 1)
         return {a_id: float(winner == a_id), b_id: float(winner == b_id)}, strength, both_bad
-    if record.question_type == "ranking":
+    if kind == _RANKING:
         # Higher is better, so the best group (index 0) gets the highest value.
         return {int(rid): -float(group) for group, ids in enumerate(answer["order"]) for rid in ids}, 0, False
     values: dict[int, float] = {}

@@ -35,7 +35,7 @@ async def test_it_refuses_websockets_from_foreign_origins():
 class RecordThread:
     """Records the thread each request's middleware chain runs in."""
 
-    threads: list[int] = []  # noqa: RUF012
+    threads: list[int] = []
 
     def __init__(self, get_response):
         self.get_response = get_response

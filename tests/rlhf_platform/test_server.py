@@ -22,9 +22,10 @@ def wait_for(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(url, timeout=2)
+            urllib.request.urlopen(url, timeout=10)
             return
-        except (urllib.error.URLError, ConnectionError):
+        # Refused while it starts; a first answer can be slow on a busy machine (URLconf imports).
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

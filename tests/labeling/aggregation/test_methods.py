@@ -282,3 +282,34 @@ def test_it_detects_the_reviewer_who_always_picks_the_left_response():
     estimated = reviewer_reliability(pairs).reliability
     assert abs(estimated[LEFT] - 0.5) < 0.1
     assert estimated[LEFT] < estimated.loc[list(EXPERTS)].min() - 0.3
+
+
+def test_it_fits_tasks_with_different_numbers_of_responses_together():
+    # Tasks of 2, 3 and 4 responses are solved in separate blocks of one Newton step.
+    tasks = [
+        comparisons(1, [(1, 2, 1.0), (1, 2, 0.0), (1, 2, 1.0)]),
+        comparisons(2, [(5, 6, 1.0), (6, 7, 0.5), (5, 7, 1.0)]),
+        comparisons(3, [(11, 12, 1.0), (12, 13, 1.0), (13, 14, 0.0), (11, 14, 1.0), (12, 14, 0.5)]),
+    ]
+    joint = bradley_terry(pd.concat(tasks, ignore_index=True))
+    alone = pd.concat([bradley_terry(task).scores for task in tasks]).set_index("response_id")["score"]
+    np.testing.assert_allclose(joint.scores.set_index("response_id")["score"].loc[alone.index], alone, atol=1e-8)
+    for task_id, task in enumerate(tasks, start=1):
+        ids = sorted(set(task["a"]) | set(task["b"]))
+        won = []
+        for row in task.itertuples():
+            i, j = ids.index(row.a), ids.index(row.b)
+            won += [(i, j), (j, i)] if row.outcome == 0.5 else [(i, j), (i, j)] if row.outcome else [(j, i), (j, i)]
+        expected = choix.opt_pairwise(len(ids), won, alpha=0.1, tol=1e-10)
+        scores = joint.scores[joint.scores["task_id"] == task_id].set_index("response_id")["score"].loc[ids]
+        np.testing.assert_allclose(scores.to_numpy(), expected - expected.mean(), atol=1e-5)
+
+
+def test_verdicts_do_not_depend_on_the_order_of_the_rows():
+    pairs = pd.concat(
+        [comparisons(2, [(5, 6, 1.0), (6, 7, 0.5), (5, 7, 1.0)]), comparisons(1, [(1, 2, 0.0), (1, 2, 1.0)])],
+        ignore_index=True,
+    )
+    shuffled = pairs.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    for method in (majority, lambda frame: bradley_terry(frame).pairs):
+        pd.testing.assert_frame_equal(method(shuffled), method(pairs.sort_values(["task_id", "a", "b"])))

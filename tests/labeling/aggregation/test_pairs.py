@@ -3,10 +3,11 @@
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from labeling.aggregation import PAIR_COLUMNS, JudgementRecord, expand_pairs, gold_pairs
+from labeling.aggregation import PAIR_COLUMNS, JudgementRecord, JudgementTable, expand_pairs, gold_pairs
 from tests.conftest import REPO_ROOT
 
 
@@ -140,3 +141,33 @@ def test_it_imports_no_django():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_judgement_table_expands_the_kept_records_like_expand_pairs_of_those_records():
+    records = [
+        record(1, "pairwise", {"winner": 20, "strength": 2, "both_bad": False}, [20, 10]),
+        record(2, "ranking", {"order": [[3], [1, 4], [2]]}, [4, 3, 2, 1], task_id=2, reviewer_id=8),
+        record(3, "likert", {"10": {"help": 5}, "20": {"help": 2}}, [10, 20], task_id=3, is_gold=True),
+        record(4, "ranking", {"order": [[6], [5]]}, [5, 6], task_id=4, reviewer_id=9),
+        record(5, "pairwise", None, [10, 20]),  # a blank optional question adds nothing
+    ]
+    table = JudgementTable.from_records(records)
+    assert len(table) == 4
+    assert table.column("reviewer_id").tolist() == [7, 8, 7, 9]
+    assert table.column("is_gold").tolist() == [False, False, True, False]
+    pd.testing.assert_frame_equal(table.expand(), expand_pairs(records))
+
+    keep = table.column("reviewer_id") != 8
+    pd.testing.assert_frame_equal(table.expand(keep=keep), expand_pairs([r for r in records if r.reviewer_id != 8]))
+    assert table.expand(keep=np.zeros(len(table), dtype=bool)).empty
+
+
+def test_expanded_pairs_come_sorted_by_task_pair_and_judgement():
+    records = [
+        record(9, "pairwise", {"winner": 2, "strength": 1}, [2, 1], task_id=5),
+        record(3, "ranking", {"order": [[30], [10], [20]]}, [10, 20, 30], task_id=4),
+        record(4, "pairwise", {"winner": 1, "strength": 1}, [1, 2], task_id=5),
+    ]
+    pairs = expand_pairs(records)
+    keys = list(zip(pairs["task_id"], pairs["a"], pairs["b"], pairs["judgement_id"], strict=True))
+    assert keys == [(4, 10, 20, 3), (4, 10, 30, 3), (4, 20, 30, 3), (5, 1, 2, 4), (5, 1, 2, 9)]
