@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import expit, log_expit, logit
 
 # Strength (the reviewer's "better" = 1, "much better" = 2, ...) to reward-model margin, in the
@@ -141,7 +142,7 @@ def reviewer_reliability(
     ``gold_pairs`` (``task_id, a, b, outcome``, e.g. ``pairs.gold_pairs``) fixes those pairs'
     posteriors to the known outcome, so gold items anchor the reviewers' accuracies. EM starts from
     the majority vote and stops when no reliability moves by more than ``tol``. Each iteration is a
-    handful of ``np.bincount`` calls over the votes.
+    pair of sparse matrix-vector products over the votes.
     """
     if not 0 < prior_accuracy < 1 or prior_strength <= 0:
         raise ValueError("prior_accuracy must be in (0, 1) and prior_strength positive")
@@ -181,9 +182,15 @@ def reviewer_reliability(
     decisive = outcome != 0.5
     item, rater = index[decisive], reviewer_code[decisive]
     voted_a = outcome[decisive]  # 1.0 for a vote for a, 0.0 for b
-    sign = 2.0 * voted_a - 1.0
     n_decisive = np.bincount(rater, minlength=n_reviewers).astype(np.float64)
     alpha = prior_accuracy * prior_strength
+    # Each EM step is two sparse products with the reviewers x pairs matrix of signed votes (+1 for
+    # a, -1 for b): a reviewer's expected correct votes are sum(votes for b) + votes . p_a, and a
+    # pair's log-odds are sum over its votes of sign * logit(reliability).
+    signed_votes = sparse.csr_matrix(
+        (2.0 * voted_a - 1.0, (rater, item)), shape=(n_reviewers, n_items), dtype=np.float64
+    )
+    votes_for_b = np.bincount(rater, weights=1.0 - voted_a, minlength=n_reviewers)
 
     # Majority start: the soft share of decisive votes for a; pairs with none stay at 0.5.
     votes = np.bincount(item, minlength=n_items)
@@ -194,11 +201,9 @@ def reviewer_reliability(
     n_iter = 0
     for iteration in range(1, max_iter + 1):
         n_iter = iteration
-        expected_correct = np.bincount(
-            rater, weights=voted_a * posterior[item] + (1.0 - voted_a) * (1.0 - posterior[item]), minlength=n_reviewers
-        )
+        expected_correct = votes_for_b + signed_votes @ posterior
         updated = (expected_correct + alpha) / (n_decisive + prior_strength)
-        log_odds = np.bincount(item, weights=sign * logit(updated)[rater], minlength=n_items)
+        log_odds = signed_votes.T @ logit(updated)
         posterior = np.where(is_gold, gold_value, expit(log_odds))
         change = float(np.max(np.abs(updated - reliability)))
         reliability = updated
