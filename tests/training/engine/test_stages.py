@@ -247,3 +247,25 @@ def test_a_tokenizer_without_a_chat_template_gets_the_default_for_conversations(
     status, events = run_spec_in_process({"stage": "sft", **spec})
     assert status == 0, events[-1]
     assert load_tokenizer(str(tmp_path / "out" / "model")).chat_template == DEFAULT_CHAT_TEMPLATE
+
+
+def test_generation_draws_empty_candidates_again_and_leaves_out_prompts_that_stay_empty(monkeypatch):
+    from training.engine.spec import GenerateSpec
+    from training.engine.stages import generate
+
+    class Tokenizer:
+        chat_template = None
+
+    # Prompt "p1": its second candidate comes out empty once, then not. Prompt "p2": always empty.
+    draws = {"p1": iter(["first", "  ", "second", "redrawn"]), "p2": iter([""] * 10)}
+
+    def fake_sample(model, tokenizer, texts, add_special_tokens, count, temperature, top_p, spec):
+        return [[next(draws[text]) for _ in range(count)] for text in texts], count
+
+    monkeypatch.setattr(generate, "sample", fake_sample)
+    monkeypatch.setattr(generate, "prompt_text", lambda prompt, tokenizer: prompt)
+    spec = GenerateSpec(model="m", output_dir="out", prompts="p.jsonl", num_candidates=2)
+    settings = {(1.0, 1.0): [0, 1]}
+    tasks, _ = generate.candidate_tasks(None, Tokenizer(), [{"prompt": "p1"}, {"prompt": "p2"}], settings, "m", spec)
+    assert [task["prompt"] for task in tasks] == ["p1"]
+    assert [response["text"] for response in tasks[0]["responses"]] == ["first", "second"]

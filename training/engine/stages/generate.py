@@ -40,7 +40,7 @@ def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str
     output = Path(spec.output_dir) / "candidates.jsonl"
     partial = output.with_suffix(".jsonl.partial")
     output.parent.mkdir(parents=True, exist_ok=True)
-    started, new_tokens = time.monotonic(), 0
+    started, new_tokens, written = time.monotonic(), 0, 0
     try:
         with partial.open("w") as out:
             for start in range(0, len(rows), spec.batch_size):
@@ -49,6 +49,7 @@ def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str
                 batch = rows[start : start + spec.batch_size]
                 tasks, batch_tokens = candidate_tasks(model, tokenizer, batch, settings, model_name, spec)
                 new_tokens += batch_tokens
+                written += len(tasks)
                 out.writelines(json.dumps(task) + "\n" for task in tasks)
                 done = start + len(batch)
                 elapsed = time.monotonic() - started
@@ -67,11 +68,17 @@ def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str
     elapsed = time.monotonic() - started
     return {
         "prompts": len(rows),
-        "responses": len(rows) * spec.num_candidates,
+        "tasks": written,
+        # Prompts whose candidates stayed empty after the retries are left out of the file.
+        "prompts_left_out_empty": len(rows) - written,
+        "responses": written * spec.num_candidates,
         "tokens_generated": new_tokens,
         "tokens_per_second": round(new_tokens / max(elapsed, 1e-9), 2),
         "output": str(output),
     }
+
+
+EMPTY_RETRIES = 3
 
 
 def candidate_tasks(model, tokenizer, batch: list[dict], settings: dict, model_name: str, spec: GenerateSpec):
@@ -91,7 +98,19 @@ def candidate_tasks(model, tokenizer, batch: list[dict], settings: dict, model_n
                 meta = {"temperature": temperature, "top_p": top_p}
                 row_responses[candidate] = {"text": text, "model": model_name, "meta": meta}
     tasks = []
-    for row, row_responses in zip(batch, responses, strict=True):
+    for row, text, row_responses in zip(batch, texts, responses, strict=True):
+        # The labeling import refuses empty responses: draw an empty candidate again, a few times,
+        # and leave the prompt out if it stays empty.
+        for response in row_responses:
+            for _ in range(EMPTY_RETRIES):
+                if response["text"].strip():
+                    break
+                temperature, top_p = response["meta"]["temperature"], response["meta"]["top_p"]
+                completions, count = sample(model, tokenizer, [text], add_special_tokens, 1, temperature, top_p, spec)
+                new_tokens += count
+                response["text"] = completions[0][0]
+        if not all(response["text"].strip() for response in row_responses):
+            continue
         task = {"prompt": row["prompt"], "responses": row_responses, "meta": row.get("meta") or {}}
         tasks.append({"id": row["id"], **task} if row.get("id") is not None else task)
     return tasks, new_tokens
