@@ -111,3 +111,18 @@ def test_it_fine_tunes_a_gguf_model_and_saves_safetensors(gguf_dir, tmp_path, tr
     saved = tmp_path / "out" / "model"
     assert (saved / "model.safetensors").is_file() and (saved / "tokenizer.json").is_file()
     assert load_causal_lm(str(saved), detect_device()) is not None
+
+
+def test_it_converts_a_gguf_file_into_a_safetensors_directory_once(tiny_model, gguf_dir, tmp_path):
+    from training.engine.convert import main
+
+    out = tmp_path / "converted"
+    assert main([str(gguf_dir / "tiny.gguf"), str(out)]) == 0
+    assert (out / "model.safetensors").is_file() and not list(out.glob("*.gguf"))
+    converted = load_causal_lm(str(out), detect_device())
+    original = load_causal_lm(str(tiny_model), detect_device())
+    ids = torch.tensor([[2, 10, 20, 30]])
+    torch.testing.assert_close(converted(ids).logits, original(ids).logits, atol=1e-5, rtol=1e-5)
+    assert load_tokenizer(str(out)).chat_template == load_tokenizer(str(tiny_model)).chat_template
+    with pytest.raises(SystemExit):  # never overwrites
+        main([str(gguf_dir / "tiny.gguf"), str(out)])
