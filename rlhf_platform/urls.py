@@ -26,4 +26,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_urlpatterns)),
     path("", include("labeling.urls")),
+    path("", include("training.urls")),
 ]

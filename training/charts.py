@@ -1,0 +1,104 @@
+"""Server-side SVG geometry for metric curves (loss, reward, KL, accuracy) on the run page.
+
+No JS charting library and nothing from a CDN: the page re-fetches the rendered SVG when new
+points arrive over its websocket.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+WIDTH, HEIGHT = 360, 150
+LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 22
+# Metrics people look at first, in this order; the others follow by name.
+PREFERRED = (
+    "loss",
+    "eval_loss",
+    "rewards/accuracies",
+    "eval_rewards/accuracies",
+    "rewards/margins",
+    "eval_rewards/margins",
+    "accuracy",
+    "eval_accuracy",
+    "mean_reward",
+    "objective/scores",
+    "kl",
+    "objective/kl",
+    "value_loss",
+    "loss/value_avg",
+    "learning_rate",
+    "grad_norm",
+)
+MAX_POINTS = 400  # per curve; longer series are thinned evenly (the last point is always kept)
+
+
+def metric_charts(series: dict[str, dict[str, list[tuple[int, float]]]], *, limit: int = 8) -> list[dict[str, Any]]:
+    """One chart per metric (training and evaluation points of a name share a chart), most useful first."""
+    names: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for kind, by_name in series.items():
+        for name, points in by_name.items():
+            names.setdefault(name, {})[kind] = points
+    order = sorted(names, key=lambda name: (PREFERRED.index(name) if name in PREFERRED else len(PREFERRED), name))
+    charts = [chart for chart in (series_chart(name, names[name]) for name in order) if chart is not None]
+    return charts[:limit]
+
+
+def series_chart(name: str, curves: dict[str, list[tuple[int, float]]]) -> dict[str, Any] | None:
+    """Axes, ticks and one polyline per kind (``train``, ``eval``) for the metric ``name``."""
+    curves = {kind: _thin(points) for kind, points in curves.items() if points}
+    if not curves:
+        return None
+    steps = [step for points in curves.values() for step, _ in points]
+    values = [value for points in curves.values() for _, value in points if math.isfinite(value)]
+    if not values:
+        return None
+    low_step, high_step = min(steps), max(steps)
+    low, high = min(values), max(values)
+    if low == high:
+        low, high = low - (abs(low) * 0.1 or 1.0), high + (abs(high) * 0.1 or 1.0)
+    plot = {"left": LEFT, "right": WIDTH - RIGHT, "top": TOP, "bottom": HEIGHT - BOTTOM}
+
+    def x(step: float) -> float:
+        span = (high_step - low_step) or 1
+        return round(plot["left"] + (step - low_step) / span * (plot["right"] - plot["left"]), 1)
+
+    def y(value: float) -> float:
+        return round(plot["bottom"] - (value - low) / (high - low) * (plot["bottom"] - plot["top"]), 1)
+
+    lines = [
+        {
+            "kind": kind,
+            "points": " ".join(f"{x(step)},{y(value)}" for step, value in points if math.isfinite(value)),
+            "last": {"x": x(points[-1][0]), "y": y(points[-1][1]), "value": _fmt(points[-1][1])},
+        }
+        for kind, points in sorted(curves.items())
+        if any(math.isfinite(value) for _, value in points)
+    ]
+    last_train = curves.get("train") or next(iter(curves.values()))
+    return {
+        "name": name,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "plot": plot,
+        "lines": lines,
+        "y_ticks": [{"y": y(value), "label": _fmt(value)} for value in (high, (low + high) / 2, low)],
+        "x_ticks": [{"x": x(step), "label": str(step)} for step in sorted({low_step, high_step})],
+        "label_y": HEIGHT - 6,
+        "latest": _fmt(last_train[-1][1]),
+    }
+
+
+def _thin(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    if len(points) <= MAX_POINTS:
+        return points
+    stride = len(points) / (MAX_POINTS - 1)
+    return [points[int(index * stride)] for index in range(MAX_POINTS - 1)] + [points[-1]]
+
+
+def _fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000 or abs(value) < 0.001:
+        return f"{value:.2e}"
+    return f"{value:.4g}"

@@ -1,0 +1,10 @@
+"""Websocket routes of the training pages."""
+
+from django.urls import path
+
+from training.consumers import TrainingProgressConsumer
+
+websocket_urlpatterns = [
+    path("ws/training/runs/<int:run_id>/", TrainingProgressConsumer.as_asgi()),
+    path("ws/training/rounds/<int:round_id>/", TrainingProgressConsumer.as_asgi()),
+]

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from training import views
+
+app_name = "training"
+
+urlpatterns = [
+    path("training/", views.training_home, name="home"),
+    path("training/rounds/<int:round_id>/", views.round_detail, name="round-detail"),
+    path("training/rounds/<int:round_id>/live/", views.round_live, name="round-live"),
+    path("training/runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    path("training/runs/<int:run_id>/live/", views.run_live, name="run-live"),
+    path("training/runs/<int:run_id>/cancel/", views.run_cancel_page, name="run-cancel"),
+    path("training/runs/<int:run_id>/resume/", views.run_resume_page, name="run-resume"),
+    path("training/models/", views.models_page, name="models"),
+]
