@@ -6,6 +6,7 @@ app_name = "training"
 
 urlpatterns = [
     path("training/", views.training_home, name="home"),
+    path("training/rounds/new/", views.round_launch_page, name="round-launch"),
     path("training/rounds/<int:round_id>/", views.round_detail, name="round-detail"),
     path("training/rounds/<int:round_id>/live/", views.round_live, name="round-live"),
     path("training/runs/<int:run_id>/", views.run_detail, name="run-detail"),
@@ -13,4 +14,5 @@ urlpatterns = [
     path("training/runs/<int:run_id>/cancel/", views.run_cancel_page, name="run-cancel"),
     path("training/runs/<int:run_id>/resume/", views.run_resume_page, name="run-resume"),
     path("training/models/", views.models_page, name="models"),
+    path("training/generate/", views.generate_page, name="generate"),
 ]

@@ -7,19 +7,24 @@ import json
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
 from rlhf_platform.permissions import manager_required
 from training import progress
 from training.charts import metric_charts
 from training.errors import TrainingError
+from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
 from training.models import JobStatus, TrainingRun
-from training.services.rounds import run_cancel, run_resume
+from training.services.generation import generation_job_create
+from training.services.rounds import round_launch, run_cancel, run_resume
 
 
 @manager_required
 def training_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "training/home.html", progress.training_overview())
+    context = progress.training_overview()
+    context["launch_url"] = reverse("training:round-launch")
+    return render(request, "training/home.html", context)
 
 
 @manager_required
@@ -62,7 +67,8 @@ def _run_live_context(run: TrainingRun) -> dict:
 
 @manager_required
 def models_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "training/models.html", {"models": progress.models_with_lineage()})
+    context = {"models": progress.models_with_lineage(), "generate_url": reverse("training:generate")}
+    return render(request, "training/models.html", context)
 
 
 @manager_required
@@ -92,3 +98,46 @@ def run_resume_page(request: HttpRequest, run_id: int) -> HttpResponse:
     else:
         messages.success(request, "Queued again; it continues from its last checkpoint.")
     return redirect("training:run-detail", run_id=run.pk)
+
+
+def _add_service_errors(form, error: TrainingError) -> None:
+    """Put a service's field errors on the form's fields; the rest, and the message, on the form."""
+    placed = False
+    for field, text in error.errors.items():
+        if field in form.fields:
+            form.add_error(field, text)
+            placed = True
+    if not placed or error.message not in error.errors.values():
+        form.add_error(None, error.message)
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def round_launch_page(request: HttpRequest) -> HttpResponse:
+    form = RoundLaunchForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            training_round = round_launch(launched_by=request.user, **form.launch_arguments())
+        except TrainingError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(request, f"“{training_round.name}” is queued; the worker starts it.")
+            return redirect("training:round-detail", round_id=training_round.pk)
+    return render(request, "training/round_launch.html", {"form": form, "defaults": engine_defaults()})
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def generate_page(request: HttpRequest) -> HttpResponse:
+    form = GenerateForm(request.POST or None, initial={"model": request.GET.get("model")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = generation_job_create(launched_by=request.user, **form.job_arguments())
+        except TrainingError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(
+                request, f"Generating candidates for “{job.campaign_name}”; the campaign appears when done."
+            )
+            return redirect("training:home")
+    return render(request, "training/generate.html", {"form": form})

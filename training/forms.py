@@ -1,0 +1,165 @@
+"""Forms of the training pages. They parse the request; the services check and write."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from django import forms
+
+from labeling.models import Campaign, PreferenceDataset, Project
+from training.engine.spec import SPEC_CLASSES
+from training.models import ModelArtifact, Round, Stage
+from training.services.generation import GENERATION_FIELDS
+from training.specs import WIRING_FIELDS
+
+ADAPTERS = [
+    ("lora", "LoRA (default: a small adapter on every linear layer)"),
+    ("full", "Full fine-tuning (every weight)"),
+    ("qlora", "QLoRA (4-bit base; needs a CUDA GPU)"),
+    ("ia3", "IA3 (rescaling vectors, smallest)"),
+    ("freeze", "Freeze all but the last layers"),
+]
+PRESETS = [(Round.Preset.SFT_DPO, "SFT → DPO"), (Round.Preset.SFT_REWARD_PPO, "SFT → reward model → PPO")]
+PRESETS += [(Round.Preset.PRETRAIN_SFT, "Continued pretraining → SFT"), (Round.Preset.SINGLE, "One stage")]
+# The launch form's hyperparameter fields: blank means the engine's default for each stage.
+HYPERPARAMETERS = ("learning_rate", "max_steps", "epochs", "batch_size", "beta")
+
+
+def _json_object(text: str, field: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise forms.ValidationError(f"Not valid JSON: {error.msg} ({where}).") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError(f"{field} must be a JSON object.")
+    return value
+
+
+class RoundLaunchForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Default: the stages and the base model.")
+    preset = forms.ChoiceField(choices=PRESETS, initial=Round.Preset.SFT_DPO)
+    stage = forms.ChoiceField(choices=[("", "—"), *Stage.choices], required=False, help_text="For “One stage” only.")
+    base_model = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.exclude(kind=ModelArtifact.Kind.REWARD_MODEL), empty_label=None
+    )
+    dataset = forms.ModelChoiceField(
+        queryset=PreferenceDataset.objects.all(),
+        required=False,
+        help_text="A preference snapshot (SFT trains on its chosen responses) or an SFT snapshot.",
+    )
+    pretrain_dataset = forms.CharField(
+        max_length=1000, required=False, help_text="Pretraining only: a local .txt file, directory or JSONL of text."
+    )
+    reward_model = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL),
+        required=False,
+        help_text="PPO without a reward stage in the round.",
+    )
+    adapter = forms.ChoiceField(choices=ADAPTERS, initial="lora")
+    learning_rate = forms.FloatField(required=False, min_value=0, help_text="Blank: the stage's default.")
+    max_steps = forms.IntegerField(required=False, min_value=1, help_text="Blank: run the epochs.")
+    epochs = forms.FloatField(required=False, min_value=0.01, help_text="Blank: 1.")
+    batch_size = forms.IntegerField(required=False, min_value=1, help_text="Blank: 8.")
+    beta = forms.FloatField(required=False, min_value=0, help_text="DPO's KL strength. Blank: 0.1.")
+    advanced = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "placeholder": '{"lr_scheduler": "cosine"}'}),
+        help_text="Any other engine setting, for every stage, as JSON (see the defaults below).",
+    )
+    stage_settings = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "placeholder": '{"dpo": {"beta": 0.2}}'}),
+        help_text="Settings for one stage only, as JSON keyed by stage.",
+    )
+
+    def clean_advanced(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["advanced"], "advanced")
+
+    def clean_stage_settings(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["stage_settings"], "stage_settings")
+
+    def launch_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``round_launch`` (without who launches)."""
+        data = self.cleaned_data
+        settings = {name: data[name] for name in HYPERPARAMETERS if data.get(name) is not None}
+        settings["adapter"] = data["adapter"]
+        if data["advanced"]:
+            settings["advanced"] = data["advanced"]
+        return {
+            "name": data["name"],
+            "preset": data["preset"],
+            "stage": data["stage"] or None,
+            "base_model": data["base_model"],
+            "dataset": data["dataset"],
+            "pretrain_dataset": data["pretrain_dataset"].strip(),
+            "reward_model": data["reward_model"],
+            "settings": settings,
+            "stage_settings": data["stage_settings"],
+        }
+
+
+def engine_defaults() -> dict[str, list[dict[str, Any]]]:
+    """Per training stage, the engine's settings with their defaults and help, for the "advanced" panel."""
+    defaults = {}
+    for stage in Stage.values:
+        rows = []
+        for spec_field in dataclasses.fields(SPEC_CLASSES[stage]):
+            if spec_field.name in WIRING_FIELDS:
+                continue
+            if spec_field.default is not dataclasses.MISSING:
+                default = spec_field.default
+            elif spec_field.default_factory is not dataclasses.MISSING:
+                default = dataclasses.asdict(spec_field.default_factory())
+            else:
+                continue
+            help_text = spec_field.metadata.get("help", "")
+            rows.append({"name": spec_field.name, "default": json.dumps(default), "help": help_text})
+        defaults[stage] = rows
+    return defaults
+
+
+class GenerateForm(forms.Form):
+    model = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.exclude(kind=ModelArtifact.Kind.REWARD_MODEL), empty_label=None
+    )
+    compare_with = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.exclude(kind=ModelArtifact.Kind.REWARD_MODEL),
+        required=False,
+        help_text="The previous policy: each task then pairs the new model's answer against its answer (an A/B test).",
+    )
+    source_campaign = forms.ModelChoiceField(
+        queryset=Campaign.objects.select_related("project"), required=False, help_text="Answer this campaign's prompts."
+    )
+    prompts = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "class": "mono"}),
+        help_text="…or these prompts, one per line.",
+    )
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.all(), required=False, help_text="Default: the source campaign's project."
+    )
+    campaign_name = forms.CharField(max_length=200, help_text="The new campaign the candidates go to.")
+    num_candidates = forms.IntegerField(initial=2, min_value=1, max_value=16, help_text="Answers per prompt (K).")
+    temperature = forms.FloatField(initial=0.8, min_value=0.01)
+    top_p = forms.FloatField(initial=0.95, min_value=0.01, max_value=1)
+    max_new_tokens = forms.IntegerField(initial=256, min_value=1, max_value=4096)
+
+    def job_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``generation_job_create`` (without who launches)."""
+        data = self.cleaned_data
+        prompts = [line.strip() for line in data["prompts"].splitlines() if line.strip()]
+        params = {name: data[name] for name in GENERATION_FIELDS if data.get(name) is not None}
+        return {
+            "model": data["model"],
+            "compare_with": data["compare_with"],
+            "source_campaign": data["source_campaign"],
+            "prompts": [{"prompt": prompt} for prompt in prompts] or None,
+            "project": data["project"],
+            "campaign_name": data["campaign_name"],
+            "params": params,
+        }
