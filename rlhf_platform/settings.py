@@ -238,3 +238,19 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
+
+# Training (training/): where runs keep their data and outputs, and how the worker runs them.
+TRAINING_DIR = VAR_DIR / "training"
+# The executor class the worker starts the engine with (training/executors.py).
+TRAINING_EXECUTOR = env_str("TRAINING_EXECUTOR", "training.executors.LocalExecutor")
+# GPUs per run: above 1, the local executor starts the engine under `accelerate launch`.
+TRAINING_GPUS = env_int("TRAINING_GPUS", 0, minimum=0)
+# Torch/OpenMP threads of the engine process; 0 leaves the library default.
+TRAINING_ENGINE_THREADS = env_int("TRAINING_ENGINE_THREADS", 0, minimum=0)
+# Seconds between worker heartbeats (and cancel checks), and after which a silent run is interrupted.
+TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 5, minimum=1)
+TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 120, minimum=2)
+# Seconds the worker sleeps when the queue is empty.
+TRAINING_POLL_S = env_int("TRAINING_POLL_S", 2, minimum=1)
+# Lines of the engine's stderr kept on the run.
+TRAINING_LOG_TAIL_LINES = env_int("TRAINING_LOG_TAIL_LINES", 200, minimum=10)

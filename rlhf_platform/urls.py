@@ -12,6 +12,7 @@ api_urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("me/", api.CurrentUserApi.as_view(), name="api-me"),
     path("", include("labeling.api_urls")),
+    path("training/", include("training.api_urls")),
 ]
 
 urlpatterns = [

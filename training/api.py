@@ -1,0 +1,353 @@
+"""REST API of the training app: the model registry, rounds, runs and generation jobs. Managers only.
+
+One view per operation, thin: parse, call one service or selector, render. Services raise
+``TrainingError`` for anything a user can get wrong; the project's handler turns it into
+``{"detail", "errors"}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api import ErrorSerializer
+from labeling.models import Campaign, PreferenceDataset, Project
+from rlhf_platform.permissions import IsManager
+from training import selectors
+from training.models import GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
+from training.services import generation as generation_services
+from training.services import rounds as round_services
+from training.services.registry import model_register
+
+# --- serializers -------------------------------------------------------------------------------
+
+
+def _status_field(values: list[str]) -> serializers.CharField:
+    # Plain strings in the schema: an enum named "status" would collide with the labeling app's.
+    return serializers.CharField(read_only=True, help_text=f"One of: {', '.join(values)}.")
+
+
+ERRORS = {400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+
+
+class ModelArtifactSerializer(serializers.ModelSerializer):
+    kind = _status_field(ModelArtifact.Kind.values)
+
+    class Meta:
+        model = ModelArtifact
+        fields = [
+            "id", "name", "kind", "path", "gguf_file", "base_model", "size_bytes", "parameter_count",
+            "trainable_parameter_count", "produced_by", "dataset", "evaluation", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class RunSerializer(serializers.ModelSerializer):
+    """A run as lists show it: status, progress, headline metrics."""
+
+    progress = serializers.FloatField(source="progress_fraction", allow_null=True)
+    status = _status_field(JobStatus.values)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "round", "position", "depends_on", "stage", "status", "params", "input_model", "reward_model",
+            "dataset", "text_dataset", "step", "total_steps", "progress", "epoch", "tokens_seen", "eta_s",
+            "latest_metrics", "final_metrics", "checkpoints", "output_model", "cancel_requested", "resume_from",
+            "error", "worker", "heartbeat_at", "launched_by", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class RunDetailSerializer(RunSerializer):
+    """A run with its engine spec, log tail and metric series (``{train|eval: {name: [[step, value]]}}``)."""
+
+    metric_series = serializers.SerializerMethodField()
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "spec", "workdir", "log_tail", "metric_series"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_metric_series(self, run: TrainingRun) -> dict[str, dict[str, list[list[float]]]]:
+        return selectors.run_metric_series(run=run)
+
+
+class RoundSerializer(serializers.ModelSerializer):
+    status = _status_field(Round.Status.values)
+
+    class Meta:
+        model = Round
+        fields = [
+            "id", "name", "preset", "status", "base_model", "dataset", "pretrain_dataset", "reward_model",
+            "stage_settings", "failure_reason", "launched_by", "created_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class RoundDetailSerializer(RoundSerializer):
+    runs = serializers.SerializerMethodField()
+
+    class Meta(RoundSerializer.Meta):
+        fields = [*RoundSerializer.Meta.fields, "runs"]
+        read_only_fields = fields
+
+    @extend_schema_field(RunSerializer(many=True))
+    def get_runs(self, round_: Round) -> list[dict]:
+        return RunSerializer(selectors.round_runs(round_=round_), many=True).data
+
+
+class GenerationJobSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(source="progress_fraction", allow_null=True)
+    status = _status_field(JobStatus.values)
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id", "status", "model", "compare_with", "source_campaign", "params", "campaign_name", "campaign",
+            "step", "total_steps", "progress", "eta_s", "result", "cancel_requested", "error", "log_tail",
+            "heartbeat_at", "launched_by", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class StageSettingsSerializer(serializers.Serializer):
+    """Hyperparameters of a stage; ``advanced`` takes any other engine spec field (training/engine/spec.py)."""
+
+    adapter = serializers.ChoiceField(choices=["full", "lora", "qlora", "ia3", "freeze"], required=False)
+    learning_rate = serializers.FloatField(required=False, min_value=0)
+    max_steps = serializers.IntegerField(required=False, help_text="-1 runs `epochs` epochs")
+    epochs = serializers.FloatField(required=False)
+    batch_size = serializers.IntegerField(required=False, min_value=1)
+    gradient_accumulation_steps = serializers.IntegerField(required=False, min_value=1)
+    max_length = serializers.IntegerField(required=False, min_value=1)
+    logging_steps = serializers.IntegerField(required=False, min_value=1)
+    save_steps = serializers.IntegerField(required=False, min_value=1)
+    seed = serializers.IntegerField(required=False)
+    beta = serializers.FloatField(required=False, help_text="DPO only")
+    kl_coef = serializers.FloatField(required=False, help_text="PPO only")
+    response_length = serializers.IntegerField(required=False, help_text="PPO only")
+    text_field = serializers.CharField(required=False, help_text="pretrain only")
+    advanced = serializers.DictField(required=False, default=dict)
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+class ModelListCreateApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        path = serializers.CharField(help_text="Local model directory, or a .gguf file, on the server.")
+        name = serializers.CharField(max_length=200)
+        gguf_file = serializers.CharField(required=False, default="", allow_blank=True)
+        kind = serializers.CharField(
+            required=False,
+            allow_null=True,
+            help_text="causal_lm, reward_model or adapter; default: detected.",
+        )
+        base_model = serializers.PrimaryKeyRelatedField(
+            queryset=ModelArtifact.objects.all(), required=False, allow_null=True
+        )
+
+    @extend_schema(responses=ModelArtifactSerializer(many=True), tags=["training"])
+    def get(self, request: Request) -> Response:
+        return Response(ModelArtifactSerializer(selectors.model_list(), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: ModelArtifactSerializer, **ERRORS}, tags=["training"])
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        artifact = model_register(created_by=request.user, **data.validated_data)
+        return Response(ModelArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
+
+
+class ModelDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(responses=ModelArtifactSerializer, tags=["training"])
+    def get(self, request: Request, model_id: int) -> Response:
+        return Response(ModelArtifactSerializer(selectors.model_get(model_id=model_id)).data)
+
+
+# --- rounds --------------------------------------------------------------------------------------
+
+
+class RoundListLaunchApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+        preset = serializers.ChoiceField(choices=Round.Preset.choices)
+        stage = serializers.ChoiceField(choices=Stage.choices, required=False, help_text="For the single preset.")
+        base_model = serializers.PrimaryKeyRelatedField(queryset=ModelArtifact.objects.all())
+        dataset = serializers.PrimaryKeyRelatedField(
+            queryset=PreferenceDataset.objects.all(), required=False, allow_null=True
+        )
+        pretrain_dataset = serializers.CharField(
+            required=False, default="", allow_blank=True, help_text="Local .txt file/dir or JSONL for pretrain."
+        )
+        reward_model = serializers.PrimaryKeyRelatedField(
+            queryset=ModelArtifact.objects.all(), required=False, allow_null=True
+        )
+        settings = StageSettingsSerializer(required=False, help_text="Shared by every stage.")
+        stage_settings = serializers.DictField(
+            child=StageSettingsSerializer(), required=False, help_text="Per stage name, over `settings`."
+        )
+
+    @extend_schema(responses=RoundSerializer(many=True), tags=["training"])
+    def get(self, request: Request) -> Response:
+        return Response(RoundSerializer(selectors.round_list(), many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: RoundDetailSerializer, **ERRORS},
+        description="Check and queue a round. Nothing is queued when a check fails.",
+        tags=["training"],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        round_ = round_services.round_launch(launched_by=request.user, **data.validated_data)
+        return Response(RoundDetailSerializer(round_).data, status=status.HTTP_201_CREATED)
+
+
+class RoundDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(responses=RoundDetailSerializer, tags=["training"])
+    def get(self, request: Request, round_id: int) -> Response:
+        return Response(RoundDetailSerializer(selectors.round_get(round_id=round_id)).data)
+
+
+class RoundCancelApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(request=None, responses={200: RoundDetailSerializer, **ERRORS}, tags=["training"])
+    def post(self, request: Request, round_id: int) -> Response:
+        round_ = round_services.round_cancel(round_=selectors.round_get(round_id=round_id))
+        return Response(RoundDetailSerializer(round_).data)
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+class RunListApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=JobStatus.values),
+            OpenApiParameter("stage", str, enum=Stage.values),
+        ],
+        responses=RunSerializer(many=True),
+        tags=["training"],
+    )
+    def get(self, request: Request) -> Response:
+        runs = selectors.run_list(status=request.query_params.get("status"), stage=request.query_params.get("stage"))
+        return Response(RunSerializer(runs[:500], many=True).data)
+
+
+class RunDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(responses=RunDetailSerializer, tags=["training"])
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(RunDetailSerializer(selectors.run_get(run_id=run_id)).data)
+
+
+class RunCancelApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        request=None,
+        responses={200: RunSerializer, **ERRORS},
+        description="A running run is asked to stop (it checkpoints first); others stop at once.",
+        tags=["training"],
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = round_services.run_cancel(run=selectors.run_get(run_id=run_id))
+        return Response(RunSerializer(run).data)
+
+
+class RunResumeApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        request=None,
+        responses={200: RunSerializer, **ERRORS},
+        description="Queue an interrupted, cancelled or failed run again, from its last checkpoint.",
+        tags=["training"],
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = round_services.run_resume(run=selectors.run_get(run_id=run_id))
+        return Response(RunSerializer(run).data)
+
+
+# --- generation jobs -----------------------------------------------------------------------------
+
+
+class GenerationJobListCreateApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        model = serializers.PrimaryKeyRelatedField(queryset=ModelArtifact.objects.all())
+        compare_with = serializers.PrimaryKeyRelatedField(
+            queryset=ModelArtifact.objects.all(), required=False, allow_null=True,
+            help_text="The previous policy: tasks pair both models' answers for a blind A/B review.",
+        )  # fmt: skip
+        campaign_name = serializers.CharField(max_length=200)
+        project = serializers.PrimaryKeyRelatedField(
+            queryset=Project.objects.all(), required=False, allow_null=True, help_text="Default: the source's."
+        )
+        source_campaign = serializers.PrimaryKeyRelatedField(
+            queryset=Campaign.objects.all(), required=False, allow_null=True, help_text="Take its tasks' prompts."
+        )
+        prompts = serializers.ListField(
+            child=serializers.JSONField(), required=False, default=list,
+            help_text="Prompts: text, a message list, or {id, prompt, meta}.",
+        )  # fmt: skip
+        params = serializers.DictField(
+            required=False, default=dict, help_text="num_candidates, temperature, top_p, max_new_tokens, seed."
+        )
+
+    @extend_schema(responses=GenerationJobSerializer(many=True), tags=["training"])
+    def get(self, request: Request) -> Response:
+        return Response(GenerationJobSerializer(selectors.generation_job_list()[:500], many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: GenerationJobSerializer, **ERRORS}, tags=["training"])
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = generation_services.generation_job_create(launched_by=request.user, **data.validated_data)
+        return Response(GenerationJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class GenerationJobDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(responses=GenerationJobSerializer, tags=["training"])
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(GenerationJobSerializer(selectors.generation_job_get(job_id=job_id)).data)
+
+
+class GenerationJobCancelApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(request=None, responses={200: GenerationJobSerializer, **ERRORS}, tags=["training"])
+    def post(self, request: Request, job_id: int) -> Response:
+        job = generation_services.generation_job_cancel(job=selectors.generation_job_get(job_id=job_id))
+        return Response(GenerationJobSerializer(job).data)
+
+
+class GenerationJobResumeApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(request=None, responses={200: GenerationJobSerializer, **ERRORS}, tags=["training"])
+    def post(self, request: Request, job_id: int) -> Response:
+        job = generation_services.generation_job_resume(job=selectors.generation_job_get(job_id=job_id))
+        return Response(GenerationJobSerializer(job).data)

@@ -1,0 +1,27 @@
+from django.urls import path
+
+from training import api
+
+urlpatterns = [
+    path("models/", api.ModelListCreateApi.as_view(), name="api-training-models"),
+    path("models/<int:model_id>/", api.ModelDetailApi.as_view(), name="api-training-model"),
+    path("rounds/", api.RoundListLaunchApi.as_view(), name="api-training-rounds"),
+    path("rounds/<int:round_id>/", api.RoundDetailApi.as_view(), name="api-training-round"),
+    path("rounds/<int:round_id>/cancel/", api.RoundCancelApi.as_view(), name="api-training-round-cancel"),
+    path("runs/", api.RunListApi.as_view(), name="api-training-runs"),
+    path("runs/<int:run_id>/", api.RunDetailApi.as_view(), name="api-training-run"),
+    path("runs/<int:run_id>/cancel/", api.RunCancelApi.as_view(), name="api-training-run-cancel"),
+    path("runs/<int:run_id>/resume/", api.RunResumeApi.as_view(), name="api-training-run-resume"),
+    path("generation-jobs/", api.GenerationJobListCreateApi.as_view(), name="api-training-generation-jobs"),
+    path("generation-jobs/<int:job_id>/", api.GenerationJobDetailApi.as_view(), name="api-training-generation-job"),
+    path(
+        "generation-jobs/<int:job_id>/cancel/",
+        api.GenerationJobCancelApi.as_view(),
+        name="api-training-generation-job-cancel",
+    ),
+    path(
+        "generation-jobs/<int:job_id>/resume/",
+        api.GenerationJobResumeApi.as_view(),
+        name="api-training-generation-job-resume",
+    ),
+]

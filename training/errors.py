@@ -1,0 +1,19 @@
+"""Errors a user can cause in training. Each carries a message fit to show as it is."""
+
+from __future__ import annotations
+
+from rlhf_platform.errors import UserError
+
+
+class TrainingError(UserError):
+    """Bad input; ``errors`` holds field errors if any. Nothing was written."""
+
+
+class NotFound(TrainingError):
+    status_code = 404
+
+
+class Conflict(TrainingError):
+    """The request is valid but the run's state does not allow it (e.g. resuming a finished run)."""
+
+    status_code = 409

@@ -1,0 +1,29 @@
+"""``manage.py register_model PATH --name NAME``: add a local model to the registry."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from training.errors import TrainingError
+from training.models import ModelArtifact
+from training.services.registry import model_register
+
+
+class Command(BaseCommand):
+    help = "Register a local safetensors/adapter directory, or a GGUF file (a .gguf path, or --gguf-file in a dir)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("path", help="local model directory, or a .gguf file")
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--gguf-file", default="", help="GGUF file name inside PATH")
+        parser.add_argument("--kind", choices=ModelArtifact.Kind.values, default=None, help="default: detected")
+
+    def handle(self, *args, path: str, name: str, gguf_file: str, kind: str | None, **options) -> None:
+        try:
+            artifact = model_register(path=path, name=name, gguf_file=gguf_file, kind=kind)
+        except TrainingError as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(
+            f"registered model {artifact.pk}: {artifact.name} ({artifact.kind}, "
+            f"{artifact.parameter_count or 0:,} parameters) at {artifact.path}"
+        )

@@ -1,0 +1,246 @@
+"""Generation jobs: a registered model answers a prompt set, and the answers become a new campaign.
+
+Prompts come from a campaign's tasks or from an imported list. The engine's ``generate`` stage
+writes ``candidates.jsonl`` in the labeling import format; with ``compare_with`` (the previous
+policy) it runs once per model and each task holds both models' answers, for a blind A/B review.
+The new campaign is created, as a draft, and filled through ``labeling.services.imports`` in one
+transaction: a job either has its whole campaign or none.
+
+Working directory of job ``<id>``: ``TRAINING_DIR/generation/<id>/`` with ``prompts.jsonl``,
+``spec-<n>.json``, and one engine output directory per model (``output-<n>/candidates.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.errors import LabelingError
+from labeling.models import Campaign, Project
+from labeling.services.campaigns import campaign_create
+from labeling.services.imports import tasks_import_file
+from training.errors import Conflict, TrainingError
+from training.models import GenerationJob, JobStatus, ModelArtifact
+from training.realtime import notify_generation
+from training.specs import LaunchError, check_spec
+
+GENERATION_FIELDS = ("num_candidates", "temperature", "top_p", "max_new_tokens", "batch_size", "seed")
+PAIRWISE_SCHEMA = {"questions": [{"id": "preference", "type": "pairwise", "allow_both_bad": True}]}
+RANKING_SCHEMA = {"questions": [{"id": "rank", "type": "ranking", "allow_ties": True}]}
+
+
+def generation_job_create(
+    *,
+    model: ModelArtifact,
+    campaign_name: str,
+    launched_by: AbstractBaseUser | None,
+    project: Project | None = None,
+    source_campaign: Campaign | None = None,
+    prompts: list[Any] | None = None,
+    compare_with: ModelArtifact | None = None,
+    params: dict[str, Any] | None = None,
+) -> GenerationJob:
+    """Check and queue a generation job. Raises ``TrainingError``, writing nothing."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(GENERATION_FIELDS))
+    if unknown:
+        raise TrainingError(f"Unknown generation setting {unknown[0]!r}.", {"params": unknown[0]})
+    if not (campaign_name or "").strip():
+        raise TrainingError("Name the campaign the answers go to.", {"campaign_name": "This field is required."})
+    if project is None and source_campaign is None:
+        raise TrainingError("Choose the project of the new campaign.", {"project": "This field is required."})
+    for artifact, field in ((model, "model"), (compare_with, "compare_with")):
+        if artifact is not None and artifact.kind == ModelArtifact.Kind.REWARD_MODEL:
+            message = f"{artifact.name} is a reward model; it cannot answer prompts."
+            raise TrainingError(message, {field: "Not a policy."})
+    if bool(source_campaign) == bool(prompts):
+        raise TrainingError(
+            "Give either a campaign to take prompts from or a list of prompts.", {"prompts": "One source, not both."}
+        )
+    prompt_rows = _prompt_rows(source_campaign, prompts or [])
+    if not prompt_rows:
+        raise TrainingError("There are no prompts to answer.", {"prompts": "No prompts."})
+    with tempfile.TemporaryDirectory(prefix="generate-check-") as work:
+        prompts_file = _write_jsonl(Path(work) / "prompts.jsonl", prompt_rows[:20])
+        for artifact in filter(None, (model, compare_with)):
+            try:
+                check_spec(_spec(artifact, params, prompts_file, Path(work) / "out"), field="params")
+            except LaunchError as error:
+                raise TrainingError(error.message, {error.field: error.message}) from None
+    with transaction.atomic():
+        job = GenerationJob.objects.create(
+            model=model,
+            compare_with=compare_with,
+            source_campaign=source_campaign,
+            prompts=[] if source_campaign else prompt_rows,
+            params={**params, "project_id": (project or source_campaign.project).pk},
+            campaign_name=campaign_name.strip()[:200],
+            launched_by=launched_by,
+        )
+        notify_generation(job)
+    return job
+
+
+def generation_workdir(job: GenerationJob) -> Path:
+    return Path(settings.TRAINING_DIR) / "generation" / str(job.pk)
+
+
+def generation_prepare(*, job: GenerationJob) -> list[Path]:
+    """Write the prompts and one spec per model; returns the spec paths, the new model's first."""
+    workdir = generation_workdir(job)
+    prompts_file = _write_jsonl(workdir / "prompts.jsonl", _prompt_rows(job.source_campaign, job.prompts))
+    params = {k: v for k, v in job.params.items() if k in GENERATION_FIELDS}
+    spec_paths = []
+    for index, artifact in enumerate(filter(None, (job.model, job.compare_with))):
+        spec = _spec(artifact, params, prompts_file, workdir / f"output-{index}")
+        path = workdir / f"spec-{index}.json"
+        path.write_text(json.dumps(spec, indent=2))
+        spec_paths.append(path)
+    job.spec, job.workdir = json.loads(spec_paths[0].read_text()), str(workdir)
+    job.save(update_fields=["spec", "workdir"])
+    return spec_paths
+
+
+@transaction.atomic
+def generation_job_succeed(*, job: GenerationJob, engine_results: list[dict[str, Any]], log_tail: str) -> Campaign:
+    """Create the new campaign from the candidates and import them as its tasks, all or nothing."""
+    workdir = Path(job.workdir)
+    candidates = [_read_jsonl(workdir / f"output-{index}" / "candidates.jsonl") for index in range(len(engine_results))]
+    tasks = _merge_candidates(candidates)
+    if not tasks:
+        raise TrainingError("The model produced no usable answers (every candidate was empty).")
+    response_count = len(tasks[0]["responses"])
+    source = job.source_campaign
+    schema = PAIRWISE_SCHEMA if response_count == 2 else RANKING_SCHEMA
+    if source is not None and source.schema.check_response_count(response_count) is None:
+        schema = source.question_schema
+    project = Project.objects.get(pk=job.params["project_id"])
+    try:
+        campaign = campaign_create(
+            project=project,
+            created_by=job.launched_by or project.created_by,
+            name=job.campaign_name,
+            question_schema=schema,
+            guidelines=source.guidelines if source is not None else "",
+        )
+        tasks_file = _write_jsonl(workdir / "tasks.jsonl", tasks)
+        imported = tasks_import_file(campaign=campaign, path=tasks_file)
+    except LabelingError as error:
+        raise TrainingError(f"The answers could not become a campaign: {error.message}") from None
+    job.status, job.finished_at, job.log_tail, job.campaign = JobStatus.SUCCEEDED, timezone.now(), log_tail, campaign
+    job.result = {"engine": engine_results, "tasks": imported.created, "responses_per_task": response_count}
+    job.step = job.total_steps
+    job.save(update_fields=["status", "finished_at", "log_tail", "campaign", "result", "step"])
+    notify_generation(job)
+    return campaign
+
+
+@transaction.atomic
+def generation_job_fail(*, job: GenerationJob, error: str, log_tail: str = "") -> GenerationJob:
+    job.status, job.finished_at, job.error = JobStatus.FAILED, timezone.now(), error
+    job.log_tail = log_tail or job.log_tail
+    job.save(update_fields=["status", "finished_at", "error", "log_tail"])
+    notify_generation(job)
+    return job
+
+
+@transaction.atomic
+def generation_job_mark_cancelled(*, job: GenerationJob, log_tail: str = "") -> GenerationJob:
+    job.status, job.finished_at, job.error, job.log_tail = JobStatus.CANCELLED, timezone.now(), "Cancelled.", log_tail
+    job.save(update_fields=["status", "finished_at", "error", "log_tail"])
+    notify_generation(job)
+    return job
+
+
+@transaction.atomic
+def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
+    """Cancel a job: a running one is asked to stop, a queued or interrupted one stops now. Locks its row."""
+    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
+    if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(f"The job already {job.status}; there is nothing to cancel.")
+    if job.status == JobStatus.RUNNING:
+        job.cancel_requested = True
+        job.save(update_fields=["cancel_requested"])
+        notify_generation(job)
+        return job
+    return generation_job_mark_cancelled(job=job)
+
+
+@transaction.atomic
+def generation_job_resume(*, job: GenerationJob) -> GenerationJob:
+    """Queue an interrupted, cancelled or failed job again; generation starts over. Locks its row."""
+    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
+    if job.status not in (JobStatus.INTERRUPTED, JobStatus.CANCELLED, JobStatus.FAILED):
+        raise Conflict(f"Only interrupted, cancelled or failed jobs can run again; this one is {job.status}.")
+    job.status, job.cancel_requested, job.error, job.finished_at = JobStatus.QUEUED, False, "", None
+    job.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
+    notify_generation(job)
+    return job
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _prompt_rows(source_campaign: Campaign | None, prompts: list[Any]) -> list[dict[str, Any]]:
+    """``{id, prompt, meta}`` rows; every row gets an id, so the answers of two models can be paired."""
+    if source_campaign is not None:
+        tasks = source_campaign.tasks.filter(is_gold=False).order_by("id")
+        return [
+            {"id": task.external_id or f"task-{task.pk}", "prompt": task.prompt, "meta": {"source_task": task.pk}}
+            for task in tasks
+        ]
+    rows = []
+    for index, item in enumerate(prompts):
+        row = dict(item) if isinstance(item, dict) else {"prompt": item}
+        prompt = row.get("prompt")
+        if not (isinstance(prompt, str) and prompt.strip()) and not (isinstance(prompt, list) and prompt):
+            raise TrainingError(
+                f"Prompt {index + 1} is empty or not text/messages.", {"prompts": f"Item {index + 1} is not a prompt."}
+            )
+        rows.append({"id": str(row.get("id") or f"p{index + 1}"), "prompt": prompt, "meta": row.get("meta") or {}})
+    return rows
+
+
+def _spec(artifact: ModelArtifact, params: dict[str, Any], prompts_file: Path, output_dir: Path) -> dict[str, Any]:
+    spec = {
+        "stage": "generate",
+        "model": artifact.path,
+        "output_dir": str(output_dir),
+        "prompts": str(prompts_file),
+        "model_name": artifact.name,
+        **params,
+    }
+    if artifact.gguf_file:
+        spec["gguf_file"] = artifact.gguf_file
+    return spec
+
+
+def _merge_candidates(candidates: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One task per prompt that every model answered, holding all their responses (the new model's first)."""
+    first, others = candidates[0], [{task["id"]: task for task in rows} for rows in candidates[1:]]
+    tasks = []
+    for task in first:
+        matches = [other.get(task["id"]) for other in others]
+        if all(matches):
+            responses = [*task["responses"], *(r for match in matches for r in match["responses"])]
+            tasks.append({**task, "responses": responses})
+    return tasks
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise TrainingError(f"The engine wrote no {path.name}.")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,164 @@
+"""A training run from the worker's side: prepare its data and spec, store its events, finish it.
+
+Working directory of run ``<id>``: ``TRAINING_DIR/runs/<id>/`` with ``data/`` (the snapshot rows
+the stage trains on, as JSONL), ``spec.json`` (the spec the engine runs) and ``output/`` (the
+engine's output: ``checkpoints/``, ``model/``, ``metrics.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.datasets import read_rows
+from training import stage_data
+from training.errors import TrainingError
+from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun
+from training.realtime import notify_run
+from training.services.registry import model_register_run_output
+from training.services.rounds import round_advance, round_stop
+from training.specs import LaunchError, build_spec
+
+# Event fields that describe the point rather than being a metric of it.
+POINT_FIELDS = {"event", "time", "step", "epoch"}
+
+
+def run_workdir(run: TrainingRun) -> Path:
+    return Path(settings.TRAINING_DIR) / "runs" / str(run.pk)
+
+
+def run_prepare(*, run: TrainingRun) -> Path:
+    """Resolve the run's input models, export its data, write ``spec.json``; returns the spec's path.
+
+    Raises ``TrainingError`` when an input is missing (the worker then fails the run with it).
+    """
+    workdir = run_workdir(run)
+    input_model = run.input_model or _policy_from_earlier_stages(run)
+    reward_model = run.reward_model
+    if run.stage == Stage.PPO and reward_model is None:
+        reward_model = _reward_from_earlier_stage(run)
+        if reward_model is None:
+            raise TrainingError("PPO needs a reward model, and no earlier stage of the round produced one.")
+    if run.stage == Stage.PRETRAIN:
+        train_path, eval_path = run.text_dataset, None
+    else:
+        if run.dataset is None or not run.dataset.path.is_file():
+            raise TrainingError("The run's dataset snapshot file is missing.")
+        rows = stage_data.stage_rows(stage=run.stage, kind=run.dataset.kind, rows=read_rows(run.dataset.path))
+        try:
+            train, held_out = stage_data.write_stage_files(rows, workdir / "data")
+        except stage_data.StageDataError as error:
+            raise TrainingError(str(error)) from None
+        train_path, eval_path = str(train), str(held_out) if held_out else None
+    try:
+        spec = build_spec(
+            stage=run.stage,
+            settings=run.params,
+            model=input_model.path,
+            gguf_file=input_model.gguf_file,
+            output_dir=str(workdir / "output"),
+            dataset=train_path,
+            eval_dataset=eval_path,
+            reward_model=reward_model.path if reward_model is not None else None,
+            resume_from=run.resume_from,
+        )
+    except LaunchError as error:
+        raise TrainingError(error.message) from None
+    spec_path = workdir / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=2))
+    run.input_model, run.reward_model, run.spec, run.workdir = input_model, reward_model, spec, str(workdir)
+    run.save(update_fields=["input_model", "reward_model", "spec", "workdir"])
+    return spec_path
+
+
+def run_record_event(*, run: TrainingRun, event: dict[str, Any]) -> None:
+    """Store a ``metrics``, ``eval`` or ``checkpoint`` event; other kinds are ignored here."""
+    kind = event.get("event")
+    with transaction.atomic():
+        if kind in ("metrics", "eval"):
+            values = {k: v for k, v in event.items() if k not in POINT_FIELDS and _is_number(v)}
+            point_kind = RunMetric.Kind.EVAL if kind == "eval" else RunMetric.Kind.TRAIN
+            step = int(event.get("step") or 0)
+            RunMetric.objects.create(run=run, kind=point_kind, step=step, epoch=event.get("epoch"), values=values)
+            run.latest_metrics = {**run.latest_metrics, **values}
+            run.save(update_fields=["latest_metrics"])
+            notify_run(run, point={"kind": point_kind, "step": step, "values": values})
+        elif kind == "checkpoint":
+            run.checkpoints = [*run.checkpoints, {"step": event.get("step"), "path": event.get("path")}]
+            run.save(update_fields=["checkpoints"])
+            notify_run(run)
+
+
+@transaction.atomic
+def run_succeed(*, run: TrainingRun, final_metrics: dict[str, Any], log_tail: str) -> TrainingRun:
+    """The engine finished: register the output model with its lineage, and move the round on.
+
+    Locks the run's round (``round_advance``).
+    """
+    output_model = model_register_run_output(
+        run=run, output_dir=Path(run.workdir) / "output", final_metrics=final_metrics
+    )
+    run.status, run.finished_at, run.log_tail = JobStatus.SUCCEEDED, timezone.now(), log_tail
+    run.final_metrics, run.output_model, run.eta_s = final_metrics, output_model, 0.0
+    if run.total_steps:
+        run.step = run.total_steps
+    run.save(update_fields=["status", "finished_at", "log_tail", "final_metrics", "output_model", "eta_s", "step"])
+    notify_run(run)
+    if run.round_id is not None:
+        round_advance(round_=run.round)
+    return run
+
+
+@transaction.atomic
+def run_fail(*, run: TrainingRun, error: str, log_tail: str = "") -> TrainingRun:
+    """The run failed with ``error`` (the engine's message); its round stops. Locks the round."""
+    run.status, run.finished_at, run.error = JobStatus.FAILED, timezone.now(), error
+    run.log_tail = log_tail or run.log_tail
+    run.save(update_fields=["status", "finished_at", "error", "log_tail"])
+    notify_run(run)
+    if run.round_id is not None:
+        round_stop(round_=run.round, status=Round.Status.FAILED, reason=f"The {run.stage} stage failed: {error}")
+    return run
+
+
+@transaction.atomic
+def run_mark_cancelled(*, run: TrainingRun, checkpoint: str | None, log_tail: str) -> TrainingRun:
+    """The engine stopped on a cancel request, after writing ``checkpoint``; the round stops. Locks the round."""
+    run.status, run.finished_at, run.log_tail = JobStatus.CANCELLED, timezone.now(), log_tail
+    run.error = "Cancelled." + (f" Last checkpoint: {checkpoint}" if checkpoint else "")
+    run.save(update_fields=["status", "finished_at", "log_tail", "error"])
+    notify_run(run)
+    if run.round_id is not None:
+        round_stop(round_=run.round, status=Round.Status.CANCELLED, reason=f"The {run.stage} stage was cancelled.")
+    return run
+
+
+def _policy_from_earlier_stages(run: TrainingRun) -> ModelArtifact:
+    """The newest policy of the round before this run: the last non-reward stage's output, or the base model."""
+    earlier = (
+        run.round.runs.filter(position__lt=run.position, status=JobStatus.SUCCEEDED)
+        .exclude(stage=Stage.REWARD)
+        .order_by("-position")
+        .first()
+    )
+    if earlier is not None and earlier.output_model is not None:
+        return earlier.output_model
+    return run.round.base_model
+
+
+def _reward_from_earlier_stage(run: TrainingRun) -> ModelArtifact | None:
+    if run.round_id is None:
+        return None
+    earlier = run.round.runs.filter(position__lt=run.position, stage=Stage.REWARD, status=JobStatus.SUCCEEDED)
+    found = earlier.order_by("-position").first()
+    return found.output_model if found is not None else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

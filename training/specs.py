@@ -1,0 +1,109 @@
+"""Engine specs from launch settings. Pure functions: no ORM.
+
+A launch names a few hyperparameters per stage (``STAGE_SETTING_FIELDS``) and an ``advanced``
+dict of any other engine spec field; the wiring (models, datasets, output directory, resume) is
+the platform's and cannot be set by hand. ``training.engine.spec.load_spec`` checks the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training.engine.spec import SpecError, load_spec
+
+# The launch form's fields, with the engine spec field each one sets.
+STAGE_SETTING_FIELDS = {
+    "adapter": "adapter.method",
+    "learning_rate": "learning_rate",
+    "max_steps": "max_steps",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "max_length": "max_length",
+    "logging_steps": "logging_steps",
+    "save_steps": "save_steps",
+    "seed": "seed",
+    "beta": "beta",  # dpo
+    "kl_coef": "kl_coef",  # ppo
+    "response_length": "response_length",  # ppo
+    "text_field": "text_field",  # pretrain
+}
+STAGE_ONLY_FIELDS = {"beta": ("dpo",), "kl_coef": ("ppo",), "response_length": ("ppo",), "text_field": ("pretrain",)}
+# Set by the platform from the round's models, snapshot and working directory.
+WIRING_FIELDS = frozenset(
+    {"stage", "model", "gguf_file", "output_dir", "dataset", "eval_dataset", "reward_model", "resume_from"}
+)
+
+
+class LaunchError(ValueError):
+    """Launch settings the engine would reject; ``field`` names the setting at fault."""
+
+    def __init__(self, message: str, field: str = "settings"):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def build_spec(
+    *,
+    stage: str,
+    settings: dict[str, Any],
+    model: str,
+    output_dir: str,
+    dataset: str,
+    eval_dataset: str | None = None,
+    gguf_file: str = "",
+    reward_model: str | None = None,
+    resume_from: str = "",
+) -> dict[str, Any]:
+    """The engine spec dict for one stage: wiring, then the launch settings, then ``advanced``."""
+    spec: dict[str, Any] = {"stage": stage, "model": model, "output_dir": output_dir, "dataset": dataset}
+    if gguf_file:
+        spec["gguf_file"] = gguf_file
+    if eval_dataset:
+        spec["eval_dataset"] = eval_dataset
+    if reward_model:
+        spec["reward_model"] = reward_model
+    if resume_from:
+        spec["resume_from"] = resume_from
+    unknown = set(settings) - set(STAGE_SETTING_FIELDS) - {"advanced"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise LaunchError(f"Unknown setting {name!r}; put engine fields under 'advanced'.", name)
+    for name, value in settings.items():
+        if name == "advanced" or value is None:
+            continue
+        if name in STAGE_ONLY_FIELDS and stage not in STAGE_ONLY_FIELDS[name]:
+            continue  # e.g. beta in settings shared by every stage of an SFT -> DPO round
+        if name == "adapter":
+            spec["adapter"] = {"method": value}
+        else:
+            spec[STAGE_SETTING_FIELDS[name]] = value
+    advanced = settings.get("advanced") or {}
+    if not isinstance(advanced, dict):
+        raise LaunchError("'advanced' must be an object of engine spec fields.", "advanced")
+    wiring = sorted(WIRING_FIELDS & set(advanced))
+    if wiring:
+        raise LaunchError(f"advanced.{wiring[0]} is set by the platform and cannot be given.", "advanced")
+    for name, value in advanced.items():
+        if name == "adapter" and isinstance(value, dict):
+            spec["adapter"] = {**spec.get("adapter", {}), **value}
+        else:
+            spec[name] = value
+    return spec
+
+
+def check_spec(spec: dict[str, Any], *, field: str = "settings") -> None:
+    """Run the engine's own checks (types, ranges, columns, model directories) without loading a model."""
+    try:
+        load_spec(spec)
+    except SpecError as error:
+        raise LaunchError(f"The {spec.get('stage')} stage's spec was rejected: {error}", field) from None
+
+
+def settings_for(stage: str, shared: dict[str, Any], per_stage: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One stage's settings: the round's shared settings, overridden by that stage's own."""
+    own = dict(per_stage.get(stage) or {})
+    merged = {**shared, **own}
+    merged["advanced"] = {**(shared.get("advanced") or {}), **(own.get("advanced") or {})}
+    return merged

@@ -1,0 +1,103 @@
+"""What each stage trains on, made from a dataset snapshot's rows. Pure functions: no ORM.
+
+The rule, per stage:
+
+- ``sft``: demonstrations. An SFT snapshot's rows as they are; a preference snapshot's *chosen*
+  responses (prompt/chosen -> prompt/completion); a KTO snapshot's desirable completions.
+- ``reward`` and ``dpo``: preference pairs (prompt/chosen/rejected/margin); only a preference
+  snapshot has them.
+- ``ppo``: the snapshot's distinct prompts.
+
+Rows keep ``group_id`` so the engine's held-out split keeps a prompt's rows together. The snapshot's
+``split`` column decides train and test: test rows become the engine's ``eval_dataset``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+PAIR_STAGES = ("reward", "dpo")
+
+
+class StageDataError(ValueError):
+    """The snapshot cannot feed this stage; the message says why, fit to show as it is."""
+
+
+def check_snapshot_kind(*, stage: str, kind: str, dataset_name: str) -> None:
+    """Stage requirements that the snapshot's kind alone decides."""
+    if stage in PAIR_STAGES and kind != "preference":
+        raise StageDataError(
+            f"The {stage} stage trains on preference pairs (chosen/rejected); "
+            f"{dataset_name!r} is a {kind} snapshot without pairs. Build a preference snapshot."
+        )
+
+
+def stage_rows(*, stage: str, kind: str, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The rows ``stage`` trains on, from a snapshot of ``kind``; each keeps its ``split``."""
+    check_snapshot_kind(stage=stage, kind=kind, dataset_name="the snapshot")
+    if stage == "ppo":
+        yield from _distinct_prompts(rows)
+        return
+    for row in rows:
+        converted = _convert(stage, kind, row)
+        if converted is not None:
+            yield {**converted, "group_id": row.get("group_id", row.get("task_id", "")), "split": row.get("split")}
+
+
+def _convert(stage: str, kind: str, row: dict[str, Any]) -> dict[str, Any] | None:
+    if stage in PAIR_STAGES:
+        return {
+            "prompt": row["prompt"],
+            "chosen": row["chosen"],
+            "rejected": row["rejected"],
+            "margin": float(row.get("margin") or 0.0),
+        }
+    if stage == "sft":
+        if kind == "preference":
+            return {"prompt": row["prompt"], "completion": row["chosen"]}
+        if kind == "kto" and not row.get("label"):
+            return None
+        if "messages" in row:
+            return {"messages": row["messages"]}
+        return {"prompt": row["prompt"], "completion": row["completion"], "source": row.get("source", "")}
+    raise StageDataError(f"The {stage} stage does not train on a dataset snapshot.")
+
+
+def _distinct_prompts(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    seen: set[str] = set()
+    for row in rows:
+        prompt = row.get("prompt")
+        if prompt is None and "messages" in row:
+            prompt = row["messages"][:-1]
+        key = json.dumps(prompt, sort_keys=True)
+        if prompt and key not in seen:
+            seen.add(key)
+            yield {"prompt": prompt, "group_id": row.get("group_id", ""), "split": row.get("split")}
+
+
+def write_stage_files(
+    rows: Iterable[dict[str, Any]], directory: Path, *, limit: int | None = None
+) -> tuple[Path, Path | None]:
+    """Write ``train.jsonl`` and, when the snapshot holds test rows, ``eval.jsonl``; returns both paths.
+
+    With ``limit``, at most that many rows per file (enough to check columns before launching).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    train_path, eval_path = directory / "train.jsonl", directory / "eval.jsonl"
+    counts = {"train": 0, "test": 0}
+    with train_path.open("w", encoding="utf-8") as train, eval_path.open("w", encoding="utf-8") as held_out:
+        for row in rows:
+            split = "test" if row.pop("split", None) == "test" else "train"
+            if limit is not None and counts[split] >= limit:
+                continue
+            counts[split] += 1
+            (held_out if split == "test" else train).write(json.dumps(row, ensure_ascii=False) + "\n")
+    if counts["train"] == 0:
+        raise StageDataError("The snapshot has no training rows for this stage.")
+    if counts["test"] == 0:
+        eval_path.unlink()
+        return train_path, None
+    return train_path, eval_path

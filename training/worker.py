@@ -1,0 +1,194 @@
+"""The worker loop behind ``manage.py worker``: claim queued work, run the engine, persist its events.
+
+One job at a time. While the engine runs, a heartbeat thread records that the worker is alive
+(every ``TRAINING_HEARTBEAT_S``), saves the log tail, and sends SIGTERM through the executor when a
+cancel was requested. On start, runs whose heartbeat went stale (their worker died) are marked
+interrupted; they resume from their last checkpoint when someone asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+
+from rlhf_platform.errors import UserError
+from training.executors import EngineHandle, Executor, get_executor
+from training.models import GenerationJob, Job, TrainingRun
+from training.services import generation as generation_services
+from training.services import runs as run_services
+from training.services.jobs import job_claim_next, job_heartbeat, job_record_progress, jobs_mark_interrupted
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineOutcome:
+    """How one engine process ended: its last event (finished, failed, cancelled) if any, and exit status."""
+
+    final: dict[str, Any] | None
+    exit_code: int
+    log_tail: str
+    cancel_requested: bool
+
+    @property
+    def kind(self) -> str | None:
+        return self.final["event"] if self.final else None
+
+    def error(self) -> str:
+        if self.final is not None and self.final.get("error"):
+            return str(self.final["error"])
+        last_line = self.log_tail.strip().splitlines()[-1:] or ["no output"]
+        return f"The engine exited with status {self.exit_code} without a result ({last_line[0]})."
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        executor: Executor | None = None,
+        heartbeat_s: float | None = None,
+        stale_after_s: float | None = None,
+        log: Callable[[str], None] = logger.info,
+    ) -> None:
+        self.executor = executor or get_executor()
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else settings.TRAINING_HEARTBEAT_S
+        self.stale_after_s = stale_after_s if stale_after_s is not None else settings.TRAINING_STALE_AFTER_S
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.log = log
+
+    def recover(self) -> int:
+        """Mark runs whose worker died as interrupted; returns how many."""
+        count = jobs_mark_interrupted(stale_after_s=self.stale_after_s)
+        if count:
+            self.log(f"marked {count} stale run(s) or job(s) interrupted")
+        return count
+
+    def run_once(self) -> bool:
+        """Run one queued training run or generation job to its end; False when there was none."""
+        close_old_connections()
+        run = job_claim_next(model=TrainingRun, worker=self.name)
+        if run is not None:
+            self.execute_run(run)
+            return True
+        job = job_claim_next(model=GenerationJob, worker=self.name)
+        if job is not None:
+            self.execute_generation(job)
+            return True
+        return False
+
+    def run_forever(self, *, poll_s: float, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        self.recover()
+        while not stop.is_set():
+            if not self.run_once():
+                stop.wait(poll_s)
+
+    # --- one job ---------------------------------------------------------------------------------
+
+    def execute_run(self, run: TrainingRun) -> None:
+        self.log(f"run {run.pk}: {run.stage} started")
+        try:
+            spec_path = run_services.run_prepare(run=run)
+        except UserError as error:
+            run_services.run_fail(run=run, error=error.message)
+            self.log(f"run {run.pk}: failed before starting: {error.message}")
+            return
+        outcome = self.run_engine(run, spec_path, on_event=lambda event: self._run_event(run, event))
+        if outcome.kind == "finished":
+            metrics = outcome.final.get("metrics") or {}
+            run_services.run_succeed(run=run, final_metrics=metrics, log_tail=outcome.log_tail)
+        elif outcome.kind == "cancelled":
+            run_services.run_mark_cancelled(
+                run=run, checkpoint=outcome.final.get("checkpoint"), log_tail=outcome.log_tail
+            )
+        else:
+            run_services.run_fail(run=run, error=outcome.error(), log_tail=outcome.log_tail)
+        self.log(f"run {run.pk}: {run.status}")
+
+    def execute_generation(self, job: GenerationJob) -> None:
+        self.log(f"generation job {job.pk} started")
+        try:
+            spec_paths = generation_services.generation_prepare(job=job)
+        except UserError as error:
+            generation_services.generation_job_fail(job=job, error=error.message)
+            return
+        results, log_tail = [], ""
+        for spec_path in spec_paths:
+            outcome = self.run_engine(job, spec_path, on_event=lambda event: self._generation_event(job, event))
+            log_tail = outcome.log_tail
+            if outcome.kind == "cancelled" or (outcome.cancel_requested and outcome.kind != "finished"):
+                generation_services.generation_job_mark_cancelled(job=job, log_tail=log_tail)
+                return
+            if outcome.kind != "finished":
+                generation_services.generation_job_fail(job=job, error=outcome.error(), log_tail=log_tail)
+                return
+            results.append(outcome.final.get("metrics") or {})
+        try:
+            generation_services.generation_job_succeed(job=job, engine_results=results, log_tail=log_tail)
+        except UserError as error:
+            generation_services.generation_job_fail(job=job, error=error.message, log_tail=log_tail)
+        self.log(f"generation job {job.pk}: {job.status}")
+
+    def run_engine(self, job: Job, spec_path: Path, *, on_event: Callable[[dict], None]) -> EngineOutcome:
+        """Start the engine, feed its events to ``on_event`` while heartbeating, and return how it ended."""
+        handle = self.executor.start(spec_path, spec_path.parent)
+        heartbeat = _Heartbeat(job, handle, self.heartbeat_s)
+        heartbeat.start()
+        final = None
+        try:
+            for event in handle.events():
+                if event["event"] in ("finished", "failed", "cancelled"):
+                    final = event
+                else:
+                    on_event(event)
+            exit_code = handle.wait()
+        finally:
+            heartbeat.stop()
+        return EngineOutcome(final, exit_code, handle.log_tail(), heartbeat.cancel_sent)
+
+    def _run_event(self, run: TrainingRun, event: dict) -> None:
+        if event["event"] == "progress":
+            job_record_progress(job=run, event=event)
+        else:
+            run_services.run_record_event(run=run, event=event)
+
+    def _generation_event(self, job: GenerationJob, event: dict) -> None:
+        if event["event"] == "progress":
+            job_record_progress(job=job, event=event)
+
+
+class _Heartbeat(threading.Thread):
+    """Beats every ``interval`` seconds; sends the engine SIGTERM once a cancel is requested."""
+
+    def __init__(self, job: Job, handle: EngineHandle, interval: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{job.pk}")
+        self.job, self.handle, self.interval = job, handle, interval
+        self.cancel_sent = False
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                try:
+                    cancel = job_heartbeat(job=self.job, log_tail=self.handle.log_tail())
+                except DatabaseError:
+                    logger.warning("heartbeat of %s failed; trying again", self.job, exc_info=True)
+                    continue
+                if cancel and not self.cancel_sent:
+                    self.cancel_sent = True
+                    self.handle.terminate()
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=self.interval + 30)
