@@ -1,0 +1,136 @@
+"""Cancel a run mid-training; kill the worker mid-run, find the run interrupted, and resume it to the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.conftest import REPO_ROOT, clean_environment
+from tests.training.conftest import FAST_SETTINGS
+from training.models import JobStatus, Round, RunMetric, TrainingRun
+from training.services.rounds import round_launch
+
+pytestmark = pytest.mark.django_db(transaction=True)  # a worker thread or process writes beside the test
+
+
+def wait_until(condition, *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def launch_sft(tiny_model, dataset, manager, **settings) -> TrainingRun:
+    round_ = round_launch(
+        name="long sft",
+        preset=Round.Preset.SINGLE,
+        stage="sft",
+        base_model=tiny_model,
+        dataset=dataset,
+        launched_by=manager,
+        settings={**FAST_SETTINGS, **settings},
+    )
+    return round_.runs.get()
+
+
+def step_of(run: TrainingRun) -> int:
+    run.refresh_from_db()
+    return run.step
+
+
+def test_it_cancels_a_running_run_which_keeps_its_checkpoint(api_client, manager, tiny_model, sft_snapshot, worker):
+    run = launch_sft(tiny_model, sft_snapshot, manager, max_steps=5000, save_steps=100_000)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    try:
+        wait_until(lambda: step_of(run) >= 1, timeout_s=90, what="the first training step")
+        api_client.force_authenticate(manager)
+        response = api_client.post(f"/api/training/runs/{run.pk}/cancel/")
+        assert response.status_code == 200 and response.json()["cancel_requested"] is True
+    finally:
+        thread.join(timeout=120)
+    run.refresh_from_db()
+    assert run.status == JobStatus.CANCELLED, run.error
+    assert run.step < 5000
+    (checkpoint,) = run.checkpoints
+    assert Path(checkpoint["path"]).is_dir() and "Last checkpoint" in run.error
+    assert run.round.status == Round.Status.CANCELLED and "cancelled" in run.round.failure_reason
+
+
+def engine_processes(spec_path: Path) -> list[int]:
+    """Process ids whose command line names ``spec_path`` (the engine of that run)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(spec_path).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_it_marks_a_run_interrupted_after_its_worker_was_killed_and_resumes_it(
+    settings, tmp_path, api_client, manager, tiny_model, judged_campaign, worker
+):
+    # The worker process must find the same database, snapshot files and run directories.
+    var_dir = tmp_path / "var"
+    settings.DATASETS_DIR, settings.TRAINING_DIR = var_dir / "datasets", var_dir / "training"
+    from labeling.datasets import BuildParams
+    from labeling.services.datasets import dataset_build
+
+    snapshot, _ = dataset_build(
+        campaigns=[judged_campaign], params=BuildParams(kind="sft", method="majority"), created_by=manager
+    )
+    run = launch_sft(tiny_model, snapshot, manager, max_steps=40, save_steps=1)
+    environment = clean_environment(
+        VAR_DIR=str(var_dir),
+        DEBUG="1",
+        DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}",
+        TRAINING_ENGINE_THREADS="1",
+        TRAINING_HEARTBEAT_S="1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "worker", "--poll", "0.2"],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: step_of(run) >= 3, timeout_s=120, what="the worker process to train a few steps")
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    spec_path = settings.TRAINING_DIR / "runs" / str(run.pk) / "spec.json"
+    # The engine gets SIGTERM when its worker dies (PR_SET_PDEATHSIG) and stops.
+    wait_until(lambda: not engine_processes(spec_path), timeout_s=60, what="the orphaned engine to stop")
+    run.refresh_from_db()
+    assert run.status == JobStatus.RUNNING  # nobody was left to say otherwise
+
+    assert worker.recover() == 0  # a fresh heartbeat is not stale yet
+    worker.stale_after_s = 0.0
+    assert worker.recover() == 1
+    run.refresh_from_db()
+    assert run.status == JobStatus.INTERRUPTED and "resume" in run.error
+
+    api_client.force_authenticate(manager)
+    resumed = api_client.post(f"/api/training/runs/{run.pk}/resume/")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "queued"
+    assert worker.run_once()
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.spec["resume_from"] == "latest" and run.step == 40
+    # Resumed from a checkpoint, not started over: the first steps were logged once only.
+    assert RunMetric.objects.filter(run=run, step=1, values__has_key="loss").count() == 1
+    assert run.round.status == Round.Status.SUCCEEDED
