@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -99,8 +100,6 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
 
 
 def _after(query_string: bytes) -> int:
-    from urllib.parse import parse_qs
-
     values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
     try:
         return max(int(values[0]), 0)
