@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -50,7 +51,14 @@ def step_of(run: TrainingRun) -> int:
 
 def test_it_cancels_a_running_run_which_keeps_its_checkpoint(api_client, manager, tiny_model, sft_snapshot, worker):
     run = launch_sft(tiny_model, sft_snapshot, manager, max_steps=5000, save_steps=100_000)
-    thread = threading.Thread(target=worker.run_once)
+
+    def work() -> None:
+        try:
+            worker.run_once()
+        finally:
+            connection.close()  # this thread's own connection; left open it would block dropping the test database
+
+    thread = threading.Thread(target=work)
     thread.start()
     try:
         wait_until(lambda: step_of(run) >= 1, timeout_s=90, what="the first training step")
@@ -65,6 +73,15 @@ def test_it_cancels_a_running_run_which_keeps_its_checkpoint(api_client, manager
     (checkpoint,) = run.checkpoints
     assert Path(checkpoint["path"]).is_dir() and "Last checkpoint" in run.error
     assert run.round.status == Round.Status.CANCELLED and "cancelled" in run.round.failure_reason
+
+
+def database_url_for_other_processes() -> str:
+    """A DATABASE_URL for another process to reach this test database (SQLite file or PostgreSQL)."""
+    database = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{database['NAME']}"
+    user, password = quote(database["USER"], safe=""), quote(database["PASSWORD"], safe="")
+    return f"postgres://{user}:{password}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
 
 
 def engine_processes(spec_path: Path) -> list[int]:
@@ -96,7 +113,7 @@ def test_it_marks_a_run_interrupted_after_its_worker_was_killed_and_resumes_it(
     environment = clean_environment(
         VAR_DIR=str(var_dir),
         DEBUG="1",
-        DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}",
+        DATABASE_URL=database_url_for_other_processes(),
         TRAINING_ENGINE_THREADS="1",
         TRAINING_HEARTBEAT_S="1",
     )
