@@ -1,4 +1,4 @@
-"""An SFT -> reward -> PPO round: the reward stage's model becomes PPO's reward model, the SFT model its policy."""
+"""Rounds with a reward model (SFT -> reward -> PPO) and with continued pretraining (pretrain -> SFT)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,24 @@ def test_it_runs_sft_reward_ppo_and_wires_each_stage_to_the_next(tiny_model, pre
     assert ppo.input_model == sft.output_model and ppo.reward_model == reward.output_model
     assert ppo.spec["reward_model"] == reward.output_model.path
     assert ppo.output_model.produced_by == ppo and ppo.output_model.kind == ModelArtifact.Kind.CAUSAL_LM
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_a_pretrain_then_sft_round_on_a_local_text_corpus(tiny_model, sft_snapshot, manager, worker, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog. A good answer is correct and helpful.\n" * 40)
+    round_ = round_launch(
+        name="domain",
+        preset=Round.Preset.PRETRAIN_SFT,
+        base_model=tiny_model,
+        dataset=sft_snapshot,
+        pretrain_dataset=str(corpus),
+        launched_by=manager,
+        settings={**FAST_SETTINGS, "max_length": 32},
+    )
+    assert worker.run_once() and worker.run_once()
+    round_.refresh_from_db()
+    pretrain, sft = round_.runs.order_by("position")
+    assert round_.status == Round.Status.SUCCEEDED, (pretrain.error, sft.error)
+    assert pretrain.spec["dataset"] == str(corpus) and sft.input_model == pretrain.output_model
+    assert pretrain.output_model.dataset is None and sft.output_model.dataset == sft_snapshot

@@ -23,7 +23,7 @@ from labeling.datasets import read_rows
 from labeling.models import PreferenceDataset
 from training import stage_data
 from training.errors import Conflict, TrainingError
-from training.models import JobStatus, ModelArtifact, Round, Stage, TrainingRun
+from training.models import ACTIVE_STATUSES, JobStatus, ModelArtifact, Round, Stage, TrainingRun
 from training.realtime import notify_run
 from training.specs import LaunchError, build_spec, check_spec, settings_for
 
@@ -54,10 +54,11 @@ def round_launch(
     settings, stage_settings = settings or {}, stage_settings or {}
     stages = _stages_of(preset, stage)
     _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model)
-    for name_ in stage_settings:
-        if name_ not in stages:
+    for stage_name in stage_settings:
+        if stage_name not in stages:
             raise TrainingError(
-                f"stage_settings names {name_!r}, which is not a stage of this round.", {"stage_settings": name_}
+                f"stage_settings names {stage_name!r}, which is not a stage of this round.",
+                {"stage_settings": stage_name},
             )
     _check_specs(stages, base_model, dataset, pretrain_dataset, reward_model, settings, stage_settings)
     with transaction.atomic():
@@ -114,18 +115,15 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
 @transaction.atomic
 def round_cancel(*, round_: Round) -> Round:
     """Cancel the round's unfinished runs (a running one is asked to stop). Locks the round's runs."""
-    runs = list(round_.runs.select_for_update().filter(status__in=[*ACTIVE, JobStatus.INTERRUPTED]))
+    runs = list(round_.runs.select_for_update().filter(status__in=[*ACTIVE_STATUSES, JobStatus.INTERRUPTED]))
     if not runs:
         raise Conflict(f"The round already {round_.status}; there is nothing to cancel.")
     for run in runs:
         run.refresh_from_db(fields=["status"])
-        if run.status in (*ACTIVE, JobStatus.INTERRUPTED):  # an earlier cancel may have stopped it already
+        if run.status in (*ACTIVE_STATUSES, JobStatus.INTERRUPTED):  # an earlier cancel may have stopped it already
             run_cancel(run=run)
     round_.refresh_from_db()
     return round_
-
-
-ACTIVE = (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 @transaction.atomic

@@ -39,6 +39,7 @@ def run_prepare(*, run: TrainingRun) -> Path:
     Raises ``TrainingError`` when an input is missing (the worker then fails the run with it).
     """
     workdir = run_workdir(run)
+    workdir.mkdir(parents=True, exist_ok=True)
     input_model = run.input_model or _policy_from_earlier_stages(run)
     reward_model = run.reward_model
     if run.stage == Stage.PPO and reward_model is None:
