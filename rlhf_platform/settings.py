@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from rlhf_platform.env import env_bool, env_int, env_list, env_str
+from rlhf_platform.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Writable state of the embedded default: SQLite database, dev secret key, uploads, models.
@@ -252,5 +252,8 @@ TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 5, minimum=1)
 TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 120, minimum=2)
 # Seconds the worker sleeps when the queue is empty.
 TRAINING_POLL_S = env_int("TRAINING_POLL_S", 2, minimum=1)
+# Seconds between the live pages' database reads (the worker's messages reach them only through
+# a shared channel layer, i.e. with REDIS_URL set).
+TRAINING_LIVE_POLL_SECONDS = env_float("TRAINING_LIVE_POLL_SECONDS", 1.0, minimum=0.05)
 # Lines of the engine's stderr kept on the run.
 TRAINING_LOG_TAIL_LINES = env_int("TRAINING_LOG_TAIL_LINES", 200, minimum=10)

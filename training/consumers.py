@@ -76,7 +76,7 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             await self._send_runs([run])
 
     async def _poll(self) -> None:
-        interval = float(getattr(settings, "TRAINING_LIVE_POLL_SECONDS", 1.0))
+        interval = settings.TRAINING_LIVE_POLL_SECONDS
         while True:
             runs, points = await database_sync_to_async(progress.live_state)(self.run_ids, self.last_point_id)
             await self._send_runs(runs)

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from rlhf_platform.env import env_bool, env_int, env_list, env_str
+from rlhf_platform.env import env_bool, env_float, env_int, env_list, env_str
 
 
 @pytest.mark.parametrize("raw", ["1", "true", "True", "YES", "on", " on "])
@@ -35,6 +35,16 @@ def test_it_rejects_bad_integers():
         env_int("N", environ={"N": "ten"})
     with pytest.raises(ImproperlyConfigured, match="N must be at least 0, got -1"):
         env_int("N", minimum=0, environ={"N": "-1"})
+
+
+def test_it_reads_numbers_and_rejects_bad_ones():
+    assert env_float("X", 1.0, environ={"X": " 0.25 "}) == 0.25
+    assert env_float("X", 1.0, environ={}) == 1.0
+    for raw, message in (("fast", "a number"), ("nan", "a finite number"), ("inf", "a finite number")):
+        with pytest.raises(ImproperlyConfigured, match=f"X must be {message}"):
+            env_float("X", environ={"X": raw})
+    with pytest.raises(ImproperlyConfigured, match=r"X must be at least 0\.05, got 0\.0"):
+        env_float("X", minimum=0.05, environ={"X": "0"})
 
 
 def test_it_splits_lists_and_drops_blanks():

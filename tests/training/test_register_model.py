@@ -68,3 +68,11 @@ def test_it_refuses_models_that_need_their_own_code(tiny_model_dir, tmp_path):
     (custom / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "modeling_x.X"}}))
     with pytest.raises(CommandError, match="never runs remote code"):
         call_command("register_model", str(custom), "--name", "custom")
+
+
+def test_set_up_scripts_register_a_model_once(tiny_model_dir):
+    for _ in range(2):
+        call_command("register_model", str(tiny_model_dir), "--name", "tiny", "--skip-existing")
+    assert ModelArtifact.objects.count() == 1
+    call_command("register_model", str(tiny_model_dir), "--name", "tiny")  # without the flag: a second entry
+    assert ModelArtifact.objects.count() == 2

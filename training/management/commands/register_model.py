@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from training.errors import TrainingError
@@ -17,8 +19,18 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True)
         parser.add_argument("--gguf-file", default="", help="GGUF file name inside PATH")
         parser.add_argument("--kind", choices=ModelArtifact.Kind.values, default=None, help="default: detected")
+        parser.add_argument(
+            "--skip-existing",
+            action="store_true",
+            help="do nothing when a model of this name is already registered at this path (for set-up scripts)",
+        )
 
     def handle(self, *args, path: str, name: str, gguf_file: str, kind: str | None, **options) -> None:
+        if options["skip_existing"]:
+            existing = ModelArtifact.objects.filter(name=name, path=str(Path(path).resolve())).first()
+            if existing is not None:
+                self.stdout.write(f"model {existing.pk}: {existing.name} is already registered at {existing.path}")
+                return
         try:
             artifact = model_register(path=path, name=name, gguf_file=gguf_file, kind=kind)
         except TrainingError as error:
