@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,17 +46,29 @@ class CancelFlag:
 
 
 class EventStream:
-    """Writes events as JSON lines to ``out`` (stdout by default), flushed at once."""
+    """Writes events as JSON lines to ``out`` (stdout by default), flushed at once.
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    When the reader is gone (the worker died and the pipe broke), nobody will persist the run's
+    events: writing stops, ``reader_gone`` is called (the run's ``CancelFlag.request``, so it
+    stops at the end of the step and writes its checkpoint), and ``emit`` never raises for it.
+    """
+
+    def __init__(self, out: TextIO | None = None, *, reader_gone: Callable[[], Any] | None = None) -> None:
         self.out = out if out is not None else sys.stdout
         self.is_main_process = os.environ.get("RANK", "0") == "0"
+        self.reader_gone = reader_gone
+        self.broken = False
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, "time": round(time.time(), 3), **{k: _finite(v) for k, v in fields.items()}}
-        if self.is_main_process:
-            self.out.write(json.dumps(record, default=_jsonable) + "\n")
-            self.out.flush()
+        if self.is_main_process and not self.broken:
+            try:
+                self.out.write(json.dumps(record, default=_jsonable) + "\n")
+                self.out.flush()
+            except BrokenPipeError:
+                self.broken = True
+                if self.reader_gone is not None:
+                    self.reader_gone()
         return record
 
 

@@ -40,11 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", help="path of the spec JSON file")
     arguments = parser.parse_args(argv)
 
-    events = EventStream(sys.stdout)
-    sys.stdout = sys.stderr  # libraries print; only events may reach the real stdout
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cancel = CancelFlag()
     cancel.install_sigterm_handler()
+    # A broken stdout means the worker is gone: stop at the end of the step, with a checkpoint.
+    events = EventStream(sys.stdout, reader_gone=cancel.request)
+    sys.stdout = sys.stderr  # libraries print; only events may reach the real stdout
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         spec = load_spec(arguments.spec)
     except SpecError as error:

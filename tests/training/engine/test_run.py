@@ -20,7 +20,7 @@ from tests.training.engine.conftest import (
     sft_rows,
     write_jsonl,
 )
-from training.engine.events import CancelFlag
+from training.engine.events import CancelFlag, EventStream
 
 
 def engine_command(spec_path) -> list[str]:
@@ -232,3 +232,52 @@ def test_a_cancelled_ppo_run_checkpoints_and_reports_cancelled(tiny_model, tmp_p
     status, events = run_spec_in_process(spec, cancel=CancelAfter(1))
     assert status == 0 and events[-1]["event"] == "cancelled"
     assert events[-1]["checkpoint"].endswith("checkpoint-1") and os.path.isdir(events[-1]["checkpoint"])
+
+
+def test_when_its_reader_is_gone_it_stops_at_the_end_of_the_step_with_a_checkpoint(tiny_model, tmp_path):
+    # The worker died: the engine's stdout pipe breaks. It must not crash before checkpointing.
+    dataset = write_jsonl(tmp_path / "sft.jsonl", sft_rows(64, seed=0))
+    spec = {
+        "stage": "sft",
+        "model": str(tiny_model),
+        "output_dir": str(tmp_path / "out"),
+        "dataset": str(dataset),
+        "max_steps": 2000,
+        "batch_size": 2,
+        "save_steps": 100000,
+        "logging_steps": 1,
+        "adapter": {"method": "full"},
+    }
+    process = subprocess.Popen(
+        engine_command(write_spec(tmp_path / "spec.json", spec)),
+        cwd=REPO_ROOT,
+        env=engine_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    for line in process.stdout:
+        if json.loads(line)["event"] == "metrics" and json.loads(line)["step"] >= 1:
+            break
+    process.stdout.close()  # the reader goes away
+    assert process.wait(timeout=120) == 0
+    checkpoints = list((tmp_path / "out" / "checkpoints").glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and int(checkpoints[0].name.split("-")[1]) < 2000
+
+
+def test_an_event_stream_whose_reader_is_gone_asks_to_cancel_once_and_stops_writing():
+    class BrokenPipe:
+        writes = 0
+
+        def write(self, text):
+            self.writes += 1
+            raise BrokenPipeError
+
+        def flush(self):
+            pass
+
+    out, cancel = BrokenPipe(), CancelFlag()
+    stream = EventStream(out, reader_gone=cancel.request)
+    assert stream.emit("progress", step=1)["step"] == 1
+    stream.emit("progress", step=2)
+    assert cancel.requested and out.writes == 1
