@@ -18,7 +18,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase, Trainer
 
 from training.engine.adapters import ParameterCounts, count_parameters
-from training.engine.events import Cancelled, EventCallback, EventStream
+from training.engine.events import CancelFlag, Cancelled, EventCallback, EventStream
 from training.engine.models import Device
 from training.engine.spec import TrainingSpec
 
@@ -94,6 +94,35 @@ def train(
     metrics.update({k: v for k, v in result.metrics.items() if k.startswith("train_")})
     if has_eval:
         metrics.update(trainer.evaluate())
+    return metrics
+
+
+def fit(
+    trainer_class: type[Trainer],
+    spec: TrainingSpec,
+    events: EventStream,
+    cancel: CancelFlag,
+    *,
+    model: Any,
+    args: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    train_rows: Any,
+    eval_rows: Any | None,
+    **trainer_fields: Any,
+) -> dict[str, Any]:
+    """A stage's TRL trainer with the event callback: train (or resume), save the final model, return the metrics."""
+    callback = EventCallback(events, cancel)
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=eval_rows,
+        processing_class=tokenizer,
+        callbacks=[callback],
+        **trainer_fields,
+    )
+    metrics = train(trainer, spec, events, callback, has_eval=eval_rows is not None)
+    save_final_model(trainer, tokenizer, spec)
     return metrics
 
 

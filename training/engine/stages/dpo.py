@@ -8,7 +8,7 @@ from trl import DPOConfig, DPOTrainer
 
 from training.engine import data, runner
 from training.engine.adapters import apply_adapter
-from training.engine.events import CancelFlag, EventCallback, EventStream
+from training.engine.events import CancelFlag, EventStream
 from training.engine.models import detect_device, load_causal_lm, load_tokenizer
 from training.engine.spec import DPOSpec
 
@@ -40,19 +40,18 @@ def run(spec: DPOSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any
         label_smoothing=spec.label_smoothing,
         precompute_ref_log_probs=spec.precompute_ref_log_probs,
     )
-    callback = EventCallback(events, cancel)
-    trainer = DPOTrainer(
+    return runner.fit(
+        DPOTrainer,
+        spec,
+        events,
+        cancel,
         model=model,
-        ref_model=reference,
         args=args,
-        train_dataset=train_rows,
-        eval_dataset=eval_rows,
-        processing_class=tokenizer,
-        callbacks=[callback],
+        tokenizer=tokenizer,
+        train_rows=train_rows,
+        eval_rows=eval_rows,
+        ref_model=reference,
     )
-    metrics = runner.train(trainer, spec, events, callback, has_eval=eval_rows is not None)
-    runner.save_final_model(trainer, tokenizer, spec)
-    return metrics
 
 
 def _preference_columns(rows):

@@ -8,7 +8,7 @@ from trl import RewardConfig, RewardTrainer
 
 from training.engine import data, runner
 from training.engine.adapters import apply_adapter
-from training.engine.events import CancelFlag, EventCallback, EventStream
+from training.engine.events import CancelFlag, EventStream
 from training.engine.models import detect_device, load_reward_model, load_tokenizer
 from training.engine.spec import RewardSpec
 
@@ -33,17 +33,17 @@ def run(spec: RewardSpec, events: EventStream, cancel: CancelFlag) -> dict[str, 
         max_length=spec.max_length,
         center_rewards_coefficient=spec.center_rewards_coefficient,
     )
-    callback = EventCallback(events, cancel)
-    trainer = RewardTrainer(
+    metrics = runner.fit(
+        RewardTrainer,
+        spec,
+        events,
+        cancel,
         model=model,
         args=args,
-        train_dataset=train_rows,
-        eval_dataset=eval_rows,
-        processing_class=tokenizer,
-        callbacks=[callback],
+        tokenizer=tokenizer,
+        train_rows=train_rows,
+        eval_rows=eval_rows,
     )
-    metrics = runner.train(trainer, spec, events, callback, has_eval=eval_rows is not None)
     if "eval_accuracy" in metrics:
         metrics["eval_pairwise_accuracy"] = metrics["eval_accuracy"]
-    runner.save_final_model(trainer, tokenizer, spec)
     return metrics

@@ -9,7 +9,7 @@ from trl import SFTConfig, SFTTrainer
 
 from training.engine import data, runner
 from training.engine.adapters import apply_adapter
-from training.engine.events import CancelFlag, EventCallback, EventStream
+from training.engine.events import CancelFlag, EventStream
 from training.engine.models import detect_device, load_causal_lm, load_tokenizer
 from training.engine.spec import SFTSpec
 
@@ -31,18 +31,17 @@ def run(spec: SFTSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any
         packing=spec.packing,
         completion_only_loss=spec.completion_only_loss,
     )
-    callback = EventCallback(events, cancel)
-    trainer = SFTTrainer(
+    return runner.fit(
+        SFTTrainer,
+        spec,
+        events,
+        cancel,
         model=model,
         args=args,
-        train_dataset=train_rows,
-        eval_dataset=eval_rows,
-        processing_class=tokenizer,
-        callbacks=[callback],
+        tokenizer=tokenizer,
+        train_rows=train_rows,
+        eval_rows=eval_rows,
     )
-    metrics = runner.train(trainer, spec, events, callback, has_eval=eval_rows is not None)
-    runner.save_final_model(trainer, tokenizer, spec)
-    return metrics
 
 
 def sft_rows(rows: datasets.Dataset, spec: SFTSpec) -> datasets.Dataset:
