@@ -74,3 +74,19 @@ def models_with_lineage() -> QuerySet[ModelArtifact]:
     return ModelArtifact.objects.select_related(
         "base_model", "produced_by__round", "dataset", "created_by"
     ).prefetch_related("generation_jobs__campaign")
+
+
+def evaluation_table(models: list[ModelArtifact], *, max_rows: int = 20) -> dict[str, Any]:
+    """The models' evaluation results side by side: one column per model, one row per metric.
+
+    Only models with results, and only numeric metrics; the metrics most models share come first.
+    """
+    evaluated = [model for model in models if model.evaluation]
+    counts: dict[str, int] = {}
+    for model in evaluated:
+        for name, value in model.evaluation.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                counts[name] = counts.get(name, 0) + 1
+    names = sorted(counts, key=lambda name: (-counts[name], name))[:max_rows]
+    rows = [{"name": name, "values": [model.evaluation.get(name) for model in evaluated]} for name in names]
+    return {"models": evaluated, "rows": rows}

@@ -67,7 +67,12 @@ def _run_live_context(run: TrainingRun) -> dict:
 
 @manager_required
 def models_page(request: HttpRequest) -> HttpResponse:
-    context = {"models": progress.models_with_lineage(), "generate_url": reverse("training:generate")}
+    models = list(progress.models_with_lineage())
+    context = {
+        "models": models,
+        "comparison": progress.evaluation_table(models),
+        "generate_url": reverse("training:generate"),
+    }
     return render(request, "training/models.html", context)
 
 

@@ -149,3 +149,15 @@ def test_a_manager_cancels_and_resumes_a_run_from_its_page(training_round, manag
     assert (run.status, run.resume_from) == (JobStatus.QUEUED, "latest")
     again = manager_client.post(f"/training/runs/{run.pk}/resume/", follow=True).content.decode()
     assert "Only interrupted, cancelled or failed runs can resume" in again
+
+
+def test_the_models_page_puts_evaluation_results_side_by_side(manager_client, tmp_path):
+    ModelArtifact.objects.create(name="base", path=str(tmp_path))
+    ModelArtifact.objects.create(name="sft", path=str(tmp_path), evaluation={"eval_loss": 2.5, "global_step": 10})
+    ModelArtifact.objects.create(name="dpo", path=str(tmp_path), evaluation={"eval_loss": 2.25, "eval_margin": 0.5})
+    response = manager_client.get("/training/models/")
+    comparison = response.context["comparison"]
+    assert [model.name for model in comparison["models"]] == ["dpo", "sft"]  # newest first; "base" has none
+    assert comparison["rows"][0] == {"name": "eval_loss", "values": [2.25, 2.5]}
+    assert {"name": "eval_margin", "values": [0.5, None]} in comparison["rows"]
+    assert "Evaluation results side by side" in response.content.decode()
