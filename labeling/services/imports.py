@@ -197,6 +197,27 @@ READERS = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}
 # --- validation ----------------------------------------------------------------------------
 
 
+def _nul_character_at(value: Any, path: str) -> str | None:
+    """The path of the first text (or key) in ``value`` holding a NUL character, which databases refuse."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((f"[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        key = str(key)
+        inner = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
+        if "\x00" in key:
+            return inner
+        found = _nul_character_at(item, inner)
+        if found is not None:
+            return found
+    return None
+
+
 def _check_text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise RowError(f"{what} must be non-empty text")
@@ -258,6 +279,9 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
         raise raw
     if not isinstance(raw, dict):
         raise RowError("must be a JSON object")
+    nul = _nul_character_at(raw, "")
+    if nul is not None:
+        raise RowError(f"{nul or 'a field name'} contains a NUL character (\\u0000), which cannot be stored")
     unknown = set(raw) - {"id", "prompt", "responses", "meta", "gold"}
     if unknown:
         raise RowError(f"unknown field(s): {', '.join(sorted(unknown))}")

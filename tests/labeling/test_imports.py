@@ -66,6 +66,8 @@ def test_it_imports_prompt_only_rows_for_generation(campaign):
         ({"prompt": "q", "responses": ["a", "b"], "gold": {"preferred": 2}}, "gold.preferred must be a response index"),
         ({"prompt": "q", "responses": ["a", "b"], "extra": 1}, "unknown field(s): extra"),
         ({"prompt": "q", "responses": ["a", "b"], "meta": []}, "meta must be an object"),
+        ({"prompt": "q", "responses": ["a", "b\u0000"]}, "responses[1] contains a NUL character"),
+        ({"prompt": "q", "responses": ["a", "b"], "meta": {"x": ["\u0000"]}}, "meta.x[0] contains a NUL character"),
     ],
 )
 def test_it_rejects_the_file_at_the_bad_row_and_writes_nothing(campaign, bad_row, reason):

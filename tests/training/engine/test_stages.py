@@ -269,3 +269,9 @@ def test_generation_draws_empty_candidates_again_and_leaves_out_prompts_that_sta
     tasks, _ = generate.candidate_tasks(None, Tokenizer(), [{"prompt": "p1"}, {"prompt": "p2"}], settings, "m", spec)
     assert [task["prompt"] for task in tasks] == ["p1"]
     assert [response["text"] for response in tasks[0]["responses"]] == ["first", "second"]
+
+
+def test_generated_text_loses_control_characters_but_keeps_tabs_and_line_breaks():
+    from training.engine.stages.generate import printable
+
+    assert printable("a\x00b\x07c\td\ne\r\nf\x7fg") == "abc\td\ne\r\nfg"

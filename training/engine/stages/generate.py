@@ -8,6 +8,7 @@ The file appears only once complete.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -79,6 +80,13 @@ def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str
 
 
 EMPTY_RETRIES = 3
+# Control characters a model may emit (byte-level tokens) that no reviewer can read, and that
+# databases refuse (NUL); tabs and line breaks stay.
+UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    return UNPRINTABLE.sub("", text)
 
 
 def candidate_tasks(model, tokenizer, batch: list[dict], settings: dict, model_name: str, spec: GenerateSpec):
@@ -142,5 +150,5 @@ def sample(
     new = generated[:, inputs["input_ids"].shape[1] :]
     special = torch.tensor(tokenizer.all_special_ids, device=new.device)
     token_count = int((~torch.isin(new, special)).sum())
-    decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
+    decoded = [printable(text) for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
     return [decoded[i * count : (i + 1) * count] for i in range(len(texts))], token_count
