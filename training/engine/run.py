@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from transformers import set_seed
+
 from training.engine.events import CancelFlag, Cancelled, EventStream
 from training.engine.models import detect_device
 from training.engine.runner import write_json
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     cancel.install_sigterm_handler()
     # A broken stdout means the worker is gone: stop at the end of the step, with a checkpoint.
     events = EventStream(sys.stdout, reader_gone=cancel.request)
+    # Its stderr pipe is gone too then, and a library's progress bar must not crash a checkpoint save.
+    sys.stderr = StderrThatOutlivesItsReader(sys.stderr)
     sys.stdout = sys.stderr  # libraries print; only events may reach the real stdout
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -52,6 +56,32 @@ def main(argv: list[str] | None = None) -> int:
         events.emit("failed", error=str(error), error_type="SpecError")
         return 2
     return run_spec(spec, events, cancel)
+
+
+class StderrThatOutlivesItsReader:
+    """Human logs: once nobody reads them any more (a broken pipe), further writes are dropped."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self.broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.broken = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def run_spec(spec: ModelSource, events: EventStream, cancel: CancelFlag) -> int:
@@ -69,6 +99,9 @@ def run_spec(spec: ModelSource, events: EventStream, cancel: CancelFlag) -> int:
         spec=spec_to_dict(spec),
     )
     write_json(output_dir / "spec.json", spec_to_dict(spec))
+    # Seeded before any model loads: fresh adapter weights and score heads are drawn at load time,
+    # before a Trainer would seed, and a run must repeat exactly (a resumed run depends on it).
+    set_seed(spec.seed)
     try:
         metrics = STAGES[stage](spec, events, cancel)
     except Cancelled as cancelled:

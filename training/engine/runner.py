@@ -70,10 +70,15 @@ def training_arguments(spec: TrainingSpec, config_class: type, device: Device, *
 
 
 def resume_checkpoint(spec: TrainingSpec) -> str | None:
-    """The checkpoint ``resume_from`` names: a directory, or 'latest' (None when there is none yet)."""
+    """The checkpoint ``resume_from`` names: a directory, or 'latest' (None when there is none yet).
+
+    'latest' is the newest complete checkpoint: the Trainer writes ``trainer_state.json`` last, so a
+    checkpoint cut short (the machine went down while saving) has none and is passed over.
+    """
     if spec.resume_from != "latest":
         return spec.resume_from
-    found = sorted(checkpoints_dir(spec).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    complete = [path for path in checkpoints_dir(spec).glob("checkpoint-*") if (path / "trainer_state.json").is_file()]
+    found = sorted(complete, key=lambda path: int(path.name.split("-")[1]))
     return str(found[-1]) if found else None
 
 

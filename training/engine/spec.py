@@ -228,7 +228,6 @@ class PPOSpec(TrainingSpec):
             "num_mini_batches",
             "must divide batch_size * gradient_accumulation_steps",
         )
-        _require(self.resume_from is None, "resume_from", "the PPO stage cannot resume (TRL's PPO loop has no resume)")
         super().validate()
 
 

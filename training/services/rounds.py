@@ -130,8 +130,8 @@ def round_cancel(*, round_: Round) -> Round:
 def run_resume(*, run: TrainingRun) -> TrainingRun:
     """Queue an interrupted, cancelled or failed run again, from its last checkpoint.
 
-    PPO has no resume in TRL 1.12, so a PPO run starts over. The round runs again, and its later
-    stages that never started wait again. Locks the run's row and the round's.
+    The round runs again, and its later stages that never started wait again. Locks the run's row
+    and the round's.
     """
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     if run.status not in (JobStatus.INTERRUPTED, JobStatus.CANCELLED, JobStatus.FAILED):
@@ -139,7 +139,7 @@ def run_resume(*, run: TrainingRun) -> TrainingRun:
     if run.depends_on_id is not None and run.depends_on.status != JobStatus.SUCCEEDED:
         raise Conflict(f"The stage before it ({run.depends_on.stage}) has not succeeded; resume that one first.")
     run.status = JobStatus.QUEUED
-    run.resume_from = "" if run.stage == Stage.PPO else "latest"
+    run.resume_from = "latest"
     run.cancel_requested = False
     run.error = ""
     run.finished_at = None

@@ -215,7 +215,7 @@ def test_the_engine_imports_no_django():
     assert int(result.stdout.strip()) >= 15
 
 
-def test_a_cancelled_ppo_run_checkpoints_and_reports_cancelled(tiny_model, tmp_path):
+def test_a_cancelled_ppo_run_checkpoints_and_resumes_to_the_weights_of_an_uninterrupted_one(tiny_model, tmp_path):
     prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Question {i}: say"} for i in range(16)])
     spec = {
         "stage": "ppo",
@@ -223,15 +223,29 @@ def test_a_cancelled_ppo_run_checkpoints_and_reports_cancelled(tiny_model, tmp_p
         "reward_model": str(tiny_model),
         "output_dir": str(tmp_path / "out"),
         "dataset": str(prompts),
-        "max_steps": 4,
+        "max_steps": 6,  # more updates than one pass over the data holds (16 prompts, 4 per update)
         "batch_size": 4,
         "response_length": 6,
         "num_ppo_epochs": 1,
-        "adapter": {"method": "lora"},
+        "adapter": {"method": "full"},
+        "logging_steps": 1,
     }
-    status, events = run_spec_in_process(spec, cancel=CancelAfter(1))
+    status, events = run_spec_in_process(spec, cancel=CancelAfter(5))
     assert status == 0 and events[-1]["event"] == "cancelled"
-    assert events[-1]["checkpoint"].endswith("checkpoint-1") and os.path.isdir(events[-1]["checkpoint"])
+    checkpoint = events[-1]["checkpoint"]
+    assert checkpoint.endswith("checkpoint-5") and os.path.isdir(os.path.join(checkpoint, "value_model"))
+
+    status, events = run_spec_in_process({**spec, "resume_from": "latest"})
+    assert status == 0, events[-1]
+    assert only(events, "progress")[0]["step"] == 6
+    assert only(events, "finished")[0]["metrics"]["global_step"] == 6
+
+    status, _ = run_spec_in_process({**spec, "output_dir": str(tmp_path / "straight")})
+    assert status == 0
+    resumed = load_file(str(tmp_path / "out" / "model" / "model.safetensors"))
+    straight = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
+    for name, tensor in straight.items():
+        torch.testing.assert_close(resumed[name], tensor, atol=1e-6, rtol=0, msg=name)
 
 
 def test_when_its_reader_is_gone_it_stops_at_the_end_of_the_step_with_a_checkpoint(tiny_model, tmp_path):
@@ -281,3 +295,32 @@ def test_an_event_stream_whose_reader_is_gone_asks_to_cancel_once_and_stops_writ
     assert stream.emit("progress", step=1)["step"] == 1
     stream.emit("progress", step=2)
     assert cancel.requested and out.writes == 1
+
+
+def test_latest_is_the_newest_complete_checkpoint(tmp_path):
+    from training.engine.runner import resume_checkpoint
+    from training.engine.spec import SFTSpec
+
+    checkpoints = tmp_path / "out" / "checkpoints"
+    for step, complete in ((5, True), (10, True), (15, False)):  # 15 was cut short while saving
+        (checkpoints / f"checkpoint-{step}").mkdir(parents=True)
+        if complete:
+            (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    spec = SFTSpec(model="m", output_dir=str(tmp_path / "out"), resume_from="latest")
+    assert resume_checkpoint(spec) == str(checkpoints / "checkpoint-10")
+
+
+def test_human_logs_are_dropped_once_nobody_reads_them():
+    from training.engine.run import StderrThatOutlivesItsReader
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError
+
+        def flush(self):
+            raise BrokenPipeError
+
+    stderr = StderrThatOutlivesItsReader(Closed())
+    assert stderr.write("Writing model shards: 100%") == len("Writing model shards: 100%")
+    stderr.flush()
+    assert stderr.broken

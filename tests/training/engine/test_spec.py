@@ -103,7 +103,6 @@ def test_it_checks_stage_specific_requirements(tiny_model, tmp_path, preferences
     rejects({"stage": "ppo", **base, "dataset": str(prompts)}, "reward_model: is required")
     ppo = {"stage": "ppo", **base, "dataset": str(prompts), "reward_model": str(tiny_model)}
     rejects({**ppo, "batch_size": 3, "num_mini_batches": 2}, "num_mini_batches: must divide")
-    rejects({**ppo, "resume_from": "latest"}, "resume_from: the PPO stage cannot resume")
     generate = {"stage": "generate", **base, "prompts": str(prompts), "num_candidates": 2}
     rejects({**generate, "temperature": [0.7, 1.0, 1.3]}, "temperature: needs one value per candidate")
     rejects({**generate, "top_p": 1.5}, "top_p: must be <= 1")

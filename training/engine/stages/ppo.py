@@ -1,17 +1,24 @@
 """PPO (trl.experimental.ppo, TRL 1.12): an SFT policy, a frozen reference, a trained reward model,
 and a value model initialised from the reward model.
 
-TRL's PPO loop has no resume and ignores ``should_training_stop``: on cancel it saves a checkpoint
-and the callback ends the run by raising ``Cancelled``.
+TRL's PPO loop ignores ``should_training_stop``: on cancel it saves a checkpoint and the callback
+ends the run by raising ``Cancelled``. It has no resume either, and its checkpoints hold only the
+policy; ``ResumablePPOTrainer`` adds the value model to each checkpoint and starts a run from one:
+weights, optimizer, scheduler, step count, the position in the data, and the random state.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import datasets
-from transformers import PreTrainedTokenizerBase
+import torch
+from safetensors.torch import load_file
+from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainerControl, TrainerState
 from trl.experimental.ppo import PPOConfig, PPOTrainer
 
 from training.engine import data, runner
@@ -20,6 +27,8 @@ from training.engine.events import CancelFlag, EventCallback, EventStream
 from training.engine.models import detect_device, load_causal_lm, load_reward_model, load_tokenizer
 from training.engine.spec import PPOSpec
 
+# Inside each checkpoint, beside the policy TRL saves.
+VALUE_MODEL_DIR = "value_model"
 # Logged by TRL's PPO loop under these names; reported under the right-hand ones.
 REPORTED_METRICS = {
     "objective/scores": "mean_reward",
@@ -71,7 +80,7 @@ def run(spec: PPOSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any
         reward_model_path=spec.reward_model,
     )
     callback = EventCallback(events, cancel, raise_on_cancel=True)
-    trainer = PPOTrainer(
+    trainer = ResumablePPOTrainer(
         args=args,
         processing_class=tokenizer,
         model=policy,
@@ -81,12 +90,95 @@ def run(spec: PPOSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any
         train_dataset=train_rows,
         eval_dataset=eval_rows,
         callbacks=[callback],
+        resume_from=runner.resume_checkpoint(spec),
     )
     parameters = runner.count_parameters_of(trainer).as_event_fields()
     events.emit("metrics", step=0, **parameters)
     trainer.train()
     runner.save_final_model(trainer, tokenizer, spec)
     return {"global_step": trainer.state.global_step, **parameters, **last_logged(trainer.state.log_history)}
+
+
+class ResumablePPOTrainer(PPOTrainer):
+    """TRL's PPO trainer, with the value model saved in each checkpoint and a start from a checkpoint."""
+
+    def __init__(self, *args: Any, resume_from: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume_from = resume_from
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # Before the rest: the Trainer writes trainer_state.json last, the mark of a complete checkpoint.
+        checkpoint = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+        if self.args.should_save:
+            value_model = self.accelerator.unwrap_model(self.model).value_model
+            value_model.save_pretrained(checkpoint / VALUE_MODEL_DIR, safe_serialization=True)
+        super()._save_checkpoint(model, trial)
+
+    def train(self) -> None:
+        if self.resume_from is None:
+            return super().train()
+        checkpoint = self.resume_from
+        done = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+        wrapper = self.accelerator.unwrap_model(self.model)
+        self._load_from_checkpoint(checkpoint, model=wrapper.policy)
+        value_weights = load_file(Path(checkpoint) / VALUE_MODEL_DIR / "model.safetensors")
+        wrapper.value_model.load_state_dict(value_weights)
+        # (Trainer's own loader needs attributes TRL's PPO trainer never sets.)
+        device = self.accelerator.device
+        self.optimizer.load_state_dict(
+            torch.load(Path(checkpoint) / "optimizer.pt", map_location=device, weights_only=True)
+        )
+        self.lr_scheduler.load_state_dict(torch.load(Path(checkpoint) / "scheduler.pt", weights_only=True))
+        total = self.args.num_total_batches
+        # The loop runs the remaining updates; the counters continue from the checkpoint's, and the
+        # random state is restored once the data is back where it was (skipping reshuffles it).
+        self.args.num_total_batches = total - done
+        self.dataloader = _SkipBatches(self.dataloader, done, then=lambda: self._load_rng_state(checkpoint))
+        self.callback_handler.callbacks.insert(0, _ContinueFrom(done, total))
+        try:
+            return super().train()
+        finally:
+            self.args.num_total_batches = total
+
+
+class _SkipBatches:
+    """A data loader whose first pass starts ``count`` batches in (over as many passes as needed)."""
+
+    def __init__(self, dataloader: Any, count: int, *, then: Callable[[], None]) -> None:
+        self.dataloader, self.count, self.then = dataloader, count, then
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.count == 0:
+            yield from self.dataloader
+            return
+        left, self.count = self.count, 0
+        while left:
+            batches = iter(self.dataloader)
+            for batch in batches:
+                if left:
+                    left -= 1
+                    if left == 0:
+                        self.then()
+                    continue
+                yield batch
+            if not left:
+                return
+
+    def __len__(self) -> int:
+        return len(self.dataloader)
+
+
+class _ContinueFrom(TrainerCallback):
+    """Puts the step count (and the episode count TRL derives from it) back where the checkpoint was."""
+
+    def __init__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    def on_train_begin(self, args, state: TrainerState, control: TrainerControl, **_: Any):
+        state.global_step = self.done
+        state.episode = self.done * args.batch_size
+        state.max_steps = self.total
+        return control
 
 
 def tokenized_prompts(rows: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int):
