@@ -64,6 +64,8 @@ def load_tokenizer(path: str, *, gguf_file: str | None = None) -> PreTrainedToke
     )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # Whether the model came with its own template (a chat model) or gets the engine's default.
+    tokenizer.has_own_chat_template = bool(tokenizer.chat_template)
     if not tokenizer.chat_template:
         logger.info("%s has no chat template; using the engine's default (ChatML)", path)
         tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE

@@ -242,6 +242,10 @@ class GenerateSpec(ModelSource):
     max_new_tokens: int = field(default=256, metadata={"help": "tokens sampled per response"})
     batch_size: int = field(default=8, metadata={"help": "prompts per generate call"})
     model_name: str | None = field(default=None, metadata={"help": "`model` value written per response"})
+    text_prompts_as_chat: bool | None = field(
+        default=None,
+        metadata={"help": "ask text prompts as a user message; default: when the model has its own chat template"},
+    )
 
     def validate(self) -> None:
         super().validate()

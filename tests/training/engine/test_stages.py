@@ -275,3 +275,23 @@ def test_generated_text_loses_control_characters_but_keeps_tabs_and_line_breaks(
     from training.engine.stages.generate import printable
 
     assert printable("a\x00b\x07c\td\ne\r\nf\x7fg") == "abc\td\ne\r\nfg"
+
+
+@pytest.mark.parametrize(("as_chat", "expected_start"), [(None, "<s>user\n"), (True, "<s>user\n"), (False, "Q?")])
+def test_a_chat_model_is_asked_text_prompts_as_a_user_message(tiny_model, monkeypatch, as_chat, expected_start):
+    from training.engine.models import load_tokenizer
+    from training.engine.spec import GenerateSpec
+    from training.engine.stages import generate
+
+    asked = []
+
+    def fake_sample(model, tokenizer, texts, add_special_tokens, count, temperature, top_p, spec):
+        asked.extend(texts)
+        return [["an answer"] * count for _ in texts], count
+
+    monkeypatch.setattr(generate, "sample", fake_sample)
+    tokenizer = load_tokenizer(str(tiny_model))  # the tiny model has a chat template of its own
+    spec = GenerateSpec(model="m", output_dir="out", prompts="p.jsonl", num_candidates=1, text_prompts_as_chat=as_chat)
+    tasks, _ = generate.candidate_tasks(None, tokenizer, [{"prompt": "Q?"}], {(1.0, 1.0): [0]}, "m", spec)
+    assert asked[0].startswith(expected_start) and "Q?" in asked[0]
+    assert tasks[0]["prompt"] == "Q?"  # the file keeps the prompt as it was

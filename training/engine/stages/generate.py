@@ -89,11 +89,19 @@ def printable(text: str) -> str:
     return UNPRINTABLE.sub("", text)
 
 
+def as_user_message(prompt: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+
+
 def candidate_tasks(model, tokenizer, batch: list[dict], settings: dict, model_name: str, spec: GenerateSpec):
     """Import-format tasks for a batch of prompt rows, and the number of tokens generated for them."""
-    texts = [prompt_text(row["prompt"], tokenizer) for row in batch]
+    as_chat = spec.text_prompts_as_chat
+    if as_chat is None:  # a chat model answers a bare question with end-of-turn at once
+        as_chat = getattr(tokenizer, "has_own_chat_template", False)
+    prompts = [as_user_message(row["prompt"]) if as_chat else row["prompt"] for row in batch]
+    texts = [prompt_text(prompt, tokenizer) for prompt in prompts]
     # A chat template writes its own special tokens; a plain prompt gets the tokenizer's (e.g. BOS).
-    add_special_tokens = isinstance(batch[0]["prompt"], str)
+    add_special_tokens = isinstance(prompts[0], str)
     responses: list[list[dict | None]] = [[None] * spec.num_candidates for _ in texts]
     new_tokens = 0
     for (temperature, top_p), candidate_indices in settings.items():
