@@ -27,7 +27,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from rlhf_platform.roles import user_is_manager
-from training import progress
+from training import selectors
 from training.realtime import round_group, run_group
 
 # Close codes (4000-4999 are the application's): the page shows why and does not reconnect.
@@ -42,10 +42,10 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             return
         kwargs = self.scope["url_route"]["kwargs"]
         if "round_id" in kwargs:
-            self.run_ids = await database_sync_to_async(progress.round_run_ids)(kwargs["round_id"])
+            self.run_ids = await database_sync_to_async(selectors.round_run_ids)(kwargs["round_id"])
             self.groups_joined = [round_group(kwargs["round_id"])]
         else:
-            self.run_ids = await database_sync_to_async(progress.existing_run_ids)([kwargs["run_id"]])
+            self.run_ids = await database_sync_to_async(selectors.existing_run_ids)([kwargs["run_id"]])
             self.groups_joined = [run_group(kwargs["run_id"])]
         if not self.run_ids:
             await self.close(code=NOT_FOUND)
@@ -78,7 +78,7 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
     async def _poll(self) -> None:
         interval = settings.TRAINING_LIVE_POLL_SECONDS
         while True:
-            runs, points = await database_sync_to_async(progress.live_state)(self.run_ids, self.last_point_id)
+            runs, points = await database_sync_to_async(selectors.live_state)(self.run_ids, self.last_point_id)
             await self._send_runs(runs)
             if points:
                 self.last_point_id = points[-1]["id"]

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from rlhf_platform.permissions import manager_required
-from training import progress
+from training import selectors
 from training.charts import metric_charts
 from training.errors import TrainingError
 from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
@@ -22,26 +22,28 @@ from training.services.rounds import round_launch, run_cancel, run_resume
 
 @manager_required
 def training_home(request: HttpRequest) -> HttpResponse:
-    context = progress.training_overview()
+    context = selectors.training_overview()
     context["launch_url"] = reverse("training:round-launch")
     return render(request, "training/home.html", context)
 
 
 @manager_required
 def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
-    training_round, runs = progress.round_for_page(round_id)
+    training_round = selectors.round_get(round_id=round_id)
+    runs = selectors.round_runs(round_=training_round)
     return render(request, "training/round_detail.html", {"round": training_round, "runs": runs})
 
 
 @manager_required
 def round_live(request: HttpRequest, round_id: int) -> HttpResponse:
-    training_round, runs = progress.round_for_page(round_id)
+    training_round = selectors.round_get(round_id=round_id)
+    runs = selectors.round_runs(round_=training_round)
     return render(request, "training/_round_live.html", {"round": training_round, "runs": runs})
 
 
 @manager_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = progress.run_for_page(run_id)
+    run = selectors.run_get(run_id=run_id)
     context = _run_live_context(run)
     context["spec_json"] = json.dumps(run.spec, indent=2, sort_keys=True) if run.spec else "Built when the run starts."
     return render(request, "training/run_detail.html", context)
@@ -50,16 +52,16 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @manager_required
 def run_live(request: HttpRequest, run_id: int) -> HttpResponse:
     """The parts of the run page that change as it trains (charts, checkpoints, log, actions)."""
-    return render(request, "training/_run_live.html", _run_live_context(progress.run_for_page(run_id)))
+    return render(request, "training/_run_live.html", _run_live_context(selectors.run_get(run_id=run_id)))
 
 
 def _run_live_context(run: TrainingRun) -> dict:
-    series = progress.metric_series(run)
+    series = selectors.run_metric_series(run=run)
     return {
         "run": run,
         "charts": metric_charts(series),
-        "has_eval": "eval" in series,
-        "last_point_id": progress.last_point_id(run),
+        "has_eval": bool(series.get("eval")),
+        "last_point_id": selectors.last_point_id(run),
         "can_cancel": run.status in (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING),
         "can_resume": run.status in (JobStatus.INTERRUPTED, JobStatus.CANCELLED, JobStatus.FAILED),
     }
@@ -67,10 +69,10 @@ def _run_live_context(run: TrainingRun) -> dict:
 
 @manager_required
 def models_page(request: HttpRequest) -> HttpResponse:
-    models = list(progress.models_with_lineage())
+    models = list(selectors.models_with_lineage())
     context = {
         "models": models,
-        "comparison": progress.evaluation_table(models),
+        "comparison": selectors.evaluation_table(models),
         "generate_url": reverse("training:generate"),
     }
     return render(request, "training/models.html", context)
@@ -79,7 +81,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
 @manager_required
 @require_POST
 def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = progress.run_for_page(run_id)
+    run = selectors.run_get(run_id=run_id)
     try:
         run = run_cancel(run=run)
     except TrainingError as error:
@@ -95,7 +97,7 @@ def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
 @manager_required
 @require_POST
 def run_resume_page(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = progress.run_for_page(run_id)
+    run = selectors.run_get(run_id=run_id)
     try:
         run_resume(run=run)
     except TrainingError as error:
