@@ -17,7 +17,7 @@ from training.errors import TrainingError
 from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
 from training.models import JobStatus, TrainingRun
 from training.services.generation import generation_job_create
-from training.services.rounds import round_launch, run_cancel, run_resume
+from training.services.rounds import round_cancel, round_launch, run_cancel, run_resume
 
 
 @manager_required
@@ -92,6 +92,19 @@ def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
         else:
             messages.success(request, "Cancelled.")
     return redirect("training:run-detail", run_id=run.pk)
+
+
+@manager_required
+@require_POST
+def round_cancel_page(request: HttpRequest, round_id: int) -> HttpResponse:
+    training_round = selectors.round_get(round_id=round_id)
+    try:
+        round_cancel(round_=training_round)
+    except TrainingError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The round stops: a running stage at the end of its step, with a checkpoint.")
+    return redirect("training:round-detail", round_id=training_round.pk)
 
 
 @manager_required

@@ -161,3 +161,16 @@ def test_the_models_page_puts_evaluation_results_side_by_side(manager_client, tm
     assert comparison["rows"][0] == {"name": "eval_loss", "values": [2.25, 2.5]}
     assert {"name": "eval_margin", "values": [0.5, None]} in comparison["rows"]
     assert "Evaluation results side by side" in response.content.decode()
+
+
+def test_a_manager_cancels_a_whole_round_from_its_page(training_round, manager_client, reviewer_client):
+    url = f"/training/rounds/{training_round.pk}/cancel/"
+    assert "Cancel round" in manager_client.get(f"/training/rounds/{training_round.pk}/").content.decode()
+    assert reviewer_client.post(url).status_code == 403
+    page = manager_client.post(url, follow=True).content.decode()
+    assert "The round stops" in page
+    training_round.refresh_from_db()
+    assert training_round.status == Round.Status.CANCELLED
+    assert set(training_round.runs.values_list("status", flat=True)) == {JobStatus.CANCELLED}
+    again = manager_client.post(url, follow=True).content.decode()
+    assert "nothing to cancel" in again
