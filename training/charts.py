@@ -46,8 +46,7 @@ def metric_charts(series: dict[str, dict[str, list[tuple[int, float]]]], *, limi
 
 def series_chart(name: str, curves: dict[str, list[tuple[int, float]]]) -> dict[str, Any] | None:
     """Axes, ticks and one polyline per kind (``train``, ``eval``) for the metric ``name``."""
-    curves = {kind: _thin([(step, v) for step, v in points if _number(v)]) for kind, points in curves.items()}
-    curves = {kind: points for kind, points in curves.items() if points}
+    curves = {kind: _thin(points) for kind, points in curves.items() if points}
     if not curves:
         return None
     steps = [step for points in curves.values() for step, _ in points]
@@ -88,10 +87,6 @@ def series_chart(name: str, curves: dict[str, list[tuple[int, float]]]) -> dict[
         "label_y": HEIGHT - 6,
         "latest": _fmt(last_train[-1][1]),
     }
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _thin(points: list[tuple[int, float]]) -> list[tuple[int, float]]:

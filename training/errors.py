@@ -9,10 +9,6 @@ class TrainingError(UserError):
     """Bad input; ``errors`` holds field errors if any. Nothing was written."""
 
 
-class NotFound(TrainingError):
-    status_code = 404
-
-
 class Conflict(TrainingError):
     """The request is valid but the run's state does not allow it (e.g. resuming a finished run)."""
 

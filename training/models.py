@@ -7,6 +7,7 @@ service function there. Reads for pages and the API go through ``training.select
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from django.conf import settings
@@ -76,6 +77,13 @@ class JobStatus(models.TextChoices):
 
 ACTIVE_STATUSES = (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING)
 FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+# What cancel and resume accept: anything not final can be cancelled; these can resume.
+RESUMABLE_STATUSES = (JobStatus.INTERRUPTED, JobStatus.CANCELLED, JobStatus.FAILED)
+
+
+def is_metric_value(value: object) -> bool:
+    """A number a metric series or an evaluation table can hold: finite, and not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class Job(models.Model):

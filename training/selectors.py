@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
-from training.models import GenerationJob, ModelArtifact, Round, RunMetric, TrainingRun
+from training.models import GenerationJob, ModelArtifact, Round, RunMetric, TrainingRun, is_metric_value
 from training.realtime import run_payload
 
 RUN_RELATED = ("round", "input_model", "reward_model", "output_model", "dataset", "launched_by")
@@ -94,7 +94,9 @@ def live_state(run_ids: list[int], after_point_id: int) -> tuple[list[dict[str, 
 def training_overview(*, limit: int = 50) -> dict[str, Any]:
     """Recent rounds (with their runs), runs launched alone, generation jobs, and the registry's size."""
     return {
-        "rounds": Round.objects.select_related("base_model", "dataset").prefetch_related("runs")[:limit],
+        "rounds": Round.objects.select_related("base_model", "dataset").prefetch_related(
+            Prefetch("runs", queryset=TrainingRun.objects.order_by("position"))
+        )[:limit],
         "single_runs": TrainingRun.objects.filter(round=None).select_related(*RUN_RELATED)[:limit],
         "generation_jobs": GenerationJob.objects.select_related("model", "campaign")[:limit],
         "model_count": ModelArtifact.objects.count(),
@@ -121,7 +123,7 @@ def evaluation_table(models: list[ModelArtifact], *, max_rows: int = 20) -> dict
     counts: dict[str, int] = {}
     for model in evaluated:
         for name, value in model.evaluation.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if is_metric_value(value):
                 counts[name] = counts.get(name, 0) + 1
     names = sorted(counts, key=lambda name: (-counts[name], name))[:max_rows]
     rows = [{"name": name, "values": [model.evaluation.get(name) for model in evaluated]} for name in names]

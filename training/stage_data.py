@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from labeling.datasets import read_rows
+
 PAIR_STAGES = ("reward", "dpo")
 
 
@@ -92,6 +94,8 @@ def write_stage_files(
         for row in rows:
             split = "test" if row.pop("split", None) == "test" else "train"
             if limit is not None and counts[split] >= limit:
+                if min(counts.values()) >= limit:
+                    break  # both files are full: the rest of the snapshot changes nothing
                 continue
             counts[split] += 1
             (held_out if split == "test" else train).write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -101,3 +105,12 @@ def write_stage_files(
         eval_path.unlink()
         return train_path, None
     return train_path, eval_path
+
+
+def export_stage_files(
+    *, stage: str, kind: str, snapshot: Path, directory: Path, limit: int | None = None
+) -> tuple[str, str | None]:
+    """A stage's training (and held-out) files from a snapshot file, as the paths a spec names."""
+    rows = stage_rows(stage=stage, kind=kind, rows=read_rows(snapshot))
+    train, held_out = write_stage_files(rows, directory, limit=limit)
+    return str(train), str(held_out) if held_out else None

@@ -15,7 +15,7 @@ from training import selectors
 from training.charts import metric_charts
 from training.errors import TrainingError
 from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
-from training.models import JobStatus, TrainingRun
+from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, JobStatus, TrainingRun
 from training.services.generation import generation_job_create
 from training.services.rounds import round_cancel, round_launch, run_cancel, run_resume
 
@@ -62,8 +62,8 @@ def _run_live_context(run: TrainingRun) -> dict:
         "charts": metric_charts(series),
         "has_eval": bool(series.get("eval")),
         "last_point_id": selectors.last_point_id(run),
-        "can_cancel": run.status in (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING),
-        "can_resume": run.status in (JobStatus.INTERRUPTED, JobStatus.CANCELLED, JobStatus.FAILED),
+        "can_cancel": run.status not in FINAL_STATUSES,
+        "can_resume": run.status in RESUMABLE_STATUSES,
     }
 
 

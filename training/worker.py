@@ -89,8 +89,9 @@ class Worker:
         """Run ``execute(job)``; a bug or an unexpected error fails that job instead of stopping the worker."""
         try:
             execute(job)
-        except UserError as error:
+        except UserError as error:  # e.g. an input gone missing before the engine started
             fail(job=job, error=error.message)
+            self.log(f"{job}: failed: {error.message}")
         except Exception as error:
             logger.exception("worker error on %s", job)
             fail(job=job, error=f"Worker error: {type(error).__name__}: {error}")
@@ -106,12 +107,7 @@ class Worker:
 
     def execute_run(self, run: TrainingRun) -> None:
         self.log(f"run {run.pk}: {run.stage} started")
-        try:
-            spec_path = run_services.run_prepare(run=run)
-        except UserError as error:
-            run_services.run_fail(run=run, error=error.message)
-            self.log(f"run {run.pk}: failed before starting: {error.message}")
-            return
+        spec_path = run_services.run_prepare(run=run)
         outcome = self.run_engine(run, spec_path, on_event=lambda event: self._run_event(run, event))
         if outcome.kind == "finished":
             metrics = outcome.final.get("metrics") or {}
@@ -126,11 +122,7 @@ class Worker:
 
     def execute_generation(self, job: GenerationJob) -> None:
         self.log(f"generation job {job.pk} started")
-        try:
-            spec_paths = generation_services.generation_prepare(job=job)
-        except UserError as error:
-            generation_services.generation_job_fail(job=job, error=error.message)
-            return
+        spec_paths = generation_services.generation_prepare(job=job)
         results, log_tail = [], ""
         for spec_path in spec_paths:
             outcome = self.run_engine(job, spec_path, on_event=lambda event: self._generation_event(job, event))

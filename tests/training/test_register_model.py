@@ -76,3 +76,9 @@ def test_set_up_scripts_register_a_model_once(tiny_model_dir):
     assert ModelArtifact.objects.count() == 1
     call_command("register_model", str(tiny_model_dir), "--name", "tiny")  # without the flag: a second entry
     assert ModelArtifact.objects.count() == 2
+
+
+def test_set_up_scripts_register_a_gguf_file_once_however_its_path_is_spelled(gguf_dir):
+    call_command("register_model", str(gguf_dir / "tiny.gguf"), "--name", "tiny-gguf", "--skip-existing")
+    call_command("register_model", str(gguf_dir), "--gguf-file", "tiny.gguf", "--name", "tiny-gguf", "--skip-existing")
+    assert ModelArtifact.objects.count() == 1

@@ -22,12 +22,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from labeling.datasets import read_rows, write_rows
 from labeling.errors import LabelingError
 from labeling.models import Campaign, Project
 from labeling.services.campaigns import campaign_create
 from labeling.services.imports import tasks_import_file
 from training.errors import Conflict, TrainingError
-from training.models import GenerationJob, JobStatus, ModelArtifact
+from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, GenerationJob, JobStatus, ModelArtifact
 from training.realtime import notify_generation
 from training.specs import LaunchError, check_spec
 
@@ -97,13 +98,14 @@ def generation_prepare(*, job: GenerationJob) -> list[Path]:
     workdir = generation_workdir(job)
     prompts_file = _write_jsonl(workdir / "prompts.jsonl", _prompt_rows(job.source_campaign, job.prompts))
     params = {k: v for k, v in job.params.items() if k in GENERATION_FIELDS}
-    spec_paths = []
+    spec_paths, specs = [], []
     for index, artifact in enumerate(filter(None, (job.model, job.compare_with))):
         spec = _spec(artifact, params, prompts_file, workdir / f"output-{index}")
         path = workdir / f"spec-{index}.json"
         path.write_text(json.dumps(spec, indent=2))
         spec_paths.append(path)
-    job.spec, job.workdir = json.loads(spec_paths[0].read_text()), str(workdir)
+        specs.append(spec)
+    job.spec, job.workdir = specs[0], str(workdir)
     job.save(update_fields=["spec", "workdir"])
     return spec_paths
 
@@ -163,7 +165,7 @@ def generation_job_mark_cancelled(*, job: GenerationJob, log_tail: str = "") -> 
 def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
     """Cancel a job: a running one is asked to stop, a queued or interrupted one stops now. Locks its row."""
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
-    if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+    if job.status in FINAL_STATUSES:
         raise Conflict(f"The job already {job.status}; there is nothing to cancel.")
     if job.status == JobStatus.RUNNING:
         job.cancel_requested = True
@@ -177,7 +179,7 @@ def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
 def generation_job_resume(*, job: GenerationJob) -> GenerationJob:
     """Queue an interrupted, cancelled or failed job again; generation starts over. Locks its row."""
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
-    if job.status not in (JobStatus.INTERRUPTED, JobStatus.CANCELLED, JobStatus.FAILED):
+    if job.status not in RESUMABLE_STATUSES:
         raise Conflict(f"Only interrupted, cancelled or failed jobs can run again; this one is {job.status}.")
     job.status, job.cancel_requested, job.error, job.finished_at = JobStatus.QUEUED, False, "", None
     job.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
@@ -235,12 +237,11 @@ def _merge_candidates(candidates: list[list[dict[str, Any]]]) -> list[dict[str, 
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_rows(rows, path)
     return path
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise TrainingError(f"The engine wrote no {path.name}.")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return list(read_rows(path))

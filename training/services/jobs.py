@@ -59,7 +59,7 @@ def job_record_progress(*, job: Job, event: dict) -> None:
     job.tokens_seen = int(event.get("tokens_seen") or 0)
     job.eta_s = event.get("eta_s")
     fields = ["step", "total_steps", "tokens_seen", "eta_s", "heartbeat_at"]
-    if hasattr(job, "epoch") and event.get("epoch") is not None:
+    if event.get("epoch") is not None:
         job.epoch = float(event["epoch"])
         fields.append("epoch")
     job.heartbeat_at = timezone.now()

@@ -50,6 +50,18 @@ def model_register(
     )
 
 
+def model_register_once(*, path: str, name: str, gguf_file: str = "", **fields: Any) -> tuple[ModelArtifact, bool]:
+    """``model_register``, unless a model of this name is registered at this location already (set-up scripts).
+
+    Returns the model and whether it was registered now.
+    """
+    directory, gguf_file = _local_model_location(path, gguf_file)
+    existing = ModelArtifact.objects.filter(name=(name or "").strip()[:200], path=str(directory), gguf_file=gguf_file)
+    if existing.exists():
+        return existing.first(), False
+    return model_register(path=path, name=name, gguf_file=gguf_file, **fields), True
+
+
 def model_register_run_output(*, run: TrainingRun, output_dir: Path, final_metrics: dict[str, Any]) -> ModelArtifact:
     """The artifact for a finished run's ``output_dir/model``, with its lineage (run, snapshot, base)."""
     directory = output_dir / "model"

@@ -19,11 +19,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.datasets import read_rows
 from labeling.models import PreferenceDataset
 from training import stage_data
 from training.errors import Conflict, TrainingError
-from training.models import ACTIVE_STATUSES, JobStatus, ModelArtifact, Round, Stage, TrainingRun
+from training.models import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    RESUMABLE_STATUSES,
+    JobStatus,
+    ModelArtifact,
+    Round,
+    Stage,
+    TrainingRun,
+)
 from training.realtime import notify_run
 from training.specs import LaunchError, build_spec, check_spec, settings_for
 
@@ -97,7 +105,7 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
     """Cancel a run. A running one is asked to stop (the worker sends SIGTERM; the engine checkpoints);
     any other unfinished one stops at once. Either way its round stops. Locks the run's row."""
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-    if run.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+    if run.status in FINAL_STATUSES:
         raise Conflict(f"The run already {run.status}; there is nothing to cancel.")
     if run.status == JobStatus.RUNNING:
         run.cancel_requested = True
@@ -134,7 +142,7 @@ def run_resume(*, run: TrainingRun) -> TrainingRun:
     and the round's.
     """
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-    if run.status not in (JobStatus.INTERRUPTED, JobStatus.CANCELLED, JobStatus.FAILED):
+    if run.status not in RESUMABLE_STATUSES:
         raise Conflict(f"Only interrupted, cancelled or failed runs can resume; this one is {run.status}.")
     if run.depends_on_id is not None and run.depends_on.status != JobStatus.SUCCEEDED:
         raise Conflict(f"The stage before it ({run.depends_on.stage}) has not succeeded; resume that one first.")
@@ -258,12 +266,16 @@ def _check_specs(
             if stage == "pretrain":
                 train_path, eval_path = pretrain_dataset, None
             else:
-                rows = stage_data.stage_rows(stage=stage, kind=dataset.kind, rows=read_rows(dataset.path))
                 try:
-                    train, held_out = stage_data.write_stage_files(rows, work_dir / stage, limit=CHECK_ROWS)
+                    train_path, eval_path = stage_data.export_stage_files(
+                        stage=stage,
+                        kind=dataset.kind,
+                        snapshot=dataset.path,
+                        directory=work_dir / stage,
+                        limit=CHECK_ROWS,
+                    )
                 except stage_data.StageDataError as error:
                     raise TrainingError(str(error), {"dataset": str(error)}) from None
-                train_path, eval_path = str(train), str(held_out) if held_out else None
             reward_path = None
             if stage == "ppo":
                 reward_path = reward_model.path if reward_model is not None else str(stand_in)

@@ -8,7 +8,6 @@ engine's output: ``checkpoints/``, ``model/``, ``metrics.json``).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.datasets import read_rows
 from training import stage_data
 from training.errors import TrainingError
-from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun
+from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun, is_metric_value
 from training.realtime import notify_run
 from training.services.registry import model_register_run_output
 from training.services.rounds import round_advance, round_stop
@@ -51,12 +49,12 @@ def run_prepare(*, run: TrainingRun) -> Path:
     else:
         if run.dataset is None or not run.dataset.path.is_file():
             raise TrainingError("The run's dataset snapshot file is missing.")
-        rows = stage_data.stage_rows(stage=run.stage, kind=run.dataset.kind, rows=read_rows(run.dataset.path))
         try:
-            train, held_out = stage_data.write_stage_files(rows, workdir / "data")
+            train_path, eval_path = stage_data.export_stage_files(
+                stage=run.stage, kind=run.dataset.kind, snapshot=run.dataset.path, directory=workdir / "data"
+            )
         except stage_data.StageDataError as error:
             raise TrainingError(str(error)) from None
-        train_path, eval_path = str(train), str(held_out) if held_out else None
     try:
         spec = build_spec(
             stage=run.stage,
@@ -83,7 +81,7 @@ def run_record_event(*, run: TrainingRun, event: dict[str, Any]) -> None:
     kind = event.get("event")
     with transaction.atomic():
         if kind in ("metrics", "eval"):
-            values = {k: v for k, v in event.items() if k not in POINT_FIELDS and _is_number(v)}
+            values = {k: v for k, v in event.items() if k not in POINT_FIELDS and is_metric_value(v)}
             point_kind = RunMetric.Kind.EVAL if kind == "eval" else RunMetric.Kind.TRAIN
             step = int(event.get("step") or 0)
             RunMetric.objects.create(run=run, kind=point_kind, step=step, epoch=event.get("epoch"), values=values)
@@ -159,7 +157,3 @@ def _reward_from_earlier_stage(run: TrainingRun) -> ModelArtifact | None:
     earlier = run.round.runs.filter(position__lt=run.position, stage=Stage.REWARD, status=JobStatus.SUCCEEDED)
     found = earlier.order_by("-position").first()
     return found.output_model if found is not None else None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 
 from training.errors import TrainingError
 from training.models import ModelArtifact
-from training.services.registry import model_register
+from training.services.registry import model_register, model_register_once
 
 
 class Command(BaseCommand):
@@ -26,15 +24,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, path: str, name: str, gguf_file: str, kind: str | None, **options) -> None:
-        if options["skip_existing"]:
-            existing = ModelArtifact.objects.filter(name=name, path=str(Path(path).resolve())).first()
-            if existing is not None:
-                self.stdout.write(f"model {existing.pk}: {existing.name} is already registered at {existing.path}")
-                return
+        fields = {"path": path, "name": name, "gguf_file": gguf_file, "kind": kind}
         try:
-            artifact = model_register(path=path, name=name, gguf_file=gguf_file, kind=kind)
+            if options["skip_existing"]:
+                artifact, created = model_register_once(**fields)
+            else:
+                artifact, created = model_register(**fields), True
         except TrainingError as error:
             raise CommandError(error.message) from None
+        if not created:
+            self.stdout.write(f"model {artifact.pk}: {artifact.name} is already registered at {artifact.path}")
+            return
         self.stdout.write(
             f"registered model {artifact.pk}: {artifact.name} ({artifact.kind}, "
             f"{artifact.parameter_count or 0:,} parameters) at {artifact.path}"
