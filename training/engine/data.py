@@ -6,8 +6,10 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
+if TYPE_CHECKING:  # imported where rows are read: spec checks (also run by the web app) only read columns
+    import datasets
 
 
 class DataError(ValueError):
@@ -32,6 +34,8 @@ def dataset_columns(path: str) -> set[str]:
     if source.is_dir():
         if not _is_hf_dir(source):
             raise DataError(f"{path} is not a saved HF dataset (no dataset_info.json or dataset_dict.json)")
+        import datasets
+
         return set(_train_split(datasets.load_from_disk(str(source))).column_names)
     if source.suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -48,6 +52,8 @@ def dataset_columns(path: str) -> set[str]:
 
 def load_rows(path: str) -> datasets.Dataset:
     """The whole dataset in memory, with no cache files written (text sources give one `text` row per file)."""
+    import datasets
+
     source = Path(path)
     if is_text_source(path):
         files = [source] if source.is_file() else sorted(source.glob("*.txt"))
@@ -127,6 +133,8 @@ def _is_hf_dir(directory: Path) -> bool:
 
 def _saved_split(path: str, name: str) -> datasets.Dataset | None:
     """A named split of a saved HF DatasetDict (the platform's exports carry train and test)."""
+    import datasets
+
     source = Path(path)
     if not (source.is_dir() and (source / "dataset_dict.json").is_file()):
         return None
@@ -135,6 +143,8 @@ def _saved_split(path: str, name: str) -> datasets.Dataset | None:
 
 
 def _train_split(loaded: datasets.Dataset | datasets.DatasetDict) -> datasets.Dataset:
+    import datasets
+
     if isinstance(loaded, datasets.DatasetDict):
         return loaded["train"] if "train" in loaded else next(iter(loaded.values()))
     return loaded

@@ -5,6 +5,7 @@ CUDA: bf16 weights and flash attention when ``flash_attn`` is installed. CPU: fp
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import logging
@@ -153,3 +154,17 @@ def _adapter_base(path: str) -> str | None:
 
 def _has_tokenizer(directory: Path) -> bool:
     return (directory / "tokenizer_config.json").is_file()
+
+
+def frozen_reference(policy: PreTrainedModel, *, reference_path: str | None, method: str, device: Device):
+    """The frozen reference of DPO and PPO, given the policy before it trains.
+
+    A ``reference_path`` is loaded; a fully trained or partly frozen policy is copied as it is now
+    (no second load: dequantizing a GGUF file again takes as long as the first time); an adapter
+    policy needs none, its reference being the base with the adapter switched off.
+    """
+    if reference_path is not None:
+        return load_causal_lm(reference_path, device)
+    if method in ("full", "freeze"):
+        return copy.deepcopy(policy).requires_grad_(False).eval()
+    return None

@@ -9,7 +9,7 @@ from trl import DPOConfig, DPOTrainer
 from training.engine import data, runner
 from training.engine.adapters import apply_adapter
 from training.engine.events import CancelFlag, EventStream
-from training.engine.models import detect_device, load_causal_lm, load_tokenizer
+from training.engine.models import detect_device, frozen_reference, load_causal_lm, load_tokenizer
 from training.engine.spec import DPOSpec
 
 
@@ -20,15 +20,14 @@ def run(spec: DPOSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any
     eval_rows = _preference_columns(eval_rows) if eval_rows is not None else None
     tokenizer = load_tokenizer(spec.model, gguf_file=spec.gguf_file)
     model = load_causal_lm(spec.model, device, gguf_file=spec.gguf_file, quantize_4bit=spec.adapter.method == "qlora")
-    model = apply_adapter(model, spec.adapter, task_type="CAUSAL_LM")
     # Always hand over the reference: TRL would otherwise reload it from config._name_or_path, which
-    # is wrong for a merged adapter or a GGUF file. A PEFT policy's reference is its base with the
-    # adapter switched off, and precomputed log-probs need no reference in memory.
+    # is wrong for a merged adapter or a GGUF file. Precomputed log-probs need no reference in memory.
     reference = None
-    if spec.reference_model is not None:
-        reference = load_causal_lm(spec.reference_model, device)
-    elif spec.adapter.method in ("full", "freeze") and not spec.precompute_ref_log_probs:
-        reference = load_causal_lm(spec.model, device, gguf_file=spec.gguf_file)
+    if spec.reference_model is not None or not spec.precompute_ref_log_probs:
+        reference = frozen_reference(
+            model, reference_path=spec.reference_model, method=spec.adapter.method, device=device
+        )
+    model = apply_adapter(model, spec.adapter, task_type="CAUSAL_LM")
     args = runner.training_arguments(
         spec,
         DPOConfig,

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.engine import data
 from training.engine.events import CancelFlag, Cancelled, EventStream
@@ -27,7 +27,6 @@ from training.engine.spec import EvaluateSpec
 
 
 def run(spec: EvaluateSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:
-    set_seed(spec.seed)
     device = detect_device()
     metrics = reward_model_metrics(spec, device) if spec.kind == "reward" else policy_metrics(spec, device, cancel)
     events.emit("eval", **metrics)

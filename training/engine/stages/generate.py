@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import set_seed
 
 from training.engine import data
 from training.engine.events import CancelFlag, Cancelled, EventStream
@@ -25,7 +24,6 @@ from training.engine.spec import GenerateSpec
 
 
 def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:
-    set_seed(spec.seed)
     device = detect_device()
     rows = data.load_records(spec.prompts)
     tokenizer = load_tokenizer(spec.model, gguf_file=spec.gguf_file)

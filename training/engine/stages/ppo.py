@@ -24,7 +24,13 @@ from trl.experimental.ppo import PPOConfig, PPOTrainer
 from training.engine import data, runner
 from training.engine.adapters import apply_adapter
 from training.engine.events import CancelFlag, EventCallback, EventStream
-from training.engine.models import detect_device, load_causal_lm, load_reward_model, load_tokenizer
+from training.engine.models import (
+    detect_device,
+    frozen_reference,
+    load_causal_lm,
+    load_reward_model,
+    load_tokenizer,
+)
 from training.engine.spec import PPOSpec
 
 # Inside each checkpoint, beside the policy TRL saves.
@@ -49,12 +55,8 @@ def run(spec: PPOSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any
     eval_rows = tokenized_prompts(eval_rows, tokenizer, spec.max_length) if eval_rows is not None else train_rows
 
     policy = load_causal_lm(spec.model, device, gguf_file=spec.gguf_file, quantize_4bit=spec.adapter.method == "qlora")
+    reference = frozen_reference(policy, reference_path=spec.reference_model, method=spec.adapter.method, device=device)
     policy = apply_adapter(policy, spec.adapter, task_type="CAUSAL_LM")
-    reference = None  # a PEFT policy's reference is its base with the adapter switched off
-    if spec.reference_model is not None:
-        reference = load_causal_lm(spec.reference_model, device)
-    elif spec.adapter.method in ("full", "freeze"):
-        reference = load_causal_lm(spec.model, device, gguf_file=spec.gguf_file)
     reward_model = load_reward_model(spec.reward_model, device)
     value_model = load_reward_model(spec.value_model or spec.reward_model, device)
     for model in (reward_model, value_model):
