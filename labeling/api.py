@@ -455,8 +455,7 @@ class DatasetListCreateApi(APIView):
 
     @extend_schema(responses=DatasetSerializer(many=True), tags=["datasets"])
     def get(self, request: Request) -> Response:
-        datasets = PreferenceDataset.objects.select_related("created_by").prefetch_related("campaigns")
-        return Response(DatasetSerializer(datasets, many=True).data)
+        return Response(DatasetSerializer(selectors.datasets_overview(), many=True).data)
 
     @extend_schema(
         request=InputSerializer,

@@ -349,24 +349,6 @@ def build_rows(*, inputs: BuildInputs, params: BuildParams) -> BuildResult:
     return BuildResult(rows=rows, counts=counts)
 
 
-def build_preference_rows(
-    *,
-    records: Iterable[JudgementRecord],
-    tasks: Mapping[int, TaskInfo],
-    responses: Mapping[int, ResponseInfo],
-    flagged_responses: Iterable[int] = (),
-    params: BuildParams,
-) -> BuildResult:
-    """``build_rows`` for preference pairs, from loose inputs (kept for callers such as benchmarks)."""
-    inputs = BuildInputs(
-        JudgementTable.from_records(records),
-        tasks=dict(tasks),
-        responses=dict(responses),
-        flagged_responses=set(flagged_responses),
-    )
-    return build_rows(inputs=inputs, params=params)
-
-
 def _conversational(row: dict[str, Any]) -> dict[str, Any]:
     prompt = row["prompt"]
     return {

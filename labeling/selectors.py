@@ -20,6 +20,7 @@ from django.db.models.functions import Least, TruncHour
 from django.utils import timezone
 
 from labeling.aggregation import JudgementRecord, gold_pairs, majority, quality
+from labeling.aggregation.pairs import COMPARATIVE_TYPES
 from labeling.datasets import BuildInputs, ResponseInfo, TaskInfo, read_rows
 from labeling.errors import NotFound
 from labeling.models import (
@@ -34,6 +35,7 @@ from labeling.models import (
     Task,
 )
 from labeling.rendering import render_markdown
+from labeling.schema import QuestionSchema
 from labeling.services.assignment import Claim
 from rlhf_platform.roles import Role
 
@@ -51,7 +53,7 @@ def campaign_for_reviewer(*, reviewer: AbstractBaseUser, campaign_id: int) -> Ca
     """The campaign if the reviewer belongs to its pool; otherwise it does not exist for them."""
     campaign = (
         Campaign.objects.filter(pk=campaign_id, reviewers=reviewer)
-        .only("pk", "slug", "name", "status", "question_schema", "overlap", "lease_seconds", "gold_rate")
+        .only("pk", "slug", "name", "status", "question_schema", "guidelines", "overlap", "lease_seconds", "gold_rate")
         .first()
     )
     if campaign is None:
@@ -343,20 +345,17 @@ def flagged_reviewer_ids(*, campaigns: list[Campaign]) -> list[int]:
     return sorted(flagged)
 
 
-COMPARATIVE_ORDER = ("pairwise", "ranking", "likert")
-
-
-def _comparative_question(campaign: Campaign) -> tuple[str, str] | None:
+def _comparative_question(schema: QuestionSchema) -> tuple[str, str] | None:
     """The question a dataset is built from: pairwise or ranking first, else likert."""
-    questions = {q.type: q.id for q in reversed(campaign.schema.questions)}
-    for question_type in COMPARATIVE_ORDER:
+    questions = {q.type: q.id for q in reversed(schema.questions)}
+    for question_type in COMPARATIVE_TYPES:
         if question_type in questions:
             return questions[question_type], question_type
     return None
 
 
-def _question_of_type(campaign: Campaign, question_type: str) -> str | None:
-    return next((q.id for q in campaign.schema.questions if q.type == question_type), None)
+def _question_of_type(schema: QuestionSchema, question_type: str) -> str | None:
+    return next((q.id for q in schema.questions if q.type == question_type), None)
 
 
 def load_build_inputs(campaigns: Iterable[Campaign], *, keep_records: bool = False) -> BuildInputs:
@@ -368,9 +367,10 @@ def load_build_inputs(campaigns: Iterable[Campaign], *, keep_records: bool = Fal
     """
     inputs = BuildInputs()
     for campaign in campaigns:
-        question = _comparative_question(campaign)
-        flag_id = _question_of_type(campaign, "flags")
-        rewrite_id = _question_of_type(campaign, "rewrite")
+        schema = campaign.schema  # parsed once: each access validates the whole schema
+        question = _comparative_question(schema)
+        flag_id = _question_of_type(schema, "flags")
+        rewrite_id = _question_of_type(schema, "rewrite")
         response_ids: dict[int, list[int]] = {}
         for response in Response.objects.filter(task__campaign=campaign).values("pk", "task_id", "text", "model_name"):
             inputs.responses[response["pk"]] = ResponseInfo(response["pk"], response["text"], response["model_name"])

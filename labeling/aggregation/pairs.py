@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 PAIR_COLUMNS = ("task_id", "reviewer_id", "judgement_id", "a", "b", "outcome", "strength", "left_first", "both_bad")
-GOLD_COLUMNS = ("task_id", "a", "b", "outcome")
 COMPARATIVE_TYPES = ("pairwise", "ranking", "likert")
 
 _RECORD_FIELDS = ("first", "task_id", "reviewer_id", "judgement_id", "kind", "strength", "both_bad", "is_gold")
@@ -284,10 +283,6 @@ def expand_pairs(
     left blank) are skipped; other question types raise ``ValueError``. Large builds stream their
     records into a ``JudgementTable`` instead and call its ``expand``.
     """
-    if max_strength < 1:
-        raise ValueError("max_strength must be at least 1")
-    if likert_threshold <= 0:
-        raise ValueError("likert_threshold must be positive (scale points)")
     return JudgementTable.from_records(records, likert_aspect=likert_aspect).expand(
         max_strength=max_strength, likert_threshold=likert_threshold, likert_ties=likert_ties
     )

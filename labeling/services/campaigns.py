@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from labeling import selectors
 from labeling.errors import Conflict, LabelingError
 from labeling.models import Campaign, CampaignStatus, Project
 from labeling.schema import SchemaError, parse_question_schema
@@ -131,7 +132,7 @@ def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     cleaned = _clean_campaign_fields(fields)
     if "question_schema" in cleaned and cleaned["question_schema"] != campaign.question_schema:
-        if campaign.tasks.filter(judgement_count__gt=0).exists():
+        if selectors.campaign_has_judgements(campaign=campaign):
             raise Conflict(
                 "Questions cannot change once reviewers have answered them; create a new campaign instead.",
                 {"question_schema": "Fixed once there are judgements."},
@@ -150,7 +151,7 @@ def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
 
 def campaign_delete(*, campaign: Campaign) -> None:
     """Delete a draft campaign with no judgements; anything else is closed instead, keeping its data."""
-    if campaign.status != CampaignStatus.DRAFT or campaign.tasks.filter(judgement_count__gt=0).exists():
+    if campaign.status != CampaignStatus.DRAFT or selectors.campaign_has_judgements(campaign=campaign):
         raise Conflict("Only a draft campaign without judgements can be deleted; close it instead.")
     campaign.delete()
 
