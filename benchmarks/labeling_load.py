@@ -705,11 +705,20 @@ def command_profile(args: argparse.Namespace) -> int:
         f"median {connects[len(connects) // 2]:.1f} ms, max {connects[-1]:.1f} ms"
     )
 
-    started = time.perf_counter()
-    for _ in range(args.cycles):
-        cycle()
-    per_cycle_ms = (time.perf_counter() - started) * 1000 / args.cycles
-    print(f"\n{args.cycles} cycles in-process, no profiler: {per_cycle_ms:.1f} ms per cycle (next + submit)")
+    def per_call_ms(send: Callable[[], Any], count: int) -> tuple[float, float]:
+        """Wall and CPU (this process: Django's side, not PostgreSQL's) ms per call."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            send()
+        return (time.perf_counter() - wall) * 1000 / count, (time.process_time() - cpu) * 1000 / count
+
+    cycle_wall, cycle_cpu = per_call_ms(cycle, args.cycles)
+    me_wall, me_cpu = per_call_ms(lambda: client.get("/api/me/"), args.cycles)
+    print(
+        f"\n{args.cycles} cycles in-process, no profiler: {cycle_wall:.1f} ms wall, {cycle_cpu:.1f} ms CPU per cycle "
+        f"(next + submit); GET /api/me/ {me_wall:.1f} ms wall, {me_cpu:.1f} ms CPU: a cycle's Django CPU is "
+        f"{cycle_cpu / me_cpu:.1f} of /api/me/'s"
+    )
 
     profiler = cProfile.Profile()
     profiler.enable()

@@ -7,6 +7,7 @@ manager as a manager.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -26,9 +27,14 @@ def _group_names(user: AbstractBaseUser) -> frozenset[str]:
     # Cached on the user object: a page asks about roles several times per request.
     cached = getattr(user, "_role_group_names", None)
     if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
-        user._role_group_names = cached
+        cached = remember_group_names(user, user.groups.values_list("name", flat=True))
     return cached
+
+
+def remember_group_names(user: AbstractBaseUser, names: Iterable[str]) -> frozenset[str]:
+    """Cache the user's group names on the user, for code that read them along with the user."""
+    user._role_group_names = frozenset(names)
+    return user._role_group_names
 
 
 def user_is_manager(user: AbstractBaseUser | AnonymousUser) -> bool:

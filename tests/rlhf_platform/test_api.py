@@ -79,6 +79,27 @@ def test_it_requires_csrf_for_session_authenticated_writes(reviewer):
     assert "CSRF" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [((), []), (("reviewers",), ["reviewers"]), (("managers", "reviewers"), ["managers", "reviewers"])],
+)
+def test_a_token_request_reads_the_user_and_roles_in_one_query(
+    api_client, make_user, django_assert_num_queries, roles, expected
+):
+    from django.contrib.auth.models import Group
+
+    user = make_user("both")
+    user.groups.add(*(Group.objects.get_or_create(name=name)[0] for name in roles))
+    Group.objects.get_or_create(name="someone-elses-group")
+    token = Token.objects.create(user=user)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    with django_assert_num_queries(1):
+        me = api_client.get(reverse("api-me"))
+    assert me.status_code == 200
+    assert me.json()["username"] == "both"
+    assert me.json()["roles"] == expected
+
+
 def test_it_refuses_the_token_of_an_inactive_user(api_client, make_user):
     token = Token.objects.create(user=make_user("gone", is_active=False))
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
