@@ -5,14 +5,21 @@ arrives as text), code blocks are highlighted by Pygments on the server, and the
 is sanitized with an allow-list (nh3) as a second line of defence: no scripts, no event
 handlers, no images (which would call out of the reviewer's browser), links only to
 http(s) and mailto, opened with ``rel="noopener noreferrer nofollow"``.
+
+The parser is markdown-it's Rust port (``markdown-it-pyrs``): CommonMark plus tables and
+strikethrough, about fifty times faster than the Python one, which matters because every
+task a reviewer is handed renders its responses. It has no highlighting hook, so fenced
+code is highlighted after rendering, from the escaped code it wrote.
 """
 
 from __future__ import annotations
 
+import html
+import re
 from functools import lru_cache
 
 import nh3
-from markdown_it import MarkdownIt
+from markdown_it_pyrs import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name, guess_lexer
@@ -24,25 +31,37 @@ ALLOWED_TAGS = {
     "table", "thead", "tbody", "tr", "th", "td",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "span": {"class"}, "div": {"class"}, "code": {"class"}, "ol": {"start"}}
+# CommonMark without raw HTML (html_block, html_inline) or images, plus tables and strikethrough.
+MARKDOWN_RULES = [
+    "blockquote", "code", "fence", "heading", "hr", "lheading", "list", "paragraph", "reference",
+    "autolink", "backticks", "emphasis", "entity", "escape", "link", "newline", "table", "strikethrough",
+]  # fmt: skip
+_CODE_BLOCK = re.compile(r'<pre><code(?: class="language-([^"]*)")?>(.*?)</code></pre>', re.DOTALL)
 _formatter = HtmlFormatter(nowrap=True)
 
 
-def _highlight(code: str, language: str, _attributes: str) -> str:
+def _highlight(code: str, language: str) -> str | None:
+    """Pygments HTML for ``code``; None when the language is unknown (the code stays as escaped)."""
     try:
         lexer = get_lexer_by_name(language) if language else guess_lexer(code)
     except ClassNotFound:
-        return ""  # markdown-it escapes the code itself
+        return None
     return highlight(code, lexer, _formatter)
+
+
+def _highlight_block(block: re.Match[str]) -> str:
+    """A rendered ``<pre><code>`` block with its code highlighted, or as it was."""
+    language, escaped_code = block.group(1) or "", block.group(2)
+    highlighted = _highlight(html.unescape(escaped_code), html.unescape(language))
+    if highlighted is None:
+        return block.group(0)
+    opening_tags = block.group(0)[: block.start(2) - block.start(0)]
+    return f"{opening_tags}{highlighted}</code></pre>"
 
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    return (
-        MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False, "highlight": _highlight})
-        .enable("table")
-        .enable("strikethrough")
-        .disable("image")
-    )
+    return MarkdownIt("zero").enable_many(MARKDOWN_RULES)
 
 
 # Each response is shown to several reviewers (the campaign's overlap); render it once per
@@ -64,9 +83,9 @@ def _render_cached(text: str) -> str:
 
 
 def _render(text: str) -> str:
-    html = _markdown().render(text)
+    rendered = _CODE_BLOCK.sub(_highlight_block, _markdown().render(text))
     return nh3.clean(
-        html,
+        rendered,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},

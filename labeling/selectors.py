@@ -15,6 +15,7 @@ import pandas as pd
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least, TruncHour
 from django.utils import timezone
@@ -37,6 +38,7 @@ from labeling.models import (
 from labeling.rendering import render_markdown
 from labeling.schema import QuestionSchema
 from labeling.services.assignment import Claim
+from labeling.services.sql import field_from_db, instance_from_db
 from rlhf_platform.roles import Role
 
 
@@ -49,16 +51,29 @@ def team_counts() -> dict[str, int]:
     }
 
 
+# Every reviewer request starts here, so it is one statement written out rather than built
+# by the ORM (see labeling.services.sql).
+REVIEWER_CAMPAIGN_FIELDS = (
+    "id", "slug", "name", "status", "question_schema", "guidelines", "overlap", "lease_seconds", "gold_rate",
+)  # fmt: skip
+_CAMPAIGN_OF_REVIEWER = f"""
+    SELECT {", ".join(f"c.{name}" for name in REVIEWER_CAMPAIGN_FIELDS)}
+      FROM labeling_campaign c
+      JOIN labeling_campaign_reviewers pool ON pool.campaign_id = c.id
+     WHERE c.id = %(campaign)s AND pool.user_id = %(reviewer)s
+"""  # noqa: S608 (names from the constant above)
+
+
 def campaign_for_reviewer(*, reviewer: AbstractBaseUser, campaign_id: int) -> Campaign:
     """The campaign if the reviewer belongs to its pool; otherwise it does not exist for them."""
-    campaign = (
-        Campaign.objects.filter(pk=campaign_id, reviewers=reviewer)
-        .only("pk", "slug", "name", "status", "question_schema", "guidelines", "overlap", "lease_seconds", "gold_rate")
-        .first()
-    )
-    if campaign is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_CAMPAIGN_OF_REVIEWER, {"campaign": campaign_id, "reviewer": reviewer.pk})
+        row = cursor.fetchone()
+    if row is None:
         raise NotFound("No such campaign.")
-    return campaign
+    values = dict(zip(REVIEWER_CAMPAIGN_FIELDS, row, strict=True))
+    values["question_schema"] = field_from_db(Campaign, "question_schema", values["question_schema"])
+    return instance_from_db(Campaign, values)
 
 
 def campaigns_for_reviewer(*, reviewer: AbstractBaseUser) -> QuerySet[Campaign]:

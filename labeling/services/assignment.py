@@ -27,7 +27,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Task
+from labeling.services.sql import datetime_to_db, field_from_db, field_to_db, instance_from_db, with_row_locks
 
 _random = random.SystemRandom()
 
@@ -84,17 +85,6 @@ _HOLD_AGAIN = """
 """
 
 
-def _locked(sql: str, *, of: str) -> str:
-    """``sql`` with its rows locked, skipping rows another transaction holds, where the database can."""
-    if connection.features.has_select_for_update_skip_locked:
-        return sql.format(lock=f" FOR UPDATE OF {of} SKIP LOCKED")
-    return sql.format(lock="")
-
-
-def _db_datetime(value: datetime) -> Any:
-    return connection.ops.adapt_datetimefield_value(value)
-
-
 def assignments_expire(*, now: datetime | None = None) -> int:
     """Return lapsed leases to the pool. Returns how many assignments expired.
 
@@ -105,7 +95,9 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     # Inside the claim's transaction no savepoint is needed: a failure here fails the claim.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(_locked(_LAPSED_LEASES, of="labeling_assignment"), {"now": _db_datetime(now)})
+        cursor.execute(
+            with_row_locks(_LAPSED_LEASES, of="labeling_assignment", skip_locked=True), {"now": datetime_to_db(now)}
+        )
         lapsed = cursor.fetchall()
         if not lapsed:
             return 0
@@ -118,7 +110,7 @@ def assignments_expire(*, now: datetime | None = None) -> int:
 
 
 class _OpenTask(NamedTuple):
-    pk: int
+    id: int
     campaign_id: int
     prompt: str | list[dict[str, str]]
     is_gold: bool
@@ -130,7 +122,7 @@ def _take_task(
 ) -> _OpenTask | None:
     """Take a slot of the first open task of the kind asked for; None when there is none."""
     params = {"campaign": campaign.pk, "reviewer": reviewer.pk, "gold": gold, "overlap": campaign.overlap}
-    sql = _locked(_OPEN_GOLD_TASK if gold else _OPEN_REGULAR_TASK, of="t")
+    sql = with_row_locks(_OPEN_GOLD_TASK if gold else _OPEN_REGULAR_TASK, of="t", skip_locked=True)
     # The row lock makes the first try succeed; the retries only matter where row locks are
     # not available and another writer filled the task between the read and the update.
     for _ in range(1 if gold else 3):
@@ -141,13 +133,9 @@ def _take_task(
         task_id, prompt, lapsed_assignment = row
         cursor.execute(_TAKE_SLOT if gold else _TAKE_SLOT + _HAS_ROOM, {**params, "task": task_id})
         if cursor.rowcount:
-            prompt = _PROMPT_FIELD.from_db_value(prompt, None, connection)
+            prompt = field_from_db(Task, "prompt", prompt)
             return _OpenTask(task_id, campaign.pk, prompt, gold, lapsed_assignment)
     return None
-
-
-_PROMPT_FIELD = Task._meta.get_field("prompt")
-_SHOWN_ORDER_FIELD = Assignment._meta.get_field("shown_order")
 
 
 @dataclass(frozen=True)
@@ -181,17 +169,17 @@ def assignment_claim_next(
         if task is None:
             # Gold tasks alone never keep a reviewer busy: that would give them away.
             return None
-        cursor.execute(_TASK_RESPONSES, {"task": task.pk})
+        cursor.execute(_TASK_RESPONSES, {"task": task.id})
         responses = dict(cursor.fetchall())
         shown_order = list(responses)
         rng.shuffle(shown_order)
         params = {
-            "task": task.pk,
+            "task": task.id,
             "reviewer": reviewer.pk,
             "assignment": task.lapsed_assignment,
-            "shown_order": _SHOWN_ORDER_FIELD.get_db_prep_value(shown_order, connection),
-            "now": _db_datetime(now),
-            "expires": _db_datetime(expires),
+            "shown_order": field_to_db(Assignment, "shown_order", shown_order),
+            "now": datetime_to_db(now),
+            "expires": datetime_to_db(expires),
         }
         if task.lapsed_assignment is None:
             cursor.execute(_HOLD, params)
@@ -202,7 +190,7 @@ def assignment_claim_next(
     assignment = Assignment(
         pk=assignment_id,
         # What the claim read of the task; other fields load on access, as with .only().
-        task=Task.from_db(connection.alias, ["id", "campaign_id", "prompt", "is_gold"], task[:4]),
+        task=instance_from_db(Task, task._asdict()),
         reviewer=reviewer,
         state=AssignmentState.ACTIVE,
         shown_order=shown_order,

@@ -16,18 +16,16 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, LeaseLost, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Task
 from labeling.schema import AnswerError, validate_answers
+from labeling.services.sql import datetime_to_db, field_from_db, field_to_db, instance_from_db, with_row_locks
 
-SUBMIT_FIELDS = (
-    "state", "shown_order", "task_id", "reviewer_id", "task__is_gold", "task__campaign__status",
-    "task__campaign__question_schema", "task__campaign__overlap",
-)  # fmt: skip
 # Longer than any honest look at one task; longer values are clipped, not rejected.
 MAX_TIME_SPENT_MS = 6 * 60 * 60 * 1000
 
@@ -80,22 +78,62 @@ def judgement_submit(
         raise Conflict("This client submission id was already used for another answer.") from None
 
 
+# The submit's statements are written in SQL rather than built by the ORM, as the claim's
+# are (see labeling.services.assignment). Only the assignment row is locked (OF a): locking
+# the joined campaign row too would queue every submit of a campaign behind one another.
+_ASSIGNMENT_TO_SUBMIT = """
+    SELECT a.state, a.shown_order, a.task_id, t.is_gold, t.campaign_id, c.status, c.question_schema, c.overlap
+      FROM labeling_assignment a
+      JOIN labeling_task t ON t.id = a.task_id
+      JOIN labeling_campaign c ON c.id = t.campaign_id
+     WHERE a.id = %(assignment)s AND a.reviewer_id = %(reviewer)s{lock}
+"""
+_RECORD_JUDGEMENT = """
+    INSERT INTO labeling_judgement
+           (assignment_id, task_id, reviewer_id, answers, shown_order, time_spent_ms, client_submission_id,
+            submitted_at, retracted_at)
+    VALUES (%(assignment)s, %(task)s, %(reviewer)s, %(answers)s, %(shown_order)s, %(time_spent_ms)s,
+            %(client_submission_id)s, %(now)s, NULL)
+    RETURNING id
+"""
+_MARK_SUBMITTED = "UPDATE labeling_assignment SET state = 'submitted', finished_at = %(now)s WHERE id = %(assignment)s"
+_COUNT_JUDGEMENT = "UPDATE labeling_task SET judgement_count = judgement_count + 1 WHERE id = %(task)s"
+
+
+def _assignment_to_submit(cursor: CursorWrapper, reviewer: AbstractBaseUser, assignment_id: int) -> Assignment:
+    """The reviewer's assignment, locked, with its task and campaign as far as a submit needs them."""
+    sql = with_row_locks(_ASSIGNMENT_TO_SUBMIT, of="a")
+    cursor.execute(sql, {"assignment": assignment_id, "reviewer": reviewer.pk})
+    row = cursor.fetchone()
+    if row is None:
+        raise NotFound("No such assignment.")
+    state, shown_order, task_id, is_gold, campaign_id, status, question_schema, overlap = row
+    schema = field_from_db(Campaign, "question_schema", question_schema)
+    campaign = instance_from_db(
+        Campaign, {"id": campaign_id, "status": status, "question_schema": schema, "overlap": overlap}
+    )
+    task = instance_from_db(Task, {"id": task_id, "campaign_id": campaign_id, "is_gold": is_gold})
+    task.campaign = campaign
+    assignment = instance_from_db(
+        Assignment,
+        {
+            "id": assignment_id,
+            "task_id": task_id,
+            "reviewer_id": reviewer.pk,
+            "state": state,
+            "shown_order": field_from_db(Assignment, "shown_order", shown_order),
+        },
+    )
+    assignment.task = task
+    return assignment
+
+
 def _submit(
     reviewer: AbstractBaseUser, assignment_id: int, answers: Any, client_submission_id: str, time_spent_ms: int
 ) -> SubmitOutcome:
     now = timezone.now()
-    with transaction.atomic():
-        # Only the assignment row is locked (of=self): locking the joined campaign row too
-        # would queue every submit of a campaign behind one another.
-        assignment = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("task__campaign")
-            .only(*SUBMIT_FIELDS)
-            .filter(pk=assignment_id, reviewer=reviewer)
-            .first()
-        )
-        if assignment is None:
-            raise NotFound("No such assignment.")
+    with transaction.atomic(), connection.cursor() as cursor:
+        assignment = _assignment_to_submit(cursor, reviewer, assignment_id)
         if assignment.state == AssignmentState.SUBMITTED:
             # A retry of the submission that got here first answers with the same judgement.
             earlier = Judgement.objects.filter(
@@ -114,7 +152,7 @@ def _submit(
             raise LabelingError("Some answers need fixing.", error.errors) from None
         if assignment.state == AssignmentState.EXPIRED:
             _retake_lapsed_slot(assignment, campaign)
-        judgement = Judgement.objects.create(
+        judgement = Judgement(
             assignment=assignment,
             task=task,
             reviewer=reviewer,
@@ -124,10 +162,21 @@ def _submit(
             client_submission_id=client_submission_id,
             submitted_at=now,
         )
-        assignment.state = AssignmentState.SUBMITTED
-        assignment.finished_at = now
-        assignment.save(update_fields=["state", "finished_at"])
-        Task.objects.filter(pk=task.pk).update(judgement_count=F("judgement_count") + 1)
+        params = {
+            "assignment": assignment.pk,
+            "task": task.pk,
+            "reviewer": reviewer.pk,
+            "answers": field_to_db(Judgement, "answers", judgement.answers),
+            "shown_order": field_to_db(Judgement, "shown_order", judgement.shown_order),
+            "time_spent_ms": judgement.time_spent_ms,
+            "client_submission_id": client_submission_id,
+            "now": datetime_to_db(now),
+        }
+        cursor.execute(_RECORD_JUDGEMENT, params)
+        judgement.pk = cursor.fetchone()[0]
+        judgement._state.adding = False
+        cursor.execute(_MARK_SUBMITTED, params)
+        cursor.execute(_COUNT_JUDGEMENT, params)
     return SubmitOutcome(judgement, created=True)
 
 

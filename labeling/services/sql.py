@@ -1,0 +1,47 @@
+"""Helpers for the hot paths written in SQL (claim and submit): values to and from the database.
+
+The same statements run on PostgreSQL and SQLite; these convert values the way the ORM
+would for the database in use (JSON columns, datetimes) and add row locks where the
+database has them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+
+def field_from_db(model: type[Model], field: str, value: Any) -> Any:
+    """A column's raw value as the model field holds it (JSON parsed)."""
+    return model._meta.get_field(field).from_db_value(value, None, connection)
+
+
+def field_to_db(model: type[Model], field: str, value: Any) -> Any:
+    """A model field's value as a statement parameter (JSON adapted)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
+
+
+def instance_from_db(model: type[Model], values: dict[str, Any]) -> Model:
+    """An instance of the columns read, by attribute name; the others load on access, as with ``.only()``."""
+    names = [field.attname for field in model._meta.concrete_fields if field.attname in values]
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
+
+def datetime_to_db(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def with_row_locks(sql: str, *, of: str, skip_locked: bool = False) -> str:
+    """Fill ``sql``'s ``{lock}`` with ``FOR UPDATE OF <of>`` where the database locks rows.
+
+    SQLite has no row locks; its write transactions are serialized instead (IMMEDIATE).
+    """
+    features = connection.features
+    if skip_locked and features.has_select_for_update_skip_locked:
+        return sql.format(lock=f" FOR UPDATE OF {of} SKIP LOCKED")
+    if not skip_locked and features.has_select_for_update_of:
+        return sql.format(lock=f" FOR UPDATE OF {of}")
+    return sql.format(lock="")
