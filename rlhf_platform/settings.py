@@ -132,6 +132,13 @@ elif _database["ENGINE"] == "django.db.backends.postgresql":
     if _pool_size:
         _database["CONN_HEALTH_CHECKS"] = False
         _database["OPTIONS"] = {"pool": {"min_size": min(2, _pool_size), "max_size": _pool_size, "timeout": 30}}
+    # Server-side parameters, and statements prepared once per connection after their second
+    # use: PostgreSQL then skips parsing and planning the requests' repeated statements (half
+    # its CPU per review cycle, benchmarks/labeling_load.py). Turn off with
+    # DATABASE_PREPARED_STATEMENTS=0 behind a transaction-pooling proxy (e.g. PgBouncer's
+    # transaction mode), which cannot keep a connection's prepared statements.
+    if env_bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        _database.setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 2})
     # An explicit test database name: the Daphne child process of live-server tests would
     # otherwise connect to "test_test_<db>" (django/channels#2176).
     _database["TEST"] = {"NAME": f"test_{_database['NAME']}"}

@@ -68,6 +68,8 @@ async def test_each_request_runs_its_middleware_view_and_finished_signal_in_one_
     # The finished signal closes the request's database connection: it must run where the view ran.
     assert RecordThread.threads == finished_threads
     assert threading.get_ident() not in RecordThread.threads
+    # One request after another: the second borrows the thread the first gave back.
+    assert len(set(RecordThread.threads)) == 1
 
 
 @pytest.mark.asyncio
