@@ -4,13 +4,16 @@ What it measures
     Against a server that is already running (this script starts nothing) on PostgreSQL,
     C concurrent simulated reviewers, each a separate user with its own API token, loop
     ``POST /api/campaigns/<id>/next/`` -> ``POST /api/assignments/<id>/submit/`` for a
-    bounded time. For each C (default 1, 8, 32) it prints cycles/s, p50/p95/p99 latency of
-    each request type and errors by status; then, under the same server, the same C and
+    bounded time, in two modes: ``pair``, those two requests per cycle, and ``combined``, where
+    the submit carries ``claim_next`` and its answer holds the next task, as the reviewer
+    workspace does (one request per cycle). For each C (default 1, 8, 32) and mode it prints
+    cycles/s, p50/p95/p99 latency of each request type and errors by status; then, under the
+    same server, the same C and
     for the same time, the rate of two trivial views, ``GET /api/me/`` (token auth and one
     group query: the same auth cost as a cycle's requests, so the fair floor) and
     ``GET /healthz`` (no auth, ``SELECT 1``); and what a cycle costs in trivial requests
     (trivial rate / cycle rate). It ends with a summary table and the issue's target
-    check (at C = 32: >= 200 cycles/s, p99 <= 250 ms, a cycle <= 3 trivial requests).
+    check for each mode (at C = 32: >= 200 cycles/s, p99 <= 250 ms, a cycle <= 3 trivial requests).
     The load generator runs on the same machine; the CPU it uses is printed beside the
     machine's and, with ``--watch NAME=PID``, beside that of the server's and PostgreSQL's
     process trees (CPU-ms per operation too). The C connections open one by one during
@@ -71,6 +74,9 @@ TARGET_CONCURRENCY = 32
 TARGET_CYCLES_PER_S = 200.0
 TARGET_P99_MS = 250.0
 TARGET_COST = 3.0
+# Cycle phases: "pair" is next/ then submit/ (two requests); "combined" submits with
+# claim_next, which also holds the next task (one request per cycle after the first).
+CYCLE_MODES = {"pair": False, "combined": True}
 
 # --- setup (Django side) ---------------------------------------------------------------------
 
@@ -375,28 +381,43 @@ async def _call(
     return status, None
 
 
+def _answer(payload: dict[str, Any], *, claim_next: bool = False) -> dict[str, Any]:
+    """A submit body for a task payload: the first response shown wins."""
+    body = {
+        "answers": {"preference": {"winner": payload["responses"][0]["id"], "strength": 1}},
+        "client_submission_id": str(uuid.uuid4()),
+        "time_spent_ms": 1000,
+    }
+    return {**body, "claim_next": True} if claim_next else body
+
+
 async def _reviewer_loop(
-    session: Any, target: Target, token: str, phase: Phase, deadline: float, budget: Budget
+    session: Any, target: Target, token: str, phase: Phase, deadline: float, budget: Budget, *, combined: bool
 ) -> None:
-    """One simulated reviewer: next -> submit until the deadline (a started cycle is finished)."""
+    """One simulated reviewer until the deadline (a started cycle is finished).
+
+    Each cycle asks ``next/`` for a task and submits an answer. ``combined``: the submit
+    also holds the next task (``claim_next``), so after the first cycle a cycle is one request.
+    """
     headers = {"Authorization": f"Token {token}"}
     next_url = f"{target.base_url}/api/campaigns/{target.campaign_id}/next/"
+    payload = None
     while time.monotonic() < deadline and budget.take():
         cycle_started = time.perf_counter()
-        status, payload = await _call(session, phase, "next", "POST", next_url, headers)
-        if status == 204:
-            phase.exhausted_reviewers += 1
-            return
-        if status != 200 or not payload:
-            await asyncio.sleep(ERROR_BACKOFF_S)
-            continue
-        body = {
-            "answers": {"preference": {"winner": payload["responses"][0]["id"], "strength": 1}},
-            "client_submission_id": str(uuid.uuid4()),
-            "time_spent_ms": 1000,
-        }
+        if payload is None:
+            status, payload = await _call(session, phase, "next", "POST", next_url, headers)
+            if status == 204:
+                phase.exhausted_reviewers += 1
+                return
+            if status != 200 or not payload:
+                payload = None
+                await asyncio.sleep(ERROR_BACKOFF_S)
+                continue
         submit_url = f"{target.base_url}/api/assignments/{payload['assignment_id']}/submit/"
-        status, _ = await _call(session, phase, "submit", "POST", submit_url, headers, body)
+        status, saved = await _call(
+            session, phase, "submit", "POST", submit_url, headers, _answer(payload, claim_next=combined)
+        )
+        payload = (saved or {}).get("next") if combined else None
         if status == 201:
             phase.completed += 1
             phase.record("cycle", (time.perf_counter() - cycle_started) * 1000)
@@ -483,7 +504,7 @@ def _fmt_ms(value: float) -> str:
 
 
 def _print_phase(phase: Phase, kinds: Sequence[str]) -> None:
-    unit = "cycles/s" if phase.name == "cycles" else "req/s"
+    unit = "cycles/s" if phase.name in CYCLE_MODES else "req/s"
     print(f"  {phase.name:<8} {phase.completed:>7} in {phase.elapsed_s:5.1f} s = {phase.rate:8.1f} {unit}")
     print(f"    CPU: {phase.cpu_line()}")
     for kind in kinds:
@@ -499,23 +520,26 @@ def _print_phase(phase: Phase, kinds: Sequence[str]) -> None:
 @dataclass
 class LevelResult:
     concurrency: int
-    cycles: Phase
+    cycles: dict[str, Phase]  # by mode (CYCLE_MODES)
     trivial: dict[str, Phase]
 
-    def cost(self, name: str) -> float:
+    def cost(self, mode: str, name: str) -> float:
         """How many trivial requests of ``name`` the server does in the time of one cycle."""
-        rate = self.cycles.rate
+        rate = self.cycles[mode].rate
         return self.trivial[name].rate / rate if rate > 0 else float("nan")
 
-    def worst_p99(self) -> float:
-        return max(self.cycles.percentiles("next")[2], self.cycles.percentiles("submit")[2])
+    def worst_p99(self, mode: str) -> float:
+        return max(self.cycles[mode].percentiles("next")[2], self.cycles[mode].percentiles("submit")[2])
 
 
 async def _run_level(target: Target, concurrency: int, args: argparse.Namespace) -> LevelResult:
     tokens = target.tokens
 
-    async def cycle_worker(session: Any, index: int, phase: Phase, deadline: float, budget: Budget) -> None:
-        await _reviewer_loop(session, target, tokens[index], phase, deadline, budget)
+    def cycle_worker(combined: bool) -> Worker:
+        async def worker(session: Any, index: int, phase: Phase, deadline: float, budget: Budget) -> None:
+            await _reviewer_loop(session, target, tokens[index], phase, deadline, budget, combined=combined)
+
+        return worker
 
     def trivial_worker(path: str, kind: str, authenticated: bool) -> Worker:
         async def worker(session: Any, index: int, phase: Phase, deadline: float, budget: Budget) -> None:
@@ -532,27 +556,31 @@ async def _run_level(target: Target, concurrency: int, args: argparse.Namespace)
         "watch": args.watch,
         "burst": args.burst,
     }
-    cycles = await _run_phase("cycles", concurrency, cycle_worker, **common)
-    _print_phase(cycles, ("next", "submit", "cycle"))
+    cycles = {}
+    for mode in args.cycles:
+        cycles[mode] = await _run_phase(mode, concurrency, cycle_worker(CYCLE_MODES[mode]), **common)
+        _print_phase(cycles[mode], ("next", "submit", "cycle"))
     trivial = {}
     for name, path, authenticated in (("me", "/api/me/", True), ("healthz", "/healthz", False)):
         phase = await _run_phase(name, concurrency, trivial_worker(path, name, authenticated), **common)
         _print_phase(phase, (name,))
         trivial[name] = phase
     level = LevelResult(concurrency, cycles, trivial)
-    print(
-        f"  a cycle costs {level.cost('me'):.1f} GET /api/me/ (the floor: same token auth), "
-        f"{level.cost('healthz'):.1f} GET /healthz"
-    )
+    for mode in cycles:
+        print(
+            f"  a {mode} cycle costs {level.cost(mode, 'me'):.1f} GET /api/me/ (the floor: same token auth), "
+            f"{level.cost(mode, 'healthz'):.1f} GET /healthz"
+        )
     return level
 
 
 def _print_summary(levels: Sequence[LevelResult]) -> None:
-    """One row per C; CPU columns are cores during the cycle phase (busy = whole machine)."""
-    watched = list(levels[0].cycles.process_cores) if levels else []
+    """One row per C and cycle mode; CPU columns are cores during the cycles (busy = whole machine)."""
+    first = next(iter(levels[0].cycles.values()), None) if levels else None
+    watched = list(first.process_cores) if first else []
     print("\n== Summary (latency in ms; cost = trivial req/s / cycles/s; CPU in cores during the cycles) ==")
     header = (
-        f"{'C':>3} {'cycles/s':>9} {'next p50/p95/p99':>20} {'submit p50/p95/p99':>20} "
+        f"{'C':>3} {'cycle':>8} {'cycles/s':>9} {'next p50/p95/p99':>20} {'submit p50/p95/p99':>20} "
         f"{'me/s':>7} {'healthz/s':>9} {'cost me':>8} {'cost hz':>8} {'busy':>5} {'gen':>5}"
         + "".join(f" {name[:8]:>8}" for name in watched)
         + " errors"
@@ -561,30 +589,32 @@ def _print_summary(levels: Sequence[LevelResult]) -> None:
     print("-" * len(header))
     cpus = os.cpu_count() or 1
     for level in levels:
-        cycles = level.cycles
-        nxt = "/".join(_fmt_ms(v) for v in cycles.percentiles("next"))
-        sub = "/".join(_fmt_ms(v) for v in cycles.percentiles("submit"))
-        errors = sum(cycles.errors.values()) + sum(sum(p.errors.values()) for p in level.trivial.values())
-        print(
-            f"{level.concurrency:>3} {cycles.rate:>9.1f} {nxt:>20} {sub:>20} "
-            f"{level.trivial['me'].rate:>7.1f} {level.trivial['healthz'].rate:>9.1f} "
-            f"{level.cost('me'):>8.1f} {level.cost('healthz'):>8.1f} "
-            f"{cycles.machine_cpu_busy * cpus:>5.2f} {cycles.loadgen_cores:>5.2f}"
-            + "".join(f" {cycles.process_cores.get(name, float('nan')):>8.2f}" for name in watched)
-            + f" {errors}"
-        )
+        for mode, cycles in level.cycles.items():
+            nxt = "/".join(_fmt_ms(v) for v in cycles.percentiles("next"))
+            sub = "/".join(_fmt_ms(v) for v in cycles.percentiles("submit"))
+            errors = sum(cycles.errors.values()) + sum(sum(p.errors.values()) for p in level.trivial.values())
+            print(
+                f"{level.concurrency:>3} {mode:>8} {cycles.rate:>9.1f} {nxt:>20} {sub:>20} "
+                f"{level.trivial['me'].rate:>7.1f} {level.trivial['healthz'].rate:>9.1f} "
+                f"{level.cost(mode, 'me'):>8.1f} {level.cost(mode, 'healthz'):>8.1f} "
+                f"{cycles.machine_cpu_busy * cpus:>5.2f} {cycles.loadgen_cores:>5.2f}"
+                + "".join(f" {cycles.process_cores.get(name, float('nan')):>8.2f}" for name in watched)
+                + f" {errors}"
+            )
     at_target = next((lv for lv in levels if lv.concurrency == TARGET_CONCURRENCY), None)
     if at_target is None:
         return
-    checks = [
-        (f"cycles/s >= {TARGET_CYCLES_PER_S:.0f}", f"{at_target.cycles.rate:.1f}", at_target.cycles.rate >= 200),
-        (f"p99 <= {TARGET_P99_MS:.0f} ms", f"{at_target.worst_p99():.1f}", at_target.worst_p99() <= TARGET_P99_MS),
-        (f"cost <= {TARGET_COST:.0f} /api/me/", f"{at_target.cost('me'):.1f}", at_target.cost("me") <= TARGET_COST),
-    ]
-    print(
-        f"\nTarget at C = {TARGET_CONCURRENCY}: "
-        + "; ".join(f"{t}: {v} {'ok' if ok else 'MISSED'}" for t, v, ok in checks)
-    )
+    for mode, cycles in at_target.cycles.items():
+        p99, cost = at_target.worst_p99(mode), at_target.cost(mode, "me")
+        checks = [
+            (f"cycles/s >= {TARGET_CYCLES_PER_S:.0f}", f"{cycles.rate:.1f}", cycles.rate >= TARGET_CYCLES_PER_S),
+            (f"p99 <= {TARGET_P99_MS:.0f} ms", f"{p99:.1f}", p99 <= TARGET_P99_MS),
+            (f"cost <= {TARGET_COST:.0f} /api/me/", f"{cost:.1f}", cost <= TARGET_COST),
+        ]
+        print(
+            f"Target at C = {TARGET_CONCURRENCY}, {mode} cycles: "
+            + "; ".join(f"{t}: {v} {'ok' if ok else 'MISSED'}" for t, v, ok in checks)
+        )
 
 
 def _check_url(url: str) -> str:
@@ -596,6 +626,8 @@ def _check_url(url: str) -> str:
 
 def command_run(args: argparse.Namespace) -> int:
     levels_wanted = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    if not args.cycles or set(args.cycles) - set(CYCLE_MODES):
+        raise SystemExit(f"--cycles takes a comma-separated list of {', '.join(CYCLE_MODES)}.")
     config = json.loads(Path(args.config).read_text())
     tokens: list[str] = config["tokens"]
     if max(levels_wanted) > len(tokens):
@@ -621,7 +653,7 @@ def command_run(args: argparse.Namespace) -> int:
         summary = [
             {
                 "concurrency": lv.concurrency,
-                "cycles": lv.cycles.to_json(),
+                **{f"cycles_{mode}": phase.to_json() for mode, phase in lv.cycles.items()},
                 **{k: p.to_json() for k, p in lv.trivial.items()},
             }
             for lv in levels
@@ -650,12 +682,7 @@ def command_profile(args: argparse.Namespace) -> int:
 
     def answer(next_response: Any) -> tuple[str, dict[str, Any]]:
         payload = next_response.json()
-        body = {
-            "answers": {"preference": {"winner": payload["responses"][0]["id"], "strength": 1}},
-            "client_submission_id": str(uuid.uuid4()),
-            "time_spent_ms": 1000,
-        }
-        return f"/api/assignments/{payload['assignment_id']}/submit/", body
+        return f"/api/assignments/{payload['assignment_id']}/submit/", _answer(payload)
 
     def cycle() -> None:
         next_response = client.post(f"/api/campaigns/{campaign_id}/next/")
@@ -753,6 +780,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seconds", type=float, default=15.0, help="measured seconds per phase")
     run.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each phase")
     run.add_argument("--concurrency", default="1,8,32", help="comma-separated levels of C")
+    run.add_argument(
+        "--cycles",
+        default="pair,combined",
+        type=lambda value: [mode.strip() for mode in value.split(",") if mode.strip()],
+        help="cycle modes to run: pair (next/, then submit/), combined (submit/ with claim_next)",
+    )
     run.add_argument("--max-iterations", type=int, default=100_000, help="cap on cycles/requests per phase")
     run.add_argument("--json", help="also write the results to this JSON file")
     run.add_argument("--no-uvloop", action="store_true", help="use asyncio's default event loop")

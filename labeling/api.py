@@ -28,7 +28,7 @@ from labeling.services import campaigns as campaign_services
 from labeling.services.assignment import assignment_claim_next, assignment_skip
 from labeling.services.datasets import dataset_build, dataset_download_file, dataset_params
 from labeling.services.imports import FORMATS, format_from_name, tasks_import
-from labeling.services.judgements import judgement_submit, judgement_undo_last
+from labeling.services.judgements import judgement_claim_next, judgement_submit, judgement_undo_last
 from rlhf_platform.permissions import IsManager, IsReviewer
 from rlhf_platform.roles import user_is_manager
 
@@ -352,10 +352,22 @@ class SubmitApi(APIView):
         answers = serializers.JSONField(help_text="Keyed by question id; responses named by id.")
         client_submission_id = serializers.CharField(help_text="A fresh id (e.g. a UUID); retries reuse it.")
         time_spent_ms = serializers.IntegerField(min_value=0)
+        claim_next = serializers.BooleanField(
+            default=False,
+            help_text="Also hold the reviewer's next task of the campaign and return it as `next`: "
+            "submit and next in one round trip.",
+        )
 
     class OutputSerializer(serializers.Serializer):
         judgement_id = serializers.IntegerField()
         created = serializers.BooleanField(help_text="False when this repeated an earlier submission.")
+        next = AssignmentPayloadSerializer(
+            required=False,
+            allow_null=True,
+            help_text="With `claim_next`: the next task, now held. Null when none was claimed (nothing left, "
+            "the campaign hands out no tasks now, or this repeated an earlier submission); ask "
+            "`next/` to learn why.",
+        )
 
     @extend_schema(
         request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer, **ERRORS}, tags=["review"]
@@ -363,11 +375,15 @@ class SubmitApi(APIView):
     def post(self, request: Request, assignment_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        claim_next = data.validated_data.pop("claim_next")
         outcome = judgement_submit(reviewer=request.user, assignment_id=assignment_id, **data.validated_data)
-        return Response(
-            {"judgement_id": outcome.judgement.pk, "created": outcome.created},
-            status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
-        )
+        body = {"judgement_id": outcome.judgement.pk, "created": outcome.created}
+        if claim_next:
+            claim = None
+            if outcome.created:  # a retried request must not hold a second task
+                claim = judgement_claim_next(reviewer=request.user, judgement=outcome.judgement)
+            body["next"] = selectors.claim_payload(claim) if claim else None
+        return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 
 
 class SkipApi(APIView):

@@ -3,6 +3,9 @@ from django.urls import path
 from labeling import api
 
 urlpatterns = [
+    # The reviewer loop first: Django tries patterns in order, and these take most requests.
+    path("campaigns/<int:campaign_id>/next/", api.NextTaskApi.as_view(), name="api-next-task"),
+    path("assignments/<int:assignment_id>/submit/", api.SubmitApi.as_view(), name="api-submit"),
     path("projects/", api.ProjectListCreateApi.as_view(), name="api-projects"),
     path("projects/<int:project_id>/", api.ProjectDetailApi.as_view(), name="api-project"),
     path("campaigns/", api.CampaignListCreateApi.as_view(), name="api-campaigns"),
@@ -17,11 +20,9 @@ urlpatterns = [
         api.CampaignJudgementsExportApi.as_view(),
         name="api-campaign-judgements",
     ),
-    path("campaigns/<int:campaign_id>/next/", api.NextTaskApi.as_view(), name="api-next-task"),
     path("campaigns/<int:campaign_id>/held/", api.HeldTasksApi.as_view(), name="api-held-tasks"),
     path("campaigns/<int:campaign_id>/undo/", api.UndoApi.as_view(), name="api-undo"),
     path("campaigns/<int:campaign_id>/progress/", api.ProgressApi.as_view(), name="api-progress"),
-    path("assignments/<int:assignment_id>/submit/", api.SubmitApi.as_view(), name="api-submit"),
     path("assignments/<int:assignment_id>/skip/", api.SkipApi.as_view(), name="api-skip"),
 ]
 

@@ -18,6 +18,8 @@ api_urlpatterns = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Before the pages: the API takes most requests, and patterns are tried in order.
+    path("api/", include(api_urlpatterns)),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
@@ -25,7 +27,6 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("api/", include(api_urlpatterns)),
     path("", include("labeling.urls")),
     path("", include("training.urls")),
 ]

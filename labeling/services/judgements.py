@@ -24,6 +24,7 @@ from django.utils import timezone
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, LeaseLost, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Task
 from labeling.schema import AnswerError, validate_answers
+from labeling.services.assignment import Claim, assignment_claim_next
 from labeling.services.sql import datetime_to_db, field_from_db, field_to_db, instance_from_db, with_row_locks
 
 # Longer than any honest look at one task; longer values are clipped, not rejected.
@@ -211,3 +212,18 @@ def judgement_undo_last(*, reviewer: AbstractBaseUser, campaign: Campaign) -> As
         assignment.save(update_fields=["state", "finished_at", "lease_expires_at"])
         Task.objects.filter(pk=assignment.task_id).update(judgement_count=F("judgement_count") - 1)
     return assignment
+
+
+def judgement_claim_next(*, reviewer: AbstractBaseUser, judgement: Judgement) -> Claim | None:
+    """After a submit, hold the reviewer's next task of the judgement's campaign (submit and next in one request).
+
+    None when there is none to hold now: nothing left, the campaign no longer active, or the
+    reviewer no longer in its pool. The judgement stands either way; ``next/`` says why.
+    """
+    from labeling.selectors import campaign_for_reviewer  # selectors import this package's Claim
+
+    try:
+        campaign = campaign_for_reviewer(reviewer=reviewer, campaign_id=judgement.task.campaign_id)
+        return assignment_claim_next(reviewer=reviewer, campaign=campaign)
+    except (NotFound, CampaignNotActive):
+        return None

@@ -6,6 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from labeling.models import CampaignStatus, Judgement, Task
+from labeling.services.campaigns import campaign_set_status
 from rlhf_platform.roles import Role
 from tests.labeling.factories import PAIRWISE_SCHEMA, jsonl, make_campaign, pairwise_rows
 
@@ -37,6 +38,40 @@ def answer(payload, strength=1):
         "client_submission_id": str(uuid.uuid4()),
         "time_spent_ms": 2500,
     }
+
+
+def test_a_submit_can_hold_and_return_the_next_task(campaign, members):
+    api = client_for(members[0])
+    payload = api.post(f"/api/campaigns/{campaign.pk}/next/").json()
+    held = [payload["assignment_id"]]
+    while True:
+        body = {**answer(payload), "claim_next": True}
+        response = api.post(f"/api/assignments/{payload['assignment_id']}/submit/", body, format="json")
+        assert response.status_code == 201
+        retried = api.post(f"/api/assignments/{payload['assignment_id']}/submit/", body, format="json")
+        assert retried.status_code == 200 and retried.json()["next"] is None  # a retry holds nothing more
+        payload = response.json()["next"]
+        if payload is None:
+            break
+        assert set(payload) == {"assignment_id", "lease_expires_at", "prompt", "responses", "previous_answers"}
+        held.append(payload["assignment_id"])
+    assert len(held) == len(set(held)) == Task.objects.filter(campaign=campaign, is_gold=False).count()
+    assert Judgement.objects.filter(reviewer=members[0]).count() == len(held)
+    assert not api.get(f"/api/campaigns/{campaign.pk}/held/").json()
+    assert api.post(f"/api/campaigns/{campaign.pk}/next/").status_code == 204
+
+
+def test_a_submit_is_saved_when_no_next_task_can_be_held(campaign, members):
+    api = client_for(members[0])
+    payload = api.post(f"/api/campaigns/{campaign.pk}/next/").json()
+    campaign_set_status(campaign=campaign, status=CampaignStatus.PAUSED)
+    body = {**answer(payload), "claim_next": True}
+    response = api.post(f"/api/assignments/{payload['assignment_id']}/submit/", body, format="json")
+    assert response.status_code == 201 and response.json()["next"] is None
+    assert Judgement.objects.filter(reviewer=members[0]).count() == 1
+    # Without claim_next the answer has no "next" at all, as before.
+    body.pop("claim_next")
+    assert "next" not in api.post(f"/api/assignments/{payload['assignment_id']}/submit/", body, format="json").json()
 
 
 def test_it_runs_the_reviewer_loop_next_submit_undo_skip(campaign, members):

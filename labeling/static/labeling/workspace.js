@@ -539,13 +539,15 @@ function dropPending(item) {
   setPending(pendingSubmissions().filter((p) => p.body.client_submission_id !== item.body.client_submission_id));
 }
 
-async function sendSubmission(item) {
+// With claimNext the server also holds the next task and returns it (one round trip per task).
+async function sendSubmission(item, claimNext = false) {
+  const body = claimNext ? { ...item.body, claim_next: true } : item.body;
   for (let attempt = 0; ; attempt++) {
     try {
-      await api("POST", urlFor(config.api.submit, item.assignment_id), item.body);
+      const saved = await api("POST", urlFor(config.api.submit, item.assignment_id), body);
       dropPending(item);
       localStorage.removeItem(draftKey(item.assignment_id));
-      return { ok: true };
+      return { ok: true, next: saved?.next ?? null };
     } catch (error) {
       if (error instanceof ApiError) {
         // The server answered: retrying the same request would get the same answer.
@@ -578,16 +580,25 @@ async function submit() {
     },
   };
   setPending([...pendingSubmissions(), { assignment_id: item.assignment_id, body: item.body }]);
-  // Show the next task at once; the answer is saved in the background.
+  // Show the next task at once; the answer is saved in the background, and the same request
+  // holds the task to preload after it when the queue is short of one.
   state.current = null;
   showNext();
-  fillQueue();
-  const result = await sendSubmission(item);
+  const claimNext = !state.exhausted && !state.fetching && state.queue.length + (state.current ? 1 : 0) < PRELOAD;
+  if (!claimNext) fillQueue();
+  const result = await sendSubmission(item, claimNext);
   if (result.ok) {
+    if (result.next) {
+      state.queue.push(result.next);
+      if (!state.current) showNext();
+    } else if (claimNext) {
+      fillQueue(); // nothing was held: next/ says whether anything is left
+    }
     say("Saved.", "ok");
     refreshProgress();
     return;
   }
+  if (claimNext) fillQueue();
   if (result.error.status === 400) {
     // Bring the task back with the server's field errors.
     localStorage.setItem(draftKey(item.assignment_id), JSON.stringify({ answers: item.answers, rankingTouched: true }));
