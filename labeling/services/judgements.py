@@ -177,6 +177,7 @@ def _submit(
         judgement.pk = cursor.fetchone()[0]
         judgement._state.adding = False
         cursor.execute(_MARK_SUBMITTED, params)
+        assignment.state, assignment.finished_at = AssignmentState.SUBMITTED, now
         cursor.execute(_COUNT_JUDGEMENT, params)
     return SubmitOutcome(judgement, created=True)
 
