@@ -14,15 +14,21 @@ serving websockets.
 Django also gives each request a thread of its own, started for it and joined after it.
 Here a request borrows an idle one-thread executor instead (asgiref's
 ``ThreadSensitiveContext(executor=...)``) and gives it back when it is done, so the threads
-are started once, up to the number of requests in flight. Measured with
-``benchmarks/labeling_load.py``: see the README.
+are started once, up to the number of requests in flight.
+
+At most ``settings.ASGI_MAX_CONCURRENT_VIEWS`` views run at once per process (0: no
+limit); other requests wait in arrival order. Measured with ``benchmarks/labeling_load.py``:
+see the README.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 
@@ -34,6 +40,10 @@ class SyncChainASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._idle_request_threads: list[ThreadPoolExecutor] = []
+        # One semaphore per event loop (asyncio primitives belong to one loop).
+        self._view_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -54,4 +64,15 @@ class SyncChainASGIHandler(ASGIHandler):
                 request_thread.shutdown(wait=False)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        limit = settings.ASGI_MAX_CONCURRENT_VIEWS
+        if not limit:
+            return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        # Views share the process's interpreter lock. Run at once, they take turns on it and all
+        # finish late; a few at a time, with the rest waiting their turn in arrival order, the
+        # same work finishes with far shorter tails. Sending a streamed body is not limited.
+        loop = asyncio.get_running_loop()
+        slots = self._view_slots.get(loop)
+        if slots is None:
+            slots = self._view_slots[loop] = asyncio.Semaphore(limit)
+        async with slots:
+            return await sync_to_async(self.get_response, thread_sensitive=True)(request)

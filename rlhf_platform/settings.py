@@ -88,6 +88,9 @@ MIDDLEWARE = [
 ROOT_URLCONF = "rlhf_platform.urls"
 WSGI_APPLICATION = "rlhf_platform.wsgi.application"
 ASGI_APPLICATION = "rlhf_platform.asgi.application"
+# Views running at once in each ASGI worker process; later requests wait their turn in order
+# (0: no limit). A slow view (a large import, a dataset build) holds its slot while it runs.
+ASGI_MAX_CONCURRENT_VIEWS = env_int("ASGI_MAX_CONCURRENT_VIEWS", 2, minimum=0)
 
 TEMPLATES = [
     {

@@ -2,6 +2,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -95,3 +96,42 @@ async def test_sessions_and_csrf_work_through_the_asgi_application(make_user):
     )
     assert signed_in["status"] == 302
     assert any(name == b"Set-Cookie" and value.startswith(b"sessionid=") for name, value in signed_in["headers"])
+
+
+class CountConcurrentViews:
+    """Records how many requests are inside the middleware chain at once."""
+
+    lock = threading.Lock()
+    running = 0
+    most = 0
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with CountConcurrentViews.lock:
+            CountConcurrentViews.running += 1
+            CountConcurrentViews.most = max(CountConcurrentViews.most, CountConcurrentViews.running)
+        try:
+            time.sleep(0.2)
+            return self.get_response(request)
+        finally:
+            with CountConcurrentViews.lock:
+                CountConcurrentViews.running -= 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("limit", "expected"), [(2, 2), (0, 4)])
+async def test_it_runs_at_most_the_configured_number_of_views_at_once(settings, limit, expected):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.rlhf_platform.test_asgi.CountConcurrentViews"]
+    settings.ASGI_MAX_CONCURRENT_VIEWS = limit
+    handler = SyncChainASGIHandler()
+    CountConcurrentViews.most = 0
+
+    async def get() -> int:
+        communicator = HttpCommunicator(handler, "GET", "/healthz", headers=[(b"host", b"127.0.0.1")])
+        return (await communicator.get_response(timeout=10))["status"]
+
+    assert await asyncio.gather(*(get() for _ in range(4))) == [200] * 4
+    assert CountConcurrentViews.most == expected
