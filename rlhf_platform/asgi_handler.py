@@ -24,13 +24,17 @@ see the README.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpRequest, HttpResponseBase
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse, HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix
 
 # Threads beyond this many idle ones are stopped after a burst.
 MAX_IDLE_REQUEST_THREADS = 64
@@ -63,10 +67,76 @@ class SyncChainASGIHandler(ASGIHandler):
             else:
                 request_thread.shutdown(wait=False)
 
-    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+    async def handle(self, scope, receive, send) -> None:
+        """Django's ``ASGIHandler.handle``, with the request's sync work in one thread hop.
+
+        Django hops to the request's thread three times: to send ``request_started``, to run
+        the middleware chain and view, and after sending the response, to close it (which sends
+        ``request_finished`` and returns the database connection). Here the first two are one
+        hop, and a response whose body is already in memory is closed in that hop too, before
+        it is sent, as the connection is no longer needed; a streamed response is closed after
+        its body has been sent, as before.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request() -> HttpResponseBase:
+            response = await self._respond(scope, request)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.send_response(response, send)
+            return response
+
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request()),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            if not response.closed:
+                await sync_to_async(response.close)()
+        body_file.close()
+
+    async def _respond(self, scope, request: HttpRequest) -> HttpResponseBase:
+        def respond() -> HttpResponseBase:
+            signals.request_started.send(sender=self.__class__, scope=scope)
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+            if not response.streaming:
+                response.close()
+            return response
+
         limit = settings.ASGI_MAX_CONCURRENT_VIEWS
         if not limit:
-            return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+            return await sync_to_async(respond, thread_sensitive=True)()
         # Views share the process's interpreter lock. Run at once, they take turns on it and all
         # finish late; a few at a time, with the rest waiting their turn in arrival order, the
         # same work finishes with far shorter tails. Sending a streamed body is not limited.
@@ -75,4 +145,4 @@ class SyncChainASGIHandler(ASGIHandler):
         if slots is None:
             slots = self._view_slots[loop] = asyncio.Semaphore(limit)
         async with slots:
-            return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+            return await sync_to_async(respond, thread_sensitive=True)()
