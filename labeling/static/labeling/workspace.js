@@ -42,6 +42,7 @@ const state = {
   visibleMs: 0,
   fetching: false,
   exhausted: false,
+  saving: null, // the submission being sent, if any
 };
 
 // --- API ---------------------------------------------------------------------------------
@@ -586,7 +587,10 @@ async function submit() {
   showNext();
   const claimNext = !state.exhausted && !state.fetching && state.queue.length + (state.current ? 1 : 0) < PRELOAD;
   if (!claimNext) fillQueue();
-  const result = await sendSubmission(item, claimNext);
+  const saving = sendSubmission(item, claimNext);
+  state.saving = saving;
+  const result = await saving;
+  if (state.saving === saving) state.saving = null;
   if (result.ok) {
     if (result.next) {
       state.queue.push(result.next);
@@ -639,6 +643,8 @@ async function skip(reason) {
 }
 
 async function undo() {
+  // An undo right after a submit waits for that answer to be saved (and the next task held).
+  if (state.saving) await state.saving;
   if (pendingSubmissions().length) {
     say("Your last answer is still being saved; try again in a moment.");
     return;
