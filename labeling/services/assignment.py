@@ -15,9 +15,10 @@ The rules, in order:
 
 Locking: the claim runs in one transaction and picks its task with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent reviewers take
-different rows instead of queueing on the same one. The slot is then taken with a
-conditional ``UPDATE ... WHERE slots_taken < overlap``, which is what guarantees the
-overlap bound. SQLite has no row locks; its write transactions are serialized
+different rows instead of queueing on the same one; only when every open task is held by
+another transaction does it wait for them (``FOR UPDATE``), so that "nothing left" is
+true. The slot is then taken with a conditional ``UPDATE ... WHERE slots_taken < overlap``,
+which is what guarantees the overlap bound. SQLite has no row locks; its write transactions are serialized
 (``transaction_mode = IMMEDIATE`` in settings), which gives the same guarantee.
 """
 
@@ -122,14 +123,18 @@ def _take_task(
 ) -> _OpenTask | None:
     """Take a slot of the first open task of the kind asked for; None when there is none."""
     params = {"campaign": campaign.pk, "reviewer": reviewer.pk, "gold": gold, "overlap": campaign.overlap}
-    sql = with_row_locks(_OPEN_GOLD_TASK if gold else _OPEN_REGULAR_TASK, of="t", skip_locked=True)
-    # The row lock makes the first try succeed; the retries only matter where row locks are
-    # not available and another writer filled the task between the read and the update.
-    for _ in range(1 if gold else 3):
+    query = _OPEN_GOLD_TASK if gold else _OPEN_REGULAR_TASK
+    skip_held = with_row_locks(query, of="t", skip_locked=True)
+    wait_for_held = with_row_locks(query, of="t")
+    # Skipping the tasks other transactions hold keeps concurrent claims apart. When every open
+    # task is held that way (near the end of a campaign), the next try waits for them instead:
+    # a held task may still have room once its holder commits. Without row locks (SQLite) the
+    # tries are the same read, for when another writer filled the task between read and update.
+    for sql in (skip_held, wait_for_held, wait_for_held):
         cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is None:
-            return None
+            continue
         task_id, prompt, lapsed_assignment = row
         cursor.execute(_TAKE_SLOT if gold else _TAKE_SLOT + _HAS_ROOM, {**params, "task": task_id})
         if cursor.rowcount:

@@ -5,7 +5,7 @@ import uuid
 from collections import Counter
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from labeling.models import Assignment, Judgement, Task
 from labeling.services.judgements import judgement_submit
@@ -62,3 +62,31 @@ def test_it_gives_every_task_exactly_overlap_judgements_under_concurrency(manage
     assert not Assignment.objects.filter(state="active").exists()
     # Work was shared, not taken by one thread.
     assert len(submitted) == REVIEWERS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_waits_for_a_held_task_instead_of_finding_nothing_left(manager, make_user):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are a PostgreSQL feature; CI runs this on PostgreSQL")
+    reviewer = make_user("waiting", role=Role.REVIEWER)
+    campaign = make_campaign(manager=manager, reviewers=[reviewer], tasks=pairwise_rows(1), overlap=2)
+    task = Task.objects.get()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_task_row() -> None:
+        # Another transaction holds the only open task, as a concurrent claim or submit does.
+        try:
+            with transaction.atomic():
+                Task.objects.select_for_update().get(pk=task.pk)
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_task_row)
+    holder.start()
+    assert locked.wait(timeout=10)
+    threading.Timer(0.3, release.set).start()
+    claimed = claim_next(reviewer=reviewer, campaign=campaign)
+    holder.join(timeout=10)
+    assert claimed is not None and claimed.task_id == task.pk
