@@ -379,9 +379,7 @@ class SubmitApi(APIView):
         outcome = judgement_submit(reviewer=request.user, assignment_id=assignment_id, **data.validated_data)
         body = {"judgement_id": outcome.judgement.pk, "created": outcome.created}
         if claim_next:
-            claim = None
-            if outcome.created:  # a retried request must not hold a second task
-                claim = judgement_claim_next(reviewer=request.user, judgement=outcome.judgement)
+            claim = judgement_claim_next(reviewer=request.user, outcome=outcome)
             body["next"] = selectors.claim_payload(claim) if claim else None
         return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 

@@ -124,17 +124,24 @@ def _take_task(
     """Take a slot of the first open task of the kind asked for; None when there is none."""
     params = {"campaign": campaign.pk, "reviewer": reviewer.pk, "gold": gold, "overlap": campaign.overlap}
     query = _OPEN_GOLD_TASK if gold else _OPEN_REGULAR_TASK
-    skip_held = with_row_locks(query, of="t", skip_locked=True)
-    wait_for_held = with_row_locks(query, of="t")
-    # Skipping the tasks other transactions hold keeps concurrent claims apart. When every open
-    # task is held that way (near the end of a campaign), the next try waits for them instead:
-    # a held task may still have room once its holder commits. Without row locks (SQLite) the
-    # tries are the same read, for when another writer filled the task between read and update.
-    for sql in (skip_held, wait_for_held, wait_for_held):
+    if connection.features.has_select_for_update_skip_locked:
+        # Skipping the tasks other transactions hold keeps concurrent claims apart. When every
+        # open task is held that way (near the end of a campaign), the second try waits for them:
+        # a held task may still have room once its holder commits.
+        skip_held = with_row_locks(query, of="t", skip_locked=True)
+        tries = (skip_held, with_row_locks(query, of="t"))
+    else:
+        # No row locks (SQLite): the same read again, for when another writer filled the task
+        # between the read and the update.
+        skip_held = None
+        tries = (with_row_locks(query, of="t"),) * 3
+    for sql in tries:
         cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is None:
-            continue
+            if sql is skip_held:
+                continue
+            return None
         task_id, prompt, lapsed_assignment = row
         cursor.execute(_TAKE_SLOT if gold else _TAKE_SLOT + _HAS_ROOM, {**params, "task": task_id})
         if cursor.rowcount:

@@ -215,16 +215,19 @@ def judgement_undo_last(*, reviewer: AbstractBaseUser, campaign: Campaign) -> As
     return assignment
 
 
-def judgement_claim_next(*, reviewer: AbstractBaseUser, judgement: Judgement) -> Claim | None:
+def judgement_claim_next(*, reviewer: AbstractBaseUser, outcome: SubmitOutcome) -> Claim | None:
     """After a submit, hold the reviewer's next task of the judgement's campaign (submit and next in one request).
 
     None when there is none to hold now: nothing left, the campaign no longer active, or the
-    reviewer no longer in its pool. The judgement stands either way; ``next/`` says why.
+    reviewer no longer in its pool; and after a retried submission, which must not hold a
+    second task. The judgement stands either way; ``next/`` says why.
     """
     from labeling.selectors import campaign_for_reviewer  # selectors import this package's Claim
 
+    if not outcome.created:
+        return None
     try:
-        campaign = campaign_for_reviewer(reviewer=reviewer, campaign_id=judgement.task.campaign_id)
+        campaign = campaign_for_reviewer(reviewer=reviewer, campaign_id=outcome.judgement.task.campaign_id)
         return assignment_claim_next(reviewer=reviewer, campaign=campaign)
     except (NotFound, CampaignNotActive):
         return None
