@@ -28,6 +28,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -38,24 +39,29 @@ from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Task
-from labeling.services.sql import datetime_to_db, field_from_db, field_to_db, instance_from_db, with_row_locks
+from labeling.services.sql import (
+    datetime_to_db,
+    field_from_db,
+    field_to_db,
+    instance_from_db,
+    with_row_locks,
+    writes_in_one_statement,
+)
 
 _random = random.SystemRandom()
 
 
-# The claim's statements are written in SQL rather than built by the ORM: a claim runs five of
-# them, and building them cost four times more CPU than PostgreSQL took to run them
-# (benchmarks/labeling_load.py). The same SQL serves SQLite; only the row locks differ.
+# The claim's statements are written in SQL rather than built by the ORM: building them cost
+# four times more CPU than PostgreSQL took to run them (benchmarks/labeling_load.py). The same
+# SQL serves SQLite, without row locks; on PostgreSQL the pick, the slot take and the read of
+# the task are one statement (three round trips fewer).
 _LAPSED_LEASES = """
     SELECT id, task_id FROM labeling_assignment
      WHERE state = 'active' AND lease_expires_at < %(now)s{lock}
 """
-# Tasks the reviewer has not judged, skipped or held (a lapsed hold is fine), each with the
-# reviewer's lapsed assignment of it, if any, which the claim reuses (one per reviewer and task).
+# Tasks the reviewer has not judged, skipped or held (a lapsed hold is fine).
 _OPEN_TASK = """
-    SELECT t.id, t.prompt,
-           (SELECT mine.id FROM labeling_assignment mine
-             WHERE mine.task_id = t.id AND mine.reviewer_id = %(reviewer)s AND mine.state = 'expired')
+    SELECT t.id{columns}
       FROM labeling_task t
      WHERE t.campaign_id = %(campaign)s AND t.response_count >= 2 AND t.is_gold = %(gold)s{room}
        AND NOT EXISTS (SELECT 1 FROM labeling_assignment held
@@ -63,15 +69,28 @@ _OPEN_TASK = """
      ORDER BY {order}, t.id
      LIMIT 1{lock}
 """
+# The reviewer's lapsed assignment of the task, if any, which the claim reuses (one per reviewer and task).
+_LAPSED_HOLD = """(SELECT mine.id FROM labeling_assignment mine
+                    WHERE mine.task_id = {task}.id AND mine.reviewer_id = %(reviewer)s AND mine.state = 'expired')"""
 # Regular tasks: a slot must be free; the fullest first. Gold tasks: shown to every reviewer
 # once, the least-shown first so every gold item gets used.
 _HAS_ROOM = " AND slots_taken < %(overlap)s"
-_OPEN_REGULAR_TASK = _OPEN_TASK.format(
-    room=_HAS_ROOM.replace("slots", "t.slots"), order="t.slots_taken DESC", lock="{lock}"
-)
-_OPEN_GOLD_TASK = _OPEN_TASK.format(room="", order="t.slots_taken", lock="{lock}")
+_REGULAR = {"room": _HAS_ROOM.replace("slots", "t.slots"), "order": "t.slots_taken DESC"}
+_GOLD = {"room": "", "order": "t.slots_taken"}
 _TAKE_SLOT = "UPDATE labeling_task SET slots_taken = slots_taken + 1 WHERE id = %(task)s"
 _TASK_RESPONSES = "SELECT id, text FROM labeling_response WHERE task_id = %(task)s ORDER BY position"
+# PostgreSQL: pick, take a slot and read the task in one statement: the subquery picks and
+# locks the task, the update takes its slot, and RETURNING reads the prompt, the reviewer's
+# lapsed hold and the responses (ids and texts in position order).
+_TAKE_OPEN_TASK = """
+    UPDATE labeling_task SET slots_taken = slots_taken + 1
+     WHERE id = ({pick}){room}
+    RETURNING id, prompt, {lapsed},
+              (SELECT array_agg(r.id ORDER BY r.position) FROM labeling_response r
+                WHERE r.task_id = labeling_task.id),
+              (SELECT array_agg(r.text ORDER BY r.position) FROM labeling_response r
+                WHERE r.task_id = labeling_task.id)
+"""
 _HOLD = """
     INSERT INTO labeling_assignment
            (task_id, reviewer_id, state, shown_order, assigned_at, lease_expires_at, finished_at, skip_reason)
@@ -116,6 +135,27 @@ class _OpenTask(NamedTuple):
     prompt: str | list[dict[str, str]]
     is_gold: bool
     lapsed_assignment: int | None
+    responses: dict[int, str]  # id to text, in position order
+
+
+@cache
+def _open_task_queries(gold: bool, vendor: str) -> tuple[str, ...]:
+    """The statements to try in turn for an open task, each filled with its row locks.
+
+    Skipping the tasks other transactions hold keeps concurrent claims apart. When every open
+    task is held that way (near the end of a campaign), the second try waits for them: a held
+    task may still have room once its holder commits. SQLite has no row locks: it reads again,
+    for when another writer filled the task between the read and the update.
+    """
+    kind = _GOLD if gold else _REGULAR
+    if writes_in_one_statement():
+        pick = _OPEN_TASK.format(columns="", **kind, lock="{lock}")
+        take = _TAKE_OPEN_TASK.format(
+            pick=pick, room="" if gold else _HAS_ROOM, lapsed=_LAPSED_HOLD.format(task="labeling_task")
+        )
+        return with_row_locks(take, of="t", skip_locked=True), with_row_locks(take, of="t")
+    read = _OPEN_TASK.format(columns=", t.prompt, " + _LAPSED_HOLD.format(task="t"), **kind, lock="")
+    return (read,) * 3
 
 
 def _take_task(
@@ -123,30 +163,26 @@ def _take_task(
 ) -> _OpenTask | None:
     """Take a slot of the first open task of the kind asked for; None when there is none."""
     params = {"campaign": campaign.pk, "reviewer": reviewer.pk, "gold": gold, "overlap": campaign.overlap}
-    query = _OPEN_GOLD_TASK if gold else _OPEN_REGULAR_TASK
-    if connection.features.has_select_for_update_skip_locked:
-        # Skipping the tasks other transactions hold keeps concurrent claims apart. When every
-        # open task is held that way (near the end of a campaign), the second try waits for them:
-        # a held task may still have room once its holder commits.
-        skip_held = with_row_locks(query, of="t", skip_locked=True)
-        tries = (skip_held, with_row_locks(query, of="t"))
-    else:
-        # No row locks (SQLite): the same read again, for when another writer filled the task
-        # between the read and the update.
-        skip_held = None
-        tries = (with_row_locks(query, of="t"),) * 3
-    for sql in tries:
+    tries = _open_task_queries(gold, connection.vendor)
+    for number, sql in enumerate(tries, start=1):
         cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is None:
-            if sql is skip_held:
-                continue
+            if writes_in_one_statement() and number < len(tries):
+                continue  # skipped held tasks: wait for them
             return None
-        task_id, prompt, lapsed_assignment = row
-        cursor.execute(_TAKE_SLOT if gold else _TAKE_SLOT + _HAS_ROOM, {**params, "task": task_id})
-        if cursor.rowcount:
-            prompt = field_from_db(Task, "prompt", prompt)
-            return _OpenTask(task_id, campaign.pk, prompt, gold, lapsed_assignment)
+        if writes_in_one_statement():
+            task_id, prompt, lapsed_assignment, response_ids, texts = row
+            responses = dict(zip(response_ids, texts, strict=True))
+        else:
+            task_id, prompt, lapsed_assignment = row
+            cursor.execute(_TAKE_SLOT if gold else _TAKE_SLOT + _HAS_ROOM, {**params, "task": task_id})
+            if not cursor.rowcount:
+                continue
+            cursor.execute(_TASK_RESPONSES, {"task": task_id})
+            responses = dict(cursor.fetchall())
+        prompt = field_from_db(Task, "prompt", prompt)
+        return _OpenTask(task_id, campaign.pk, prompt, gold, lapsed_assignment, responses)
     return None
 
 
@@ -181,8 +217,7 @@ def assignment_claim_next(
         if task is None:
             # Gold tasks alone never keep a reviewer busy: that would give them away.
             return None
-        cursor.execute(_TASK_RESPONSES, {"task": task.id})
-        responses = dict(cursor.fetchall())
+        responses = task.responses
         shown_order = list(responses)
         rng.shuffle(shown_order)
         params = {

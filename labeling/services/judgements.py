@@ -6,14 +6,17 @@ first one made. Judgements are never edited; an undo marks the reviewer's latest
 retracted and gives the task back to them to answer again.
 
 Locking: both operations lock the assignment row (``SELECT ... FOR UPDATE``), so a
-submit, a retry of it, a skip and an undo of the same assignment serialize.
+submit, a retry of it, a skip and an undo of the same assignment serialize. On PostgreSQL
+a submit of an active hold, the common case, writes in one statement instead, which
+changes the row only if it is still the hold that was read; anything else (a retry, a
+lapsed lease, a race) takes the locked path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
@@ -25,7 +28,15 @@ from labeling.errors import CampaignNotActive, Conflict, LabelingError, LeaseLos
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Task
 from labeling.schema import AnswerError, validate_answers
 from labeling.services.assignment import Claim, assignment_claim_next
-from labeling.services.sql import datetime_to_db, field_from_db, field_to_db, instance_from_db, with_row_locks
+from labeling.services.sql import (
+    datetime_to_db,
+    field_from_db,
+    field_to_db,
+    instance_from_db,
+    one_statement_atomic,
+    with_row_locks,
+    writes_in_one_statement,
+)
 
 # Longer than any honest look at one task; longer values are clipped, not rejected.
 MAX_TIME_SPENT_MS = 6 * 60 * 60 * 1000
@@ -35,6 +46,9 @@ MAX_TIME_SPENT_MS = 6 * 60 * 60 * 1000
 class SubmitOutcome:
     judgement: Judgement
     created: bool  # False when this was a retry of an earlier submission
+    # A new judgement's campaign, as far as claiming the reviewer's next task needs it; None
+    # when the reviewer has left its pool, and after a retry.
+    campaign_for_next: Campaign | None = None
 
 
 def _check_submission_id(client_submission_id: str) -> str:
@@ -80,38 +94,77 @@ def judgement_submit(
 
 
 # The submit's statements are written in SQL rather than built by the ORM, as the claim's
-# are (see labeling.services.assignment). Only the assignment row is locked (OF a): locking
-# the joined campaign row too would queue every submit of a campaign behind one another.
+# are (see labeling.services.assignment). The read also fetches what claiming the reviewer's
+# next task needs (``judgement_claim_next``), so submit-and-next asks for the campaign once.
 _ASSIGNMENT_TO_SUBMIT = """
-    SELECT a.state, a.shown_order, a.task_id, t.is_gold, t.campaign_id, c.status, c.question_schema, c.overlap
+    SELECT a.state, a.shown_order, a.assigned_at, a.task_id, t.is_gold, t.campaign_id,
+           c.status, c.question_schema, c.overlap, c.lease_seconds, c.gold_rate,
+           EXISTS (SELECT 1 FROM labeling_campaign_reviewers pool
+                    WHERE pool.campaign_id = c.id AND pool.user_id = %(reviewer)s)
       FROM labeling_assignment a
       JOIN labeling_task t ON t.id = a.task_id
       JOIN labeling_campaign c ON c.id = t.campaign_id
      WHERE a.id = %(assignment)s AND a.reviewer_id = %(reviewer)s{lock}
 """
-_RECORD_JUDGEMENT = """
-    INSERT INTO labeling_judgement
+_JUDGEMENT_COLUMNS = """labeling_judgement
            (assignment_id, task_id, reviewer_id, answers, shown_order, time_spent_ms, client_submission_id,
-            submitted_at, retracted_at)
+            submitted_at, retracted_at)"""
+_RECORD_JUDGEMENT = f"""
+    INSERT INTO {_JUDGEMENT_COLUMNS}
     VALUES (%(assignment)s, %(task)s, %(reviewer)s, %(answers)s, %(shown_order)s, %(time_spent_ms)s,
             %(client_submission_id)s, %(now)s, NULL)
     RETURNING id
-"""
+"""  # noqa: S608 (a constant)
 _MARK_SUBMITTED = "UPDATE labeling_assignment SET state = 'submitted', finished_at = %(now)s WHERE id = %(assignment)s"
 _COUNT_JUDGEMENT = "UPDATE labeling_task SET judgement_count = judgement_count + 1 WHERE id = %(task)s"
+# PostgreSQL: the three writes of a submit in one statement, which is atomic by itself, so it
+# needs no transaction (and no BEGIN and COMMIT round trips). It writes only while the
+# assignment is still the active hold that was read and validated (same ``assigned_at``);
+# otherwise it writes nothing and the submit takes the locked path.
+_SUBMIT_IN_ONE_STATEMENT = f"""
+    WITH submitted AS (
+        UPDATE labeling_assignment SET state = 'submitted', finished_at = %(now)s
+         WHERE id = %(assignment)s AND state = 'active' AND assigned_at = %(assigned_at)s
+        RETURNING task_id
+    ), counted AS (
+        UPDATE labeling_task SET judgement_count = judgement_count + 1 WHERE id IN (SELECT task_id FROM submitted)
+    )
+    INSERT INTO {_JUDGEMENT_COLUMNS}
+    SELECT %(assignment)s, task_id, %(reviewer)s, %(answers)s, %(shown_order)s, %(time_spent_ms)s,
+           %(client_submission_id)s, %(now)s, NULL
+      FROM submitted
+    RETURNING id
+"""  # noqa: S608 (a constant)
 
 
-def _assignment_to_submit(cursor: CursorWrapper, reviewer: AbstractBaseUser, assignment_id: int) -> Assignment:
-    """The reviewer's assignment, locked, with its task and campaign as far as a submit needs them."""
-    sql = with_row_locks(_ASSIGNMENT_TO_SUBMIT, of="a")
+class _ToSubmit(NamedTuple):
+    # The reviewer's assignment, with its task and campaign as far as a submit and a claim need them.
+    assignment: Assignment
+    in_pool: bool  # the reviewer is still in the campaign's pool
+    assigned_at: Any  # as the database returned it, to find the same hold again
+
+
+def _assignment_to_submit(
+    cursor: CursorWrapper, reviewer: AbstractBaseUser, assignment_id: int, *, lock: bool
+) -> _ToSubmit:
+    """What a submit of ``assignment_id`` needs to know, with the assignment row locked if ``lock``."""
+    sql = with_row_locks(_ASSIGNMENT_TO_SUBMIT, of="a") if lock else _ASSIGNMENT_TO_SUBMIT.format(lock="")
     cursor.execute(sql, {"assignment": assignment_id, "reviewer": reviewer.pk})
     row = cursor.fetchone()
     if row is None:
         raise NotFound("No such assignment.")
-    state, shown_order, task_id, is_gold, campaign_id, status, question_schema, overlap = row
-    schema = field_from_db(Campaign, "question_schema", question_schema)
+    (state, shown_order, assigned_at, task_id, is_gold, campaign_id) = row[:6]
+    (status, question_schema, overlap, lease_seconds, gold_rate, in_pool) = row[6:]
     campaign = instance_from_db(
-        Campaign, {"id": campaign_id, "status": status, "question_schema": schema, "overlap": overlap}
+        Campaign,
+        {
+            "id": campaign_id,
+            "status": status,
+            "question_schema": field_from_db(Campaign, "question_schema", question_schema),
+            "overlap": overlap,
+            "lease_seconds": lease_seconds,
+            "gold_rate": gold_rate,
+        },
     )
     task = instance_from_db(Task, {"id": task_id, "campaign_id": campaign_id, "is_gold": is_gold})
     task.campaign = campaign
@@ -126,15 +179,46 @@ def _assignment_to_submit(cursor: CursorWrapper, reviewer: AbstractBaseUser, ass
         },
     )
     assignment.task = task
-    return assignment
+    return _ToSubmit(assignment, in_pool, assigned_at)
+
+
+def _validated_answers(assignment: Assignment, answers: Any) -> Any:
+    """The answers, cleaned, if the assignment can take them; the errors a reviewer can fix otherwise."""
+    if assignment.task.campaign.status == CampaignStatus.CLOSED:
+        raise CampaignNotActive("The campaign is closed; it takes no more answers.")
+    if assignment.state in (AssignmentState.SUBMITTED, AssignmentState.SKIPPED):
+        raise Conflict(f"You already {assignment.state} this task.")
+    try:
+        return validate_answers(assignment.task.campaign.schema, answers, assignment.shown_order)
+    except AnswerError as error:
+        raise LabelingError("Some answers need fixing.", error.errors) from None
 
 
 def _submit(
     reviewer: AbstractBaseUser, assignment_id: int, answers: Any, client_submission_id: str, time_spent_ms: int
 ) -> SubmitOutcome:
     now = timezone.now()
+    judgement_values = {
+        "reviewer": reviewer,
+        "time_spent_ms": min(time_spent_ms, MAX_TIME_SPENT_MS),
+        "client_submission_id": client_submission_id,
+        "submitted_at": now,
+    }
+    if writes_in_one_statement():
+        # The common case, an active hold, in two statements: an unlocked read, then one write
+        # that holds only if the hold is still as read. Anything else takes the locked path.
+        with connection.cursor() as cursor:
+            assignment, in_pool, assigned_at = _assignment_to_submit(cursor, reviewer, assignment_id, lock=False)
+            if assignment.state == AssignmentState.ACTIVE:
+                judgement = _judgement(assignment, _validated_answers(assignment, answers), **judgement_values)
+                params = {**_judgement_params(judgement), "assigned_at": assigned_at}
+                with one_statement_atomic():
+                    cursor.execute(_SUBMIT_IN_ONE_STATEMENT, params)
+                    row = cursor.fetchone()
+                if row is not None:
+                    return _submitted(judgement, row[0], in_pool)
     with transaction.atomic(), connection.cursor() as cursor:
-        assignment = _assignment_to_submit(cursor, reviewer, assignment_id)
+        assignment, in_pool, _ = _assignment_to_submit(cursor, reviewer, assignment_id, lock=True)
         if assignment.state == AssignmentState.SUBMITTED:
             # A retry of the submission that got here first answers with the same judgement.
             earlier = Judgement.objects.filter(
@@ -142,44 +226,45 @@ def _submit(
             ).first()
             if earlier is not None:
                 return SubmitOutcome(earlier, created=False)
-        task, campaign = assignment.task, assignment.task.campaign
-        if campaign.status == CampaignStatus.CLOSED:
-            raise CampaignNotActive("The campaign is closed; it takes no more answers.")
-        if assignment.state in (AssignmentState.SUBMITTED, AssignmentState.SKIPPED):
-            raise Conflict(f"You already {assignment.state} this task.")
-        try:
-            cleaned = validate_answers(campaign.schema, answers, assignment.shown_order)
-        except AnswerError as error:
-            raise LabelingError("Some answers need fixing.", error.errors) from None
+        cleaned = _validated_answers(assignment, answers)
         if assignment.state == AssignmentState.EXPIRED:
-            _retake_lapsed_slot(assignment, campaign)
-        judgement = Judgement(
-            assignment=assignment,
-            task=task,
-            reviewer=reviewer,
-            answers=cleaned,
-            shown_order=assignment.shown_order,
-            time_spent_ms=min(time_spent_ms, MAX_TIME_SPENT_MS),
-            client_submission_id=client_submission_id,
-            submitted_at=now,
-        )
-        params = {
-            "assignment": assignment.pk,
-            "task": task.pk,
-            "reviewer": reviewer.pk,
-            "answers": field_to_db(Judgement, "answers", judgement.answers),
-            "shown_order": field_to_db(Judgement, "shown_order", judgement.shown_order),
-            "time_spent_ms": judgement.time_spent_ms,
-            "client_submission_id": client_submission_id,
-            "now": datetime_to_db(now),
-        }
+            _retake_lapsed_slot(assignment, assignment.task.campaign)
+        judgement = _judgement(assignment, cleaned, **judgement_values)
+        params = _judgement_params(judgement)
         cursor.execute(_RECORD_JUDGEMENT, params)
-        judgement.pk = cursor.fetchone()[0]
-        judgement._state.adding = False
+        judgement_id = cursor.fetchone()[0]
         cursor.execute(_MARK_SUBMITTED, params)
-        assignment.state, assignment.finished_at = AssignmentState.SUBMITTED, now
         cursor.execute(_COUNT_JUDGEMENT, params)
-    return SubmitOutcome(judgement, created=True)
+    return _submitted(judgement, judgement_id, in_pool)
+
+
+def _judgement(assignment: Assignment, answers: Any, **values: Any) -> Judgement:
+    return Judgement(
+        assignment=assignment, task=assignment.task, answers=answers, shown_order=assignment.shown_order, **values
+    )
+
+
+def _judgement_params(judgement: Judgement) -> dict[str, Any]:
+    """The statement parameters of a judgement to record, and of its assignment's and task's updates."""
+    return {
+        "assignment": judgement.assignment_id,
+        "task": judgement.task_id,
+        "reviewer": judgement.reviewer_id,
+        "answers": field_to_db(Judgement, "answers", judgement.answers),
+        "shown_order": field_to_db(Judgement, "shown_order", judgement.shown_order),
+        "time_spent_ms": judgement.time_spent_ms,
+        "client_submission_id": judgement.client_submission_id,
+        "now": datetime_to_db(judgement.submitted_at),
+    }
+
+
+def _submitted(judgement: Judgement, judgement_id: int, in_pool: bool) -> SubmitOutcome:
+    judgement.pk = judgement_id
+    judgement._state.adding = False
+    judgement.assignment.state = AssignmentState.SUBMITTED
+    judgement.assignment.finished_at = judgement.submitted_at
+    campaign = judgement.task.campaign
+    return SubmitOutcome(judgement, created=True, campaign_for_next=campaign if in_pool else None)
 
 
 def judgement_undo_last(*, reviewer: AbstractBaseUser, campaign: Campaign) -> Assignment:
@@ -222,12 +307,9 @@ def judgement_claim_next(*, reviewer: AbstractBaseUser, outcome: SubmitOutcome) 
     reviewer no longer in its pool; and after a retried submission, which must not hold a
     second task. The judgement stands either way; ``next/`` says why.
     """
-    from labeling.selectors import campaign_for_reviewer  # selectors import this package's Claim
-
-    if not outcome.created:
+    if not outcome.created or outcome.campaign_for_next is None:
         return None
     try:
-        campaign = campaign_for_reviewer(reviewer=reviewer, campaign_id=outcome.judgement.task.campaign_id)
-        return assignment_claim_next(reviewer=reviewer, campaign=campaign)
-    except (NotFound, CampaignNotActive):
+        return assignment_claim_next(reviewer=reviewer, campaign=outcome.campaign_for_next)
+    except CampaignNotActive:
         return None

@@ -7,10 +7,11 @@ database has them.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model
 
 
@@ -45,3 +46,19 @@ def with_row_locks(sql: str, *, of: str, skip_locked: bool = False) -> str:
     if not skip_locked and features.has_select_for_update_of:
         return sql.format(lock=f" FOR UPDATE OF {of}")
     return sql.format(lock="")
+
+
+def writes_in_one_statement() -> bool:
+    """Whether the database can do several writes in one statement (PostgreSQL's data-modifying
+    ``WITH``, subqueries in ``RETURNING``), which the hot paths use to save round trips."""
+    return connection.vendor == "postgresql"
+
+
+def one_statement_atomic() -> contextlib.AbstractContextManager[Any]:
+    """Around a statement that is atomic by itself (autocommit), when it is meant to stand alone.
+
+    Outside a transaction it adds nothing: no BEGIN and COMMIT round trips. Inside one (the
+    caller's, or a test's) it is a savepoint, so that the statement's failure, such as a unique
+    violation the caller turns into an answer, does not abort the enclosing transaction.
+    """
+    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
