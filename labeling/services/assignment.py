@@ -13,23 +13,25 @@ The rules, in order:
   most once, and nothing in what a reviewer receives tells gold from regular;
 - responses are shown in a random order, recorded on the assignment.
 
-Locking: the claim runs in one transaction and picks its task with
-``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent reviewers take
-different rows instead of queueing on the same one; only when every open task is held by
-another transaction does it wait for them (``FOR UPDATE``), so that "nothing left" is
-true. The slot is then taken with a conditional ``UPDATE ... WHERE slots_taken < overlap``,
-which is what guarantees the overlap bound. SQLite has no row locks; its write transactions are serialized
-(``transaction_mode = IMMEDIATE`` in settings), which gives the same guarantee.
+Locking: on PostgreSQL the claim is one statement, which picks its task with
+``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent reviewers take different rows instead
+of queueing on the same one; only when every open task is held by another transaction does
+it wait for them (``FOR UPDATE``), so that "nothing left" is true. The slot is taken with a
+conditional ``UPDATE ... WHERE slots_taken < overlap``, which is what guarantees the overlap
+bound. SQLite has no row locks; there the claim is a transaction of several statements, and
+write transactions are serialized (``transaction_mode = IMMEDIATE`` in settings), which
+gives the same guarantee.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -39,11 +41,13 @@ from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Task
+from labeling.services.imports import MAX_RESPONSES
 from labeling.services.sql import (
     datetime_to_db,
     field_from_db,
     field_to_db,
     instance_from_db,
+    one_statement_atomic,
     with_row_locks,
     writes_in_one_statement,
 )
@@ -52,9 +56,9 @@ _random = random.SystemRandom()
 
 
 # The claim's statements are written in SQL rather than built by the ORM: building them cost
-# four times more CPU than PostgreSQL took to run them (benchmarks/labeling_load.py). The same
-# SQL serves SQLite, without row locks; on PostgreSQL the pick, the slot take and the read of
-# the task are one statement (three round trips fewer).
+# four times more CPU than PostgreSQL took to run them (benchmarks/labeling_load.py). SQLite
+# runs them one by one; PostgreSQL runs the whole claim as one statement built from the same
+# pieces (``_CLAIM_IN_ONE_STATEMENT``).
 _LAPSED_LEASES = """
     SELECT id, task_id FROM labeling_assignment
      WHERE state = 'active' AND lease_expires_at < %(now)s{lock}
@@ -71,6 +75,49 @@ _OPEN_TASK = """
 """
 # The reviewer's lapsed assignment of the task, if any, which the claim reuses (one per reviewer and task).
 _LAPSED_HOLD = """(SELECT mine.id FROM labeling_assignment mine
+                    WHERE mine.task_id = {task}.id AND mine.reviewer_id = %(reviewer)s AND mine.state = 'expired')"""
+# Regular tasks: a slot must be free; the fullest first. Gold tasks: shown to every reviewer
+# once, the least-shown first so every gold item gets used.
+_HAS_ROOM = " AND slots_taken < %(overlap)s"
+_REGULAR = {"room": _HAS_ROOM.replace("slots", "t.slots"), "order": "t.slots_taken DESC"}
+_GOLD = {"room": "", "order": "t.slots_taken"}
+_TAKE_SLOT = "UPDATE labeling_task SET slots_taken = slots_taken + 1 WHERE id = %(task)s"
+_TASK_RESPONSES = "SELECT id, text FROM labeling_response WHERE task_id = %(task)s ORDER BY position"
+# PostgreSQL: the whole claim in one statement, which is atomic by itself and so needs no
+# transaction (no BEGIN and COMMIT round trips). The subquery picks and locks an open task,
+# the UPDATE takes its slot, and the assignment is inserted (or the reviewer's lapsed one is
+# held again) with the task's responses in the order they will be shown: ranked by a random
+# permutation of response positions (``rank``), drawn in Python.
+_CLAIM_IN_ONE_STATEMENT = """
+    WITH taken AS (
+        UPDATE labeling_task SET slots_taken = slots_taken + 1
+         WHERE id = ({pick}){room}
+        RETURNING id, prompt, {lapsed} AS lapsed
+    ), shown AS (
+        SELECT array_agg(r.id ORDER BY (%(rank)s::int[])[r.position + 1], r.id) AS ids,
+               array_agg(r.text ORDER BY (%(rank)s::int[])[r.position + 1], r.id) AS texts
+          FROM labeling_response r
+         WHERE r.task_id = (SELECT id FROM taken)
+    ), held AS (
+        INSERT INTO labeling_assignment
+               (task_id, reviewer_id, state, shown_order, assigned_at, lease_expires_at, finished_at, skip_reason)
+        SELECT taken.id, %(reviewer)s, 'active', to_jsonb(shown.ids), %(now)s, %(expires)s, NULL, ''
+          FROM taken, shown
+         WHERE taken.lapsed IS NULL
+        RETURNING id
+    ), held_again AS (
+        UPDATE labeling_assignment a
+           SET state = 'active', shown_order = to_jsonb(shown.ids), assigned_at = %(now)s,
+               lease_expires_at = %(expires)s, finished_at = NULL, skip_reason = ''
+          FROM taken, shown
+         WHERE a.id = taken.lapsed
+        RETURNING a.id
+    )
+    SELECT taken.id, taken.prompt, taken.lapsed, shown.ids, shown.texts,
+           COALESCE((SELECT id FROM held), (SELECT id FROM held_again))
+      FROM taken, shown
+"""
+_HOLD = """(SELECT mine.id FROM labeling_assignment mine
                     WHERE mine.task_id = {task}.id AND mine.reviewer_id = %(reviewer)s AND mine.state = 'expired')"""
 # Regular tasks: a slot must be free; the fullest first. Gold tasks: shown to every reviewer
 # once, the least-shown first so every gold item gets used.
@@ -129,61 +176,100 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     return len(lapsed)
 
 
-class _OpenTask(NamedTuple):
-    id: int
-    campaign_id: int
-    prompt: str | list[dict[str, str]]
+class _SweepSchedule:
+    """When a claim should return lapsed leases to the pool: at most once per ``seconds`` per
+    process, as a sweep is a statement every claim would otherwise pay for. A claim that finds
+    nothing sweeps anyway (``assignment_claim_next``), so "nothing left" stays true."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._next_at = 0.0
+
+    def due(self) -> bool:
+        # Two threads can both find it due; that costs one more sweep, nothing else.
+        now = time.monotonic()
+        if now < self._next_at:
+            return False
+        self._next_at = now + self.seconds
+        return True
+
+
+lease_sweeps = _SweepSchedule(seconds=1.0)
+
+
+class _Held(NamedTuple):
+    """A task just held for the reviewer, as far as the claim read it."""
+
+    assignment_id: int
+    task_id: int
     is_gold: bool
-    lapsed_assignment: int | None
-    responses: dict[int, str]  # id to text, in position order
+    prompt: str | list[dict[str, str]]
+    shown_order: list[int]
+    responses: dict[int, str]  # id to text
+    reused: bool  # the reviewer's own lapsed assignment, taken up again
 
 
 @cache
-def _open_task_queries(gold: bool, vendor: str) -> tuple[str, ...]:
+def _open_task_queries(gold: bool, in_one_statement: bool) -> tuple[str, ...]:
     """The statements to try in turn for an open task, each filled with its row locks.
 
-    Skipping the tasks other transactions hold keeps concurrent claims apart. When every open
-    task is held that way (near the end of a campaign), the second try waits for them: a held
-    task may still have room once its holder commits. SQLite has no row locks: it reads again,
-    for when another writer filled the task between the read and the update.
+    PostgreSQL: the one-statement claim, first skipping the tasks other transactions hold,
+    which keeps concurrent claims apart; when every open task is held that way (near the end
+    of a campaign), the second try waits for them, as a held task may still have room once
+    its holder commits. SQLite has no row locks: it reads again, for when another writer
+    filled the task between the read and the update.
     """
     kind = _GOLD if gold else _REGULAR
-    if writes_in_one_statement():
-        pick = _OPEN_TASK.format(columns="", **kind, lock="{lock}")
-        take = _TAKE_OPEN_TASK.format(
-            pick=pick, room="" if gold else _HAS_ROOM, lapsed=_LAPSED_HOLD.format(task="labeling_task")
+    if in_one_statement:
+        claim = _CLAIM_IN_ONE_STATEMENT.format(
+            pick=_OPEN_TASK.format(columns="", **kind, lock="{lock}"),
+            room="" if gold else _HAS_ROOM,
+            lapsed=_LAPSED_HOLD.format(task="labeling_task"),
         )
-        return with_row_locks(take, of="t", skip_locked=True), with_row_locks(take, of="t")
+        return with_row_locks(claim, of="t", skip_locked=True), with_row_locks(claim, of="t")
     read = _OPEN_TASK.format(columns=", t.prompt, " + _LAPSED_HOLD.format(task="t"), **kind, lock="")
     return (read,) * 3
 
 
-def _take_task(
-    cursor: CursorWrapper, campaign: Campaign, reviewer: AbstractBaseUser, *, gold: bool
-) -> _OpenTask | None:
-    """Take a slot of the first open task of the kind asked for; None when there is none."""
-    params = {"campaign": campaign.pk, "reviewer": reviewer.pk, "gold": gold, "overlap": campaign.overlap}
-    tries = _open_task_queries(gold, connection.vendor)
-    for number, sql in enumerate(tries, start=1):
+def _hold_in_one_statement(cursor: CursorWrapper, params: dict[str, Any]) -> _Held | None:
+    for sql in _open_task_queries(params["gold"], in_one_statement=True):
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is not None:
+            task_id, prompt, lapsed_assignment, shown_order, texts, assignment_id = row
+            responses = dict(zip(shown_order, texts, strict=True))
+            reused = lapsed_assignment is not None
+            return _Held(assignment_id, task_id, params["gold"], prompt, shown_order, responses, reused)
+    return None
+
+
+def _hold_step_by_step(cursor: CursorWrapper, params: dict[str, Any]) -> _Held | None:
+    """The claim as separate statements, in the caller's transaction (SQLite)."""
+    take_slot = _TAKE_SLOT if params["gold"] else _TAKE_SLOT + _HAS_ROOM
+    for sql in _open_task_queries(params["gold"], in_one_statement=False):
         cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is None:
-            if writes_in_one_statement() and number < len(tries):
-                continue  # skipped held tasks: wait for them
             return None
-        if writes_in_one_statement():
-            task_id, prompt, lapsed_assignment, response_ids, texts = row
-            responses = dict(zip(response_ids, texts, strict=True))
-        else:
-            task_id, prompt, lapsed_assignment = row
-            cursor.execute(_TAKE_SLOT if gold else _TAKE_SLOT + _HAS_ROOM, {**params, "task": task_id})
-            if not cursor.rowcount:
-                continue
-            cursor.execute(_TASK_RESPONSES, {"task": task_id})
-            responses = dict(cursor.fetchall())
-        prompt = field_from_db(Task, "prompt", prompt)
-        return _OpenTask(task_id, campaign.pk, prompt, gold, lapsed_assignment, responses)
-    return None
+        task_id, prompt, lapsed_assignment = row
+        cursor.execute(take_slot, {**params, "task": task_id})
+        if cursor.rowcount:
+            break
+    else:
+        return None
+    cursor.execute(_TASK_RESPONSES, {"task": task_id})
+    responses = dict(cursor.fetchall())
+    shown_order = [pk for _, pk in sorted(zip(params["rank"], responses, strict=False))]
+    hold = {**params, "task": task_id, "assignment": lapsed_assignment}
+    hold["shown_order"] = field_to_db(Assignment, "shown_order", shown_order)
+    if lapsed_assignment is None:
+        cursor.execute(_HOLD, hold)
+        assignment_id = cursor.fetchone()[0]
+    else:
+        cursor.execute(_HOLD_AGAIN, hold)
+        assignment_id = lapsed_assignment
+    reused = lapsed_assignment is not None
+    return _Held(assignment_id, task_id, params["gold"], prompt, shown_order, responses, reused)
 
 
 @dataclass(frozen=True)
@@ -200,51 +286,69 @@ def assignment_claim_next(
     """Give ``reviewer`` a new task of ``campaign`` and hold it for the campaign's lease.
 
     Returns None when nothing is left for this reviewer. The caller has checked that the
-    reviewer belongs to the campaign (``selectors.campaign_for_reviewer``). Lapsed leases are returned
-    to the pool first, in the same transaction.
+    reviewer belongs to the campaign (``selectors.campaign_for_reviewer``). Lapsed leases are
+    returned to the pool first when a sweep is due (``lease_sweeps``), and always before
+    answering that nothing is left.
     """
     rng = rng or _random
     if campaign.status != CampaignStatus.ACTIVE:
         raise CampaignNotActive(f"The campaign is {campaign.get_status_display().lower()}; it hands out no tasks.")
     now = timezone.now()
-    expires = now + timedelta(seconds=campaign.lease_seconds)
-    with transaction.atomic(), connection.cursor() as cursor:
+    swept = lease_sweeps.due()
+    if swept:
         assignments_expire(now=now)
-        task = None
-        if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
-            task = _take_task(cursor, campaign, reviewer, gold=True)
-        task = task or _take_task(cursor, campaign, reviewer, gold=False)
-        if task is None:
-            # Gold tasks alone never keep a reviewer busy: that would give them away.
-            return None
-        responses = task.responses
-        shown_order = list(responses)
-        rng.shuffle(shown_order)
-        params = {
-            "task": task.id,
-            "reviewer": reviewer.pk,
-            "assignment": task.lapsed_assignment,
-            "shown_order": field_to_db(Assignment, "shown_order", shown_order),
-            "now": datetime_to_db(now),
-            "expires": datetime_to_db(expires),
-        }
-        if task.lapsed_assignment is None:
-            cursor.execute(_HOLD, params)
-            assignment_id = cursor.fetchone()[0]
-        else:
-            cursor.execute(_HOLD_AGAIN, params)
-            assignment_id = task.lapsed_assignment
+    claim = _claim(reviewer, campaign, rng, now)
+    if claim is None and not swept and assignments_expire(now=now):
+        claim = _claim(reviewer, campaign, rng, now)
+    return claim
+
+
+def _claim(reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random, now: datetime) -> Claim | None:
+    expires = now + timedelta(seconds=campaign.lease_seconds)
+    gold_first = campaign.gold_rate > 0 and rng.random() < campaign.gold_rate
+    # Responses are shown in the order of a random permutation of their positions.
+    rank = list(range(MAX_RESPONSES))
+    rng.shuffle(rank)
+    params = {
+        "campaign": campaign.pk,
+        "reviewer": reviewer.pk,
+        "overlap": campaign.overlap,
+        "rank": rank,
+        "now": datetime_to_db(now),
+        "expires": datetime_to_db(expires),
+    }
+    if writes_in_one_statement():
+        hold, atomic = _hold_in_one_statement, one_statement_atomic()
+    else:
+        hold, atomic = _hold_step_by_step, transaction.atomic()
+    with atomic, connection.cursor() as cursor:
+        held = None
+        if gold_first:
+            held = hold(cursor, {**params, "gold": True})
+        # Gold tasks alone never keep a reviewer busy: that would give them away.
+        held = held or hold(cursor, {**params, "gold": False})
+    if held is None:
+        return None
+    task = instance_from_db(
+        Task,
+        {
+            "id": held.task_id,
+            "campaign_id": campaign.pk,
+            "prompt": field_from_db(Task, "prompt", held.prompt),
+            "is_gold": held.is_gold,
+        },
+    )
     assignment = Assignment(
-        pk=assignment_id,
+        pk=held.assignment_id,
         # What the claim read of the task; other fields load on access, as with .only().
-        task=instance_from_db(Task, task._asdict()),
+        task=task,
         reviewer=reviewer,
         state=AssignmentState.ACTIVE,
-        shown_order=shown_order,
+        shown_order=held.shown_order,
         assigned_at=now,
         lease_expires_at=expires,
     )
-    return Claim(assignment=assignment, responses=responses, reused=task.lapsed_assignment is not None)
+    return Claim(assignment=assignment, responses=held.responses, reused=held.reused)
 
 
 def assignment_skip(*, reviewer: AbstractBaseUser, assignment_id: int, reason: str) -> Assignment:

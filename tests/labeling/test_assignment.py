@@ -7,9 +7,12 @@ from django.utils import timezone
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
 from labeling.models import Assignment, AssignmentState, CampaignStatus, Task
 from labeling.selectors import assignment_payload, campaign_for_reviewer
+from labeling.services import assignment as assignment_service
+from labeling.services import judgements as judgement_service
 from labeling.services.assignment import (
     assignment_skip,
     assignments_expire,
+    lease_sweeps,
 )
 from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role
@@ -88,6 +91,54 @@ def test_it_lets_a_reviewer_take_back_a_task_whose_lease_they_let_lapse(manager,
     Assignment.objects.filter(pk=lapsed.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     again = claim_next(reviewer=reviewers[0], campaign=campaign)
     assert again.pk == lapsed.pk and again.state == AssignmentState.ACTIVE
+
+
+def test_between_sweeps_a_claim_leaves_lapsed_leases_while_other_tasks_are_open(manager, reviewers, monkeypatch):
+    campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(3), overlap=1)
+    lapsed = claim_next(reviewer=reviewers[0], campaign=campaign)
+    Assignment.objects.filter(pk=lapsed.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    monkeypatch.setattr(lease_sweeps, "due", lambda: False)
+    other = claim_next(reviewer=reviewers[1], campaign=campaign)
+    assert other.task_id != lapsed.task_id
+    assert Assignment.objects.get(pk=lapsed.pk).state == AssignmentState.ACTIVE
+    # When a sweep is due, the lapsed task is back in the pool, first in id order among the empty ones.
+    monkeypatch.setattr(lease_sweeps, "due", lambda: True)
+    assert claim_next(reviewer=reviewers[2], campaign=campaign).task_id == lapsed.task_id
+    assert Assignment.objects.get(pk=lapsed.pk).state == AssignmentState.EXPIRED
+
+
+def test_lease_sweeps_are_due_at_most_once_per_interval(monkeypatch):
+    schedule = type(lease_sweeps)(seconds=1.0)
+    clock = iter([100.0, 100.5, 100.99, 101.0, 101.2])
+    monkeypatch.setattr(assignment_service.time, "monotonic", lambda: next(clock))
+    assert [schedule.due() for _ in range(5)] == [True, False, False, True, False]
+
+
+@pytest.fixture
+def step_by_step(monkeypatch):
+    """Claim and submit in separate statements, as on SQLite, whatever the database."""
+    for module in (assignment_service, judgement_service):
+        monkeypatch.setattr(module, "writes_in_one_statement", lambda: False)
+
+
+def test_the_step_by_step_claim_and_submit_keep_the_rules(manager, reviewers, step_by_step, monkeypatch):
+    monkeypatch.setattr(lease_sweeps, "due", lambda: True)
+    campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(3), overlap=2)
+    first = claim_next(reviewer=reviewers[0], campaign=campaign)
+    assert sorted(first.shown_order) == sorted(
+        Task.objects.get(pk=first.task_id).responses.values_list("pk", flat=True)
+    )
+    second = claim_next(reviewer=reviewers[1], campaign=campaign)
+    assert second.task_id == first.task_id  # fullest first
+    assert submit(reviewers[1], second).created
+    Assignment.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    again = claim_next(reviewer=reviewers[0], campaign=campaign)
+    assert again.pk == first.pk and again.state == AssignmentState.ACTIVE
+    assert submit(reviewers[0], again).created
+    for reviewer in reviewers:
+        while (claimed := claim_next(reviewer=reviewer, campaign=campaign)) is not None:
+            assert submit(reviewer, claimed).created
+    assert set(Task.objects.values_list("judgement_count", "slots_taken")) == {(2, 2)}
 
 
 def test_it_expires_only_lapsed_leases(manager, reviewers):
