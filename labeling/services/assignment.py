@@ -87,15 +87,15 @@ _TASK_RESPONSES = "SELECT id, text FROM labeling_response WHERE task_id = %(task
 # transaction (no BEGIN and COMMIT round trips). The subquery picks and locks an open task,
 # the UPDATE takes its slot, and the assignment is inserted (or the reviewer's lapsed one is
 # held again) with the task's responses in the order they will be shown: ranked by a random
-# permutation of response positions (``rank``), drawn in Python.
+# key per response position (``rank``), drawn in Python.
 _CLAIM_IN_ONE_STATEMENT = """
     WITH taken AS (
         UPDATE labeling_task SET slots_taken = slots_taken + 1
          WHERE id = ({pick}){room}
         RETURNING id, prompt, {lapsed} AS lapsed
     ), shown AS (
-        SELECT array_agg(r.id ORDER BY (%(rank)s::int[])[r.position + 1], r.id) AS ids,
-               array_agg(r.text ORDER BY (%(rank)s::int[])[r.position + 1], r.id) AS texts
+        SELECT array_agg(r.id ORDER BY (%(rank)s::bigint[])[r.position + 1], r.id) AS ids,
+               array_agg(r.text ORDER BY (%(rank)s::bigint[])[r.position + 1], r.id) AS texts
           FROM labeling_response r
          WHERE r.task_id = (SELECT id FROM taken)
     ), held AS (
@@ -306,9 +306,10 @@ def assignment_claim_next(
 def _claim(reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random, now: datetime) -> Claim | None:
     expires = now + timedelta(seconds=campaign.lease_seconds)
     gold_first = campaign.gold_rate > 0 and rng.random() < campaign.gold_rate
-    # Responses are shown in the order of a random permutation of their positions.
-    rank = list(range(MAX_RESPONSES))
-    rng.shuffle(rank)
+    # Responses are shown in the order of a random key per position: 32 random bits each, all
+    # drawn at once (a shuffle would ask the system's random source once per position).
+    keys = rng.getrandbits(32 * MAX_RESPONSES)
+    rank = [(keys >> (32 * position)) & 0xFFFFFFFF for position in range(MAX_RESPONSES)]
     params = {
         "campaign": campaign.pk,
         "reviewer": reviewer.pk,
