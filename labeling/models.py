@@ -76,7 +76,7 @@ class Task(models.Model):
     meta = models.JSONField(default=dict, blank=True)
     # Gold answer by response position (import order): {"preferred": 0} or {"ranking": [1, 0, 2]}.
     gold = models.JSONField(null=True, blank=True)
-    is_gold = models.BooleanField(default=False, db_index=True)
+    is_gold = models.BooleanField(default=False)
     response_count = models.PositiveSmallIntegerField(default=0)
     # Live assignments (active, or submitted and not retracted). Never more than the campaign's overlap
     # for regular tasks; gold tasks are shown to every reviewer once.
@@ -105,7 +105,8 @@ class Task(models.Model):
 
 
 class Response(models.Model):
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="responses")
+    # Looked up through the (task, position) constraint's index; one of its own would only cost writes.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="responses", db_index=False)
     position = models.PositiveSmallIntegerField(help_text="Order in the import; never shown to reviewers.")
     text = models.TextField()
     model_name = models.CharField(max_length=200, blank=True)
@@ -127,8 +128,12 @@ class AssignmentState(models.TextChoices):
 
 
 class Assignment(models.Model):
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    # Both looked up through the composite indexes below, which lead with them: indexes of their
+    # own would only cost every claim and submit more writes.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     state = models.CharField(max_length=10, choices=AssignmentState.choices, default=AssignmentState.ACTIVE)
     # Response ids in the order this reviewer saw them, left/top first.
     shown_order = models.JSONField()
@@ -154,7 +159,10 @@ class Judgement(models.Model):
 
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="judgements")
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judgements")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgements")
+    # Looked up through the (reviewer, ...) indexes below.
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgements", db_index=False
+    )
     answers = models.JSONField()
     shown_order = models.JSONField()
     time_spent_ms = models.PositiveIntegerField(help_text="Milliseconds from display to submit, as the client saw.")
