@@ -16,6 +16,7 @@ django_asgi_application = SyncChainASGIHandler()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from rlhf_platform.routing import websocket_urlpatterns  # noqa: E402
 
@@ -27,7 +28,12 @@ application = ProtocolTypeRouter(
     }
 )
 
-# What is loaded by now (Django, the apps, their modules) lives as long as the process. Frozen,
-# the garbage collector's full passes skip it: about 100,000 objects, whose traversal
-# otherwise stalls every request of the worker for some 40 ms each time a full pass runs.
+# The URLconf and every view module it names load on the first request otherwise; loaded now,
+# they are frozen with the rest below.
+get_resolver().url_patterns  # noqa: B018 (loading is the point)
+
+# What is loaded by now (Django, the apps, the views and what they import) lives as long as
+# the process. Frozen, the garbage collector's full passes skip it: some 200,000 objects,
+# whose traversal otherwise holds the worker's interpreter lock, and so stalls every request
+# in it, for 100 ms or more each time a full pass runs (benchmarks/labeling_load.py).
 gc.freeze()

@@ -135,3 +135,17 @@ async def test_it_runs_at_most_the_configured_number_of_views_at_once(settings, 
 
     assert await asyncio.gather(*(get() for _ in range(4))) == [200] * 4
     assert CountConcurrentViews.most == expected
+
+
+def test_the_asgi_application_loads_the_views_before_freezing_what_it_loaded(run_django):
+    """Objects loaded at start-up, views included, are frozen out of the garbage collector's full passes."""
+    code = (
+        "import gc, sys\n"
+        "import rlhf_platform.asgi\n"
+        "print('labeling.api' in sys.modules, 'training.api' in sys.modules, len(gc.get_objects()))\n"
+    )
+    result = run_django(code=code, DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    labeling_views, training_views, unfrozen = result.stdout.split()
+    assert labeling_views == training_views == "True"
+    assert int(unfrozen) < 1_000  # of some 200,000 loaded
