@@ -117,27 +117,6 @@ _CLAIM_IN_ONE_STATEMENT = """
            COALESCE((SELECT id FROM held), (SELECT id FROM held_again))
       FROM taken, shown
 """
-_HOLD = """(SELECT mine.id FROM labeling_assignment mine
-                    WHERE mine.task_id = {task}.id AND mine.reviewer_id = %(reviewer)s AND mine.state = 'expired')"""
-# Regular tasks: a slot must be free; the fullest first. Gold tasks: shown to every reviewer
-# once, the least-shown first so every gold item gets used.
-_HAS_ROOM = " AND slots_taken < %(overlap)s"
-_REGULAR = {"room": _HAS_ROOM.replace("slots", "t.slots"), "order": "t.slots_taken DESC"}
-_GOLD = {"room": "", "order": "t.slots_taken"}
-_TAKE_SLOT = "UPDATE labeling_task SET slots_taken = slots_taken + 1 WHERE id = %(task)s"
-_TASK_RESPONSES = "SELECT id, text FROM labeling_response WHERE task_id = %(task)s ORDER BY position"
-# PostgreSQL: pick, take a slot and read the task in one statement: the subquery picks and
-# locks the task, the update takes its slot, and RETURNING reads the prompt, the reviewer's
-# lapsed hold and the responses (ids and texts in position order).
-_TAKE_OPEN_TASK = """
-    UPDATE labeling_task SET slots_taken = slots_taken + 1
-     WHERE id = ({pick}){room}
-    RETURNING id, prompt, {lapsed},
-              (SELECT array_agg(r.id ORDER BY r.position) FROM labeling_response r
-                WHERE r.task_id = labeling_task.id),
-              (SELECT array_agg(r.text ORDER BY r.position) FROM labeling_response r
-                WHERE r.task_id = labeling_task.id)
-"""
 _HOLD = """
     INSERT INTO labeling_assignment
            (task_id, reviewer_id, state, shown_order, assigned_at, lease_expires_at, finished_at, skip_reason)
