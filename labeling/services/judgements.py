@@ -96,6 +96,8 @@ def judgement_submit(
 # The submit's statements are written in SQL rather than built by the ORM, as the claim's
 # are (see labeling.services.assignment). The read also fetches what claiming the reviewer's
 # next task needs (``judgement_claim_next``), so submit-and-next asks for the campaign once.
+# Where it locks, only the assignment row is locked (OF a): locking the joined campaign row too
+# would queue every submit of a campaign behind one another.
 _ASSIGNMENT_TO_SUBMIT = """
     SELECT a.state, a.shown_order, a.assigned_at, a.task_id, t.is_gold, t.campaign_id,
            c.status, c.question_schema, c.overlap, c.lease_seconds, c.gold_rate,
