@@ -77,10 +77,18 @@ _OPEN_TASK = """
 _LAPSED_HOLD = """(SELECT mine.id FROM labeling_assignment mine
                     WHERE mine.task_id = {task}.id AND mine.reviewer_id = %(reviewer)s AND mine.state = 'expired')"""
 # Regular tasks: a slot must be free; the fullest first. Gold tasks: shown to every reviewer
-# once, the least-shown first so every gold item gets used.
+# once, the least-shown first so every gold item gets used, and only while a regular task is
+# open to the reviewer: gold tasks alone would give themselves away.
 _HAS_ROOM = " AND slots_taken < %(overlap)s"
+_REGULAR_TASK_LEFT = """
+       AND EXISTS (SELECT 1 FROM labeling_task o
+                    WHERE o.campaign_id = %(campaign)s AND o.response_count >= 2 AND NOT o.is_gold
+                      AND o.slots_taken < %(overlap)s
+                      AND NOT EXISTS (SELECT 1 FROM labeling_assignment h
+                                       WHERE h.task_id = o.id AND h.reviewer_id = %(reviewer)s
+                                         AND h.state <> 'expired'))"""
 _REGULAR = {"room": _HAS_ROOM.replace("slots", "t.slots"), "order": "t.slots_taken DESC"}
-_GOLD = {"room": "", "order": "t.slots_taken"}
+_GOLD = {"room": _REGULAR_TASK_LEFT, "order": "t.slots_taken"}
 _TAKE_SLOT = "UPDATE labeling_task SET slots_taken = slots_taken + 1 WHERE id = %(task)s"
 _TASK_RESPONSES = "SELECT id, text FROM labeling_response WHERE task_id = %(task)s ORDER BY position"
 # PostgreSQL: the whole claim in one statement, which is atomic by itself and so needs no
@@ -305,7 +313,6 @@ def _claim(reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random, n
         held = None
         if gold_first:
             held = hold(cursor, {**params, "gold": True})
-        # Gold tasks alone never keep a reviewer busy: that would give them away.
         held = held or hold(cursor, {**params, "gold": False})
     if held is None:
         return None

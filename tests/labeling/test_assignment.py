@@ -191,6 +191,32 @@ def test_it_sends_nothing_that_tells_gold_or_models_apart(manager, reviewers):
     assert set(payload) == {"assignment_id", "lease_expires_at", "prompt", "responses", "previous_answers"}
 
 
+class _Coin(random.Random):
+    """A random source whose gold coin always lands the same way."""
+
+    def __init__(self, gold: bool) -> None:
+        super().__init__(0)
+        self.gold = gold
+
+    def random(self) -> float:
+        return 0.0 if self.gold else 0.99
+
+
+@pytest.mark.parametrize("path", ["database default", "step by step"])
+def test_gold_goes_out_only_while_a_regular_task_is_open_to_the_reviewer(manager, reviewers, path, request):
+    if path == "step by step":
+        request.getfixturevalue("step_by_step")
+    campaign = make_campaign(
+        manager=manager, reviewers=reviewers, tasks=pairwise_rows(3, gold_every=2), overlap=2, gold_rate=0.5
+    )  # t0 and t2 are gold, t1 is regular
+    regular = claim_next(reviewer=reviewers[0], campaign=campaign, rng=_Coin(gold=False))
+    assert regular.task.external_id == "t1"
+    # Only gold is left for this reviewer: nothing, though the coin says gold.
+    assert claim_next(reviewer=reviewers[0], campaign=campaign, rng=_Coin(gold=True)) is None
+    # Another reviewer, for whom t1 is still open, gets gold when the coin says so.
+    assert claim_next(reviewer=reviewers[1], campaign=campaign, rng=_Coin(gold=True)).task.is_gold
+
+
 def test_it_skips_tasks_without_enough_responses(manager, reviewers):
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=[{"id": "p", "prompt": "generate me"}])
     assert claim_next(reviewer=reviewers[0], campaign=campaign) is None
