@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from labeling.models import Assignment, Judgement, Task
-from labeling.services.judgements import judgement_submit
+from labeling.services.judgements import judgement_claim_next, judgement_submit
 from rlhf_platform.roles import Role
 from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 
@@ -17,8 +17,40 @@ OVERLAP = 3
 REVIEWERS = 8  # below the connection pool size (10), so no thread waits for a connection
 
 
+def _claim_then_submit(reviewer, campaign) -> int:
+    """Claim, then submit, until nothing is left; how many were submitted."""
+    count = 0
+    while (assignment := claim_next(reviewer=reviewer, campaign=campaign)) is not None:
+        assert _submit(reviewer, assignment).created
+        count += 1
+    return count
+
+
+def _submit_and_claim_next(reviewer, campaign) -> int:
+    """Each submit then holds the next task, as ``submit/`` with ``claim_next`` does."""
+    count, assignment = 0, claim_next(reviewer=reviewer, campaign=campaign)
+    while assignment is not None:
+        outcome = _submit(reviewer, assignment)
+        assert outcome.created
+        count += 1
+        claim = judgement_claim_next(reviewer=reviewer, outcome=outcome)
+        assignment = claim.assignment if claim else None
+    return count
+
+
+def _submit(reviewer, assignment):
+    return judgement_submit(
+        reviewer=reviewer,
+        assignment_id=assignment.pk,
+        answers={"preference": {"winner": assignment.shown_order[0], "strength": 1}},
+        client_submission_id=str(uuid.uuid4()),
+        time_spent_ms=10,
+    )
+
+
+@pytest.mark.parametrize("loop", [_claim_then_submit, _submit_and_claim_next])
 @pytest.mark.django_db(transaction=True)
-def test_it_gives_every_task_exactly_overlap_judgements_under_concurrency(manager, make_user):
+def test_it_gives_every_task_exactly_overlap_judgements_under_concurrency(manager, make_user, loop):
     if connection.vendor != "postgresql":
         pytest.skip("row locks (SKIP LOCKED) are a PostgreSQL feature; CI runs this on PostgreSQL")
     reviewers = [make_user(f"load{i}", role=Role.REVIEWER) for i in range(REVIEWERS)]
@@ -30,16 +62,7 @@ def test_it_gives_every_task_exactly_overlap_judgements_under_concurrency(manage
     def review(reviewer) -> None:
         try:
             start.wait()
-            while (assignment := claim_next(reviewer=reviewer, campaign=campaign)) is not None:
-                outcome = judgement_submit(
-                    reviewer=reviewer,
-                    assignment_id=assignment.pk,
-                    answers={"preference": {"winner": assignment.shown_order[0], "strength": 1}},
-                    client_submission_id=str(uuid.uuid4()),
-                    time_spent_ms=10,
-                )
-                assert outcome.created
-                submitted[reviewer.pk] += 1
+            submitted[reviewer.pk] += loop(reviewer, campaign)
         except BaseException as error:  # reported below, with the thread's own traceback
             failures.append(error)
             raise
