@@ -142,6 +142,8 @@ elif _database["ENGINE"] == "django.db.backends.postgresql":
     # transaction mode), which cannot keep a connection's prepared statements.
     if env_bool("DATABASE_PREPARED_STATEMENTS", default=True):
         _database.setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 2})
+        # Django's backend, with batches sized to PostgreSQL's limit on a statement's parameters.
+        _database["ENGINE"] = "rlhf_platform.postgresql"
     # An explicit test database name: the Daphne child process of live-server tests would
     # otherwise connect to "test_test_<db>" (django/channels#2176).
     _database["TEST"] = {"NAME": f"test_{_database['NAME']}"}

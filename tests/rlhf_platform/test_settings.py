@@ -59,10 +59,17 @@ def test_it_defaults_to_sqlite_under_var(run_django, tmp_path):
 
 def test_it_reads_a_postgres_database_url(run_django):
     loaded = load_settings(run_django, DEBUG="1", DATABASE_URL="postgres://rlhf:pw@db.internal:5433/feedback")
-    assert loaded["db_engine"] == "django.db.backends.postgresql"
+    # Django's backend with statements sized to the parameter limit of server-side parameters.
+    assert loaded["db_engine"] == "rlhf_platform.postgresql"
     assert (loaded["db_host"], loaded["db_port"], loaded["db_user"]) == ("db.internal", 5433, "rlhf")
     assert loaded["db_name"] == "feedback"
     assert loaded["db_test_name"] == "test_feedback"
+
+
+def test_without_prepared_statements_it_uses_djangos_own_backend(run_django):
+    url = "postgres://rlhf:pw@db.internal:5433/feedback"
+    loaded = load_settings(run_django, DEBUG="1", DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="0")
+    assert loaded["db_engine"] == "django.db.backends.postgresql"
 
 
 def test_it_rejects_an_unsupported_database(run_django):
