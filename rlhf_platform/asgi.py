@@ -35,5 +35,6 @@ get_resolver().url_patterns  # noqa: B018 (loading is the point)
 # What is loaded by now (Django, the apps, the views and what they import) lives as long as
 # the process. Frozen, the garbage collector's full passes skip it: some 200,000 objects,
 # whose traversal otherwise holds the worker's interpreter lock, and so stalls every request
-# in it, for 100 ms or more each time a full pass runs (benchmarks/labeling_load.py).
+# in it, for 100 ms or more each time a full pass runs (measured in a worker with gc.callbacks
+# under benchmarks/labeling_load.py).
 gc.freeze()

@@ -147,7 +147,8 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     transaction when there is one.
     """
     now = now or timezone.now()
-    # Inside the claim's transaction no savepoint is needed: a failure here fails the claim.
+    # Its own transaction when called alone (as a claim does); inside a caller's transaction no
+    # savepoint is needed, as a failure here fails the caller too.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
             with_row_locks(_LAPSED_LEASES, of="labeling_assignment", skip_locked=True), {"now": datetime_to_db(now)}
