@@ -55,7 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         events.emit("failed", error=str(error), error_type="SpecError")
         return 2
-    return run_spec(spec, events, cancel)
+    try:
+        return run_spec(spec, events, cancel)
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, leave the process group before exiting. Left to the interpreter's shutdown,
+    gloo's threads at times abort a rank after a finished run ("terminate called without an
+    active exception", exit code -6), which fails the whole launch."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class StderrThatOutlivesItsReader:
