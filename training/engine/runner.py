@@ -61,7 +61,7 @@ def training_arguments(spec: TrainingSpec, config_class: type, device: Device, *
         eval_steps=spec.eval_steps if periodic_eval else None,
         use_cpu=not device.cuda,
         bf16=device.bf16,
-        activation_checkpointing=gradient_checkpointing,  # transformers 5's name for it
+        activation_checkpointing=gradient_checkpointing,  # its name since transformers 5.23
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
