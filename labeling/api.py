@@ -28,7 +28,7 @@ from labeling.services import campaigns as campaign_services
 from labeling.services.assignment import assignment_claim_next, assignment_skip
 from labeling.services.datasets import dataset_build, dataset_download_file, dataset_params
 from labeling.services.imports import FORMATS, format_from_name, tasks_import
-from labeling.services.judgements import judgement_claim_next, judgement_submit, judgement_undo_last
+from labeling.services.judgements import judgement_submit, judgement_submit_and_claim_next, judgement_undo_last
 from rlhf_platform.permissions import IsManager, IsReviewer
 from rlhf_platform.roles import user_is_manager
 
@@ -376,10 +376,14 @@ class SubmitApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         claim_next = data.validated_data.pop("claim_next")
-        outcome = judgement_submit(reviewer=request.user, assignment_id=assignment_id, **data.validated_data)
+        if claim_next:
+            outcome, claim = judgement_submit_and_claim_next(
+                reviewer=request.user, assignment_id=assignment_id, **data.validated_data
+            )
+        else:
+            outcome = judgement_submit(reviewer=request.user, assignment_id=assignment_id, **data.validated_data)
         body = {"judgement_id": outcome.judgement.pk, "created": outcome.created}
         if claim_next:
-            claim = judgement_claim_next(reviewer=request.user, outcome=outcome)
             body["next"] = selectors.claim_payload(claim) if claim else None
         return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 

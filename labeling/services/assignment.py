@@ -58,7 +58,7 @@ _random = random.SystemRandom()
 # The claim's statements are written in SQL rather than built by the ORM: building them cost
 # four times more CPU than PostgreSQL took to run them (benchmarks/labeling_load.py). SQLite
 # runs them one by one; PostgreSQL runs the whole claim as one statement built from the same
-# pieces (``_CLAIM_IN_ONE_STATEMENT``).
+# pieces (``_CLAIM``).
 _LAPSED_LEASES = """
     SELECT id, task_id FROM labeling_assignment
      WHERE state = 'active' AND lease_expires_at < %(now)s{lock}
@@ -96,8 +96,7 @@ _TASK_RESPONSES = "SELECT id, text FROM labeling_response WHERE task_id = %(task
 # the UPDATE takes its slot, and the assignment is inserted (or the reviewer's lapsed one is
 # held again) with the task's responses in the order they will be shown: ranked by a random
 # key per response position (``rank``), drawn in Python.
-_CLAIM_IN_ONE_STATEMENT = """
-    WITH taken AS (
+_CLAIM = """taken AS (
         UPDATE labeling_task SET slots_taken = slots_taken + 1
          WHERE id = ({pick}){room}
         RETURNING id, prompt, {lapsed} AS lapsed
@@ -120,11 +119,12 @@ _CLAIM_IN_ONE_STATEMENT = """
           FROM taken, shown
          WHERE a.id = taken.lapsed
         RETURNING a.id
-    )
-    SELECT taken.id, taken.prompt, taken.lapsed, shown.ids, shown.texts,
+    )"""
+# What a claim returns: the task, the reviewer's lapsed assignment of it if any, the responses
+# in their shown order, and the assignment now held.
+_CLAIMED = """taken.id, taken.prompt, taken.lapsed, shown.ids, shown.texts,
            COALESCE((SELECT id FROM held), (SELECT id FROM held_again))
-      FROM taken, shown
-"""
+      FROM taken, shown"""
 _HOLD = """
     INSERT INTO labeling_assignment
            (task_id, reviewer_id, state, shown_order, assigned_at, lease_expires_at, finished_at, skip_reason)
@@ -207,16 +207,33 @@ def _open_task_queries(gold: bool, in_one_statement: bool) -> tuple[str, ...]:
     its holder commits. SQLite has no row locks: it reads again, for when another writer
     filled the task between the read and the update.
     """
-    kind = _GOLD if gold else _REGULAR
     if in_one_statement:
-        claim = _CLAIM_IN_ONE_STATEMENT.format(
-            pick=_OPEN_TASK.format(columns="", **kind, lock="{lock}"),
-            room="" if gold else _HAS_ROOM,
-            lapsed=_LAPSED_HOLD.format(task="labeling_task"),
-        )
+        claim = "WITH " + _claim_ctes(gold) + " SELECT " + _CLAIMED
         return with_row_locks(claim, of="t", skip_locked=True), with_row_locks(claim, of="t")
+    kind = _GOLD if gold else _REGULAR
     read = _OPEN_TASK.format(columns=", t.prompt, " + _LAPSED_HOLD.format(task="t"), **kind, lock="")
     return (read,) * 3
+
+
+# The CTE that a statement claiming after its own write (``claim_after_write``) must name the
+# write it makes first; it returns a row when that write happened.
+BEFORE_CLAIM = "before_claim"
+_AFTER_WRITE = " AND EXISTS (SELECT 1 FROM before_claim)"
+
+
+def _claim_ctes(gold: bool, *, after_write: bool = False) -> str:
+    """The claim's common table expressions (``_CLAIM``), with ``{lock}`` left to fill.
+
+    ``after_write``: the task is picked only once the same statement's ``BEFORE_CLAIM`` CTE
+    ran and returned a row. The pick reads it, which makes PostgreSQL run it first.
+    """
+    kind = _GOLD if gold else _REGULAR
+    gate = _AFTER_WRITE if after_write else ""
+    return _CLAIM.format(
+        pick=_OPEN_TASK.format(columns="", order=kind["order"], room=kind["room"] + gate, lock="{lock}"),
+        room="" if gold else _HAS_ROOM,
+        lapsed=_LAPSED_HOLD.format(task="labeling_task"),
+    )
 
 
 def _hold_in_one_statement(cursor: CursorWrapper, params: dict[str, Any]) -> _Held | None:
@@ -224,11 +241,15 @@ def _hold_in_one_statement(cursor: CursorWrapper, params: dict[str, Any]) -> _He
         cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is not None:
-            task_id, prompt, lapsed_assignment, shown_order, texts, assignment_id = row
-            responses = dict(zip(shown_order, texts, strict=True))
-            reused = lapsed_assignment is not None
-            return _Held(assignment_id, task_id, params["gold"], prompt, shown_order, responses, reused)
+            return _held_from_row(row, gold=params["gold"])
     return None
+
+
+def _held_from_row(row: tuple[Any, ...], *, gold: bool) -> _Held:
+    """A task held by the one-statement claim, from its ``_CLAIMED`` columns."""
+    task_id, prompt, lapsed_assignment, shown_order, texts, assignment_id = row
+    responses = dict(zip(shown_order, texts, strict=True))
+    return _Held(assignment_id, task_id, gold, prompt, shown_order, responses, lapsed_assignment is not None)
 
 
 def _hold_step_by_step(cursor: CursorWrapper, params: dict[str, Any]) -> _Held | None:
@@ -268,6 +289,11 @@ class Claim:
     reused: bool  # the reviewer's own lapsed assignment, taken up again
 
 
+def _check_hands_out_tasks(campaign: Campaign) -> None:
+    if campaign.status != CampaignStatus.ACTIVE:
+        raise CampaignNotActive(f"The campaign is {campaign.get_status_display().lower()}; it hands out no tasks.")
+
+
 def assignment_claim_next(
     *, reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random | None = None
 ) -> Claim | None:
@@ -279,8 +305,7 @@ def assignment_claim_next(
     answering that nothing is left.
     """
     rng = rng or _random
-    if campaign.status != CampaignStatus.ACTIVE:
-        raise CampaignNotActive(f"The campaign is {campaign.get_status_display().lower()}; it hands out no tasks.")
+    _check_hands_out_tasks(campaign)
     now = timezone.now()
     swept = lease_sweeps.due()
     if swept:
@@ -291,37 +316,58 @@ def assignment_claim_next(
     return claim
 
 
-def _claim(reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random, now: datetime) -> Claim | None:
+@dataclass(frozen=True)
+class _ClaimTry:
+    """One claim of the reviewer's next task: who, when, and the statement parameters."""
+
+    reviewer: AbstractBaseUser
+    campaign: Campaign
+    now: datetime
+    expires: datetime
+    params: dict[str, Any]  # with "gold": whether this try is for a gold task
+
+    @property
+    def gold(self) -> bool:
+        return self.params["gold"]
+
+
+def _claim_try(reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random, now: datetime) -> _ClaimTry:
     expires = now + timedelta(seconds=campaign.lease_seconds)
-    gold_first = campaign.gold_rate > 0 and rng.random() < campaign.gold_rate
+    gold = campaign.gold_rate > 0 and rng.random() < campaign.gold_rate
     # Responses are shown in the order of a random key per position: 32 random bits each, all
     # drawn at once (a shuffle would ask the system's random source once per position).
     keys = rng.getrandbits(32 * MAX_RESPONSES)
-    rank = [(keys >> (32 * position)) & 0xFFFFFFFF for position in range(MAX_RESPONSES)]
     params = {
         "campaign": campaign.pk,
         "reviewer": reviewer.pk,
         "overlap": campaign.overlap,
-        "rank": rank,
+        "rank": [(keys >> (32 * position)) & 0xFFFFFFFF for position in range(MAX_RESPONSES)],
         "now": datetime_to_db(now),
         "expires": datetime_to_db(expires),
+        "gold": gold,
     }
+    return _ClaimTry(reviewer, campaign, now, expires, params)
+
+
+def _claim(reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random, now: datetime) -> Claim | None:
+    claim_try = _claim_try(reviewer, campaign, rng, now)
+    params = claim_try.params
     if writes_in_one_statement():
         hold, atomic = _hold_in_one_statement, one_statement_atomic()
     else:
         hold, atomic = _hold_step_by_step, transaction.atomic()
     with atomic, connection.cursor() as cursor:
-        held = None
-        if gold_first:
-            held = hold(cursor, {**params, "gold": True})
+        held = hold(cursor, params) if claim_try.gold else None
         held = held or hold(cursor, {**params, "gold": False})
-    if held is None:
-        return None
+    return None if held is None else _claimed(claim_try, held)
+
+
+def _claimed(claim_try: _ClaimTry, held: _Held) -> Claim:
     task = instance_from_db(
         Task,
         {
             "id": held.task_id,
-            "campaign_id": campaign.pk,
+            "campaign_id": claim_try.campaign.pk,
             "prompt": field_from_db(Task, "prompt", held.prompt),
             "is_gold": held.is_gold,
         },
@@ -330,13 +376,55 @@ def _claim(reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Random, n
         pk=held.assignment_id,
         # What the claim read of the task; other fields load on access, as with .only().
         task=task,
-        reviewer=reviewer,
+        reviewer=claim_try.reviewer,
         state=AssignmentState.ACTIVE,
         shown_order=held.shown_order,
-        assigned_at=now,
-        lease_expires_at=expires,
+        assigned_at=claim_try.now,
+        lease_expires_at=claim_try.expires,
     )
     return Claim(assignment=assignment, responses=held.responses, reused=held.reused)
+
+
+class ClaimAfterWrite(NamedTuple):
+    """A claim to run inside a caller's data-modifying statement (PostgreSQL), after its write.
+
+    The caller's statement is ``WITH <its CTEs>, <ctes> SELECT ..., <columns>``, and one of
+    its CTEs is ``BEFORE_CLAIM``: the claim picks a task only once that CTE has returned a
+    row. This is the claim's first try only: when ``columns`` come back empty, claim with
+    ``assignment_claim_next``, which tries everything.
+    """
+
+    ctes: str
+    columns: str
+    params: dict[str, Any]
+    claim_try: _ClaimTry
+
+    def claimed(self, row: tuple[Any, ...]) -> Claim | None:
+        """The claim from ``columns`` as returned (all NULL: none)."""
+        if row[0] is None:
+            return None
+        return _claimed(self.claim_try, _held_from_row(row, gold=self.claim_try.gold))
+
+
+def claim_after_write(
+    *, reviewer: AbstractBaseUser, campaign: Campaign, now: datetime, rng: random.Random | None = None
+) -> ClaimAfterWrite:
+    """Plan claiming ``reviewer``'s next task in a statement that makes a write first (``BEFORE_CLAIM``).
+
+    A task is picked only after that write, so a statement that waits on a row lock waits
+    there, before it holds a task: concurrent statements then cannot wait on each other's
+    picks, and the pick itself skips locked tasks. Sweeps lapsed leases first when due.
+    """
+    _check_hands_out_tasks(campaign)
+    if lease_sweeps.due():
+        assignments_expire(now=now)
+    claim_try = _claim_try(reviewer, campaign, rng or _random, now)
+    return ClaimAfterWrite(_claim_after_write_ctes(claim_try.gold), _CLAIMED, claim_try.params, claim_try)
+
+
+@cache
+def _claim_after_write_ctes(gold: bool) -> str:
+    return with_row_locks(_claim_ctes(gold, after_write=True), of="t", skip_locked=True)
 
 
 def assignment_skip(*, reviewer: AbstractBaseUser, assignment_id: int, reason: str) -> Assignment:

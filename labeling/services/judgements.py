@@ -9,13 +9,16 @@ Locking: both operations lock the assignment row (``SELECT ... FOR UPDATE``), so
 submit, a retry of it, a skip and an undo of the same assignment serialize. On PostgreSQL
 a submit of an active hold, the common case, writes in one statement instead, which
 changes the row only if it is still the hold that was read; anything else (a retry, a
-lapsed lease, a race) takes the locked path.
+lapsed lease, a race) takes the locked path. Submit-and-next
+(``judgement_submit_and_claim_next``) puts the claim of the reviewer's next task into that
+same statement, after the submit's writes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -27,7 +30,13 @@ from django.utils import timezone
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, LeaseLost, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Task
 from labeling.schema import AnswerError, validate_answers
-from labeling.services.assignment import Claim, assignment_claim_next
+from labeling.services.assignment import (
+    BEFORE_CLAIM,
+    Claim,
+    ClaimAfterWrite,
+    assignment_claim_next,
+    claim_after_write,
+)
 from labeling.services.sql import (
     datetime_to_db,
     field_from_db,
@@ -82,11 +91,44 @@ def judgement_submit(
     time_spent_ms: int,
 ) -> SubmitOutcome:
     """Record the reviewer's answers for the task of ``assignment_id``."""
+    outcome, _ = _checked_submit(reviewer, assignment_id, answers, client_submission_id, time_spent_ms)
+    return outcome
+
+
+def judgement_submit_and_claim_next(
+    *,
+    reviewer: AbstractBaseUser,
+    assignment_id: int,
+    answers: Any,
+    client_submission_id: str,
+    time_spent_ms: int,
+) -> tuple[SubmitOutcome, Claim | None]:
+    """``judgement_submit``, then ``judgement_claim_next``: submit and next in one request.
+
+    On PostgreSQL the submit of an active hold and the claim's first try are one statement.
+    """
+    outcome, claim = _checked_submit(
+        reviewer, assignment_id, answers, client_submission_id, time_spent_ms, claim_next=True
+    )
+    if claim is None:
+        claim = judgement_claim_next(reviewer=reviewer, outcome=outcome)
+    return outcome, claim
+
+
+def _checked_submit(
+    reviewer: AbstractBaseUser,
+    assignment_id: int,
+    answers: Any,
+    client_submission_id: str,
+    time_spent_ms: int,
+    *,
+    claim_next: bool = False,
+) -> tuple[SubmitOutcome, Claim | None]:
     client_submission_id = _check_submission_id(client_submission_id)
     if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or time_spent_ms < 0:
         raise LabelingError("time_spent_ms must be a non-negative integer.", {"time_spent_ms": "Must be >= 0."})
     try:
-        return _submit(reviewer, assignment_id, answers, client_submission_id, time_spent_ms)
+        return _submit(reviewer, assignment_id, answers, client_submission_id, time_spent_ms, claim_next=claim_next)
     except IntegrityError:
         # The (reviewer, client_submission_id) constraint: the id named another submission,
         # and the whole transaction was rolled back.
@@ -123,20 +165,37 @@ _COUNT_JUDGEMENT = "UPDATE labeling_task SET judgement_count = judgement_count +
 # needs no transaction (and no BEGIN and COMMIT round trips). It writes only while the
 # assignment is still the active hold that was read and validated (same ``assigned_at``);
 # otherwise it writes nothing and the submit takes the locked path.
-_SUBMIT_IN_ONE_STATEMENT = f"""
-    WITH submitted AS (
+_SUBMITTED = """submitted AS (
         UPDATE labeling_assignment SET state = 'submitted', finished_at = %(now)s
          WHERE id = %(assignment)s AND state = 'active' AND assigned_at = %(assigned_at)s
         RETURNING task_id
-    ), counted AS (
+    ), {counted} AS (
         UPDATE labeling_task SET judgement_count = judgement_count + 1 WHERE id IN (SELECT task_id FROM submitted)
-    )
+        RETURNING id
+    )"""
+_RECORD_SUBMITTED = f"""
     INSERT INTO {_JUDGEMENT_COLUMNS}
     SELECT %(assignment)s, task_id, %(reviewer)s, %(answers)s, %(shown_order)s, %(time_spent_ms)s,
            %(client_submission_id)s, %(now)s, NULL
       FROM submitted
     RETURNING id
 """  # noqa: S608 (a constant)
+_SUBMIT_IN_ONE_STATEMENT = "WITH " + _SUBMITTED.format(counted="counted") + _RECORD_SUBMITTED
+_SUBMIT_AND_CLAIM = """WITH {submitted}, recorded AS ({record}), {claim}
+    SELECT recorded.id, claimed.* FROM recorded LEFT JOIN (SELECT {claimed}) AS claimed ON true"""
+
+
+@cache
+def _submit_and_claim_in_one_statement(claim_ctes: str, claimed_columns: str) -> str:
+    """The submit's statement, then the claim of the reviewer's next task: one round trip and
+    one commit for both. The claim picks its task after the submit's writes (``BEFORE_CLAIM``:
+    the task's count), so that only the submit's part can wait for a row lock."""
+    return _SUBMIT_AND_CLAIM.format(
+        submitted=_SUBMITTED.format(counted=BEFORE_CLAIM),
+        record=_RECORD_SUBMITTED,
+        claim=claim_ctes,
+        claimed=claimed_columns,
+    )
 
 
 class _ToSubmit(NamedTuple):
@@ -197,8 +256,16 @@ def _validated_answers(assignment: Assignment, answers: Any) -> Any:
 
 
 def _submit(
-    reviewer: AbstractBaseUser, assignment_id: int, answers: Any, client_submission_id: str, time_spent_ms: int
-) -> SubmitOutcome:
+    reviewer: AbstractBaseUser,
+    assignment_id: int,
+    answers: Any,
+    client_submission_id: str,
+    time_spent_ms: int,
+    *,
+    claim_next: bool,
+) -> tuple[SubmitOutcome, Claim | None]:
+    """The submit, and with ``claim_next`` the first try at the reviewer's next task where it
+    can share the submit's statement (None when it did not, or found nothing)."""
     now = timezone.now()
     judgement_values = {
         "reviewer": reviewer,
@@ -214,11 +281,18 @@ def _submit(
             if assignment.state == AssignmentState.ACTIVE:
                 judgement = _judgement(assignment, _validated_answers(assignment, answers), **judgement_values)
                 params = {**_judgement_params(judgement), "assigned_at": assigned_at}
+                sql, next_claim = _SUBMIT_IN_ONE_STATEMENT, None
+                if claim_next and in_pool:
+                    next_claim = _claim_after_submit(reviewer, assignment.task.campaign, now)
+                if next_claim is not None:
+                    sql = _submit_and_claim_in_one_statement(next_claim.ctes, next_claim.columns)
+                    params.update(next_claim.params)
                 with one_statement_atomic():
-                    cursor.execute(_SUBMIT_IN_ONE_STATEMENT, params)
+                    cursor.execute(sql, params)
                     row = cursor.fetchone()
                 if row is not None:
-                    return _submitted(judgement, row[0], in_pool)
+                    claim = next_claim.claimed(row[1:]) if next_claim is not None else None
+                    return _submitted(judgement, row[0], in_pool), claim
     with transaction.atomic(), connection.cursor() as cursor:
         assignment, in_pool, _ = _assignment_to_submit(cursor, reviewer, assignment_id, lock=True)
         if assignment.state == AssignmentState.SUBMITTED:
@@ -227,7 +301,7 @@ def _submit(
                 assignment=assignment, reviewer=reviewer, client_submission_id=client_submission_id
             ).first()
             if earlier is not None:
-                return SubmitOutcome(earlier, created=False)
+                return SubmitOutcome(earlier, created=False), None
         cleaned = _validated_answers(assignment, answers)
         if assignment.state == AssignmentState.EXPIRED:
             _retake_lapsed_slot(assignment, assignment.task.campaign)
@@ -237,7 +311,14 @@ def _submit(
         judgement_id = cursor.fetchone()[0]
         cursor.execute(_MARK_SUBMITTED, params)
         cursor.execute(_COUNT_JUDGEMENT, params)
-    return _submitted(judgement, judgement_id, in_pool)
+    return _submitted(judgement, judgement_id, in_pool), None
+
+
+def _claim_after_submit(reviewer: AbstractBaseUser, campaign: Campaign, now: datetime) -> ClaimAfterWrite | None:
+    try:
+        return claim_after_write(reviewer=reviewer, campaign=campaign, now=now)
+    except CampaignNotActive:
+        return None
 
 
 def _judgement(assignment: Assignment, answers: Any, **values: Any) -> Judgement:

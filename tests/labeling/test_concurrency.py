@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from labeling.models import Assignment, Judgement, Task
-from labeling.services.judgements import judgement_claim_next, judgement_submit
+from labeling.services.judgements import judgement_claim_next, judgement_submit, judgement_submit_and_claim_next
 from rlhf_platform.roles import Role
 from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 
@@ -27,7 +27,7 @@ def _claim_then_submit(reviewer, campaign) -> int:
 
 
 def _submit_and_claim_next(reviewer, campaign) -> int:
-    """Each submit then holds the next task, as ``submit/`` with ``claim_next`` does."""
+    """Each submit, then a claim of the next task in a call of its own."""
     count, assignment = 0, claim_next(reviewer=reviewer, campaign=campaign)
     while assignment is not None:
         outcome = _submit(reviewer, assignment)
@@ -38,17 +38,33 @@ def _submit_and_claim_next(reviewer, campaign) -> int:
     return count
 
 
+def _submit_with_claim_next(reviewer, campaign) -> int:
+    """Each submit holds the next task in the same call, as ``submit/`` with ``claim_next`` does
+    (on PostgreSQL in the submit's statement)."""
+    count, assignment = 0, claim_next(reviewer=reviewer, campaign=campaign)
+    while assignment is not None:
+        outcome, claim = judgement_submit_and_claim_next(
+            reviewer=reviewer, assignment_id=assignment.pk, **_answer(assignment)
+        )
+        assert outcome.created
+        count += 1
+        assignment = claim.assignment if claim else None
+    return count
+
+
 def _submit(reviewer, assignment):
-    return judgement_submit(
-        reviewer=reviewer,
-        assignment_id=assignment.pk,
-        answers={"preference": {"winner": assignment.shown_order[0], "strength": 1}},
-        client_submission_id=str(uuid.uuid4()),
-        time_spent_ms=10,
-    )
+    return judgement_submit(reviewer=reviewer, assignment_id=assignment.pk, **_answer(assignment))
 
 
-@pytest.mark.parametrize("loop", [_claim_then_submit, _submit_and_claim_next])
+def _answer(assignment) -> dict:
+    return {
+        "answers": {"preference": {"winner": assignment.shown_order[0], "strength": 1}},
+        "client_submission_id": str(uuid.uuid4()),
+        "time_spent_ms": 10,
+    }
+
+
+@pytest.mark.parametrize("loop", [_claim_then_submit, _submit_and_claim_next, _submit_with_claim_next])
 @pytest.mark.django_db(transaction=True)
 def test_it_gives_every_task_exactly_overlap_judgements_under_concurrency(manager, make_user, loop):
     if connection.vendor != "postgresql":

@@ -1,12 +1,16 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, LeaseLost, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Judgement, Task
 from labeling.selectors import assignment_payload, reviewer_progress
-from labeling.services.judgements import judgement_submit, judgement_undo_last
+from labeling.services import assignment as assignment_services
+from labeling.services import judgements as judgement_services
+from labeling.services.judgements import judgement_submit, judgement_submit_and_claim_next, judgement_undo_last
 from rlhf_platform.roles import Role
 from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 
@@ -149,3 +153,64 @@ def test_it_counts_progress_for_the_reviewer(campaign, reviewers):
     assert reviewer_progress(reviewer=reviewers[0], campaign=campaign) == {"done_today": 0, "left_in_campaign": 6}
     submit(reviewers[0], claim_next(reviewer=reviewers[0], campaign=campaign))
     assert reviewer_progress(reviewer=reviewers[0], campaign=campaign) == {"done_today": 1, "left_in_campaign": 5}
+
+
+def submit_and_claim_next(reviewer, assignment, submission_id="0f9a1c7e-0002"):
+    return judgement_submit_and_claim_next(
+        reviewer=reviewer,
+        assignment_id=assignment.pk,
+        answers=answer_for(assignment),
+        client_submission_id=submission_id,
+        time_spent_ms=4200,
+    )
+
+
+@pytest.fixture
+def no_sweep_due(monkeypatch):
+    monkeypatch.setattr(assignment_services.lease_sweeps, "due", lambda: False)
+
+
+def test_a_submit_and_the_next_claim_share_one_statement_on_postgresql(campaign, reviewers, no_sweep_due):
+    if connection.vendor != "postgresql":
+        pytest.skip("data-modifying WITH is PostgreSQL's; CI runs this on PostgreSQL")
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
+    with CaptureQueriesContext(connection) as queries:
+        outcome, claim = submit_and_claim_next(reviewers[0], assignment)
+    # The read of the assignment, then one statement that writes the judgement and holds the next
+    # task (the test's transaction adds a savepoint around it).
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 2, [sql[:80] for sql in statements]
+    assert outcome.created and claim is not None and claim.assignment.task_id != assignment.task_id
+    held = Assignment.objects.get(reviewer=reviewers[0], state=AssignmentState.ACTIVE)
+    assert held.pk == claim.assignment.pk and held.shown_order == claim.assignment.shown_order
+    assert set(claim.responses) == set(held.shown_order)
+    assert Task.objects.get(pk=held.task_id).slots_taken == 1
+    assert Task.objects.get(pk=assignment.task_id).judgement_count == 1
+
+
+def test_a_submit_that_finds_its_hold_changed_holds_no_task_in_the_same_statement(
+    campaign, reviewers, monkeypatch, no_sweep_due
+):
+    """When the hold changed between the read and the write, the one statement writes nothing
+    and picks nothing; the locked path then saves the answer and one claim follows."""
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
+    read = judgement_services._assignment_to_submit
+
+    def read_a_stale_hold(*args, **kwargs):
+        to_submit = read(*args, **kwargs)
+        return to_submit._replace(assigned_at=to_submit.assigned_at - timedelta(seconds=1))
+
+    monkeypatch.setattr(judgement_services, "_assignment_to_submit", read_a_stale_hold)
+    outcome, claim = submit_and_claim_next(reviewers[0], assignment)
+    assert outcome.created and claim is not None
+    assert Judgement.objects.filter(reviewer=reviewers[0]).count() == 1
+    assert list(Assignment.objects.filter(reviewer=reviewers[0], state=AssignmentState.ACTIVE)) == [claim.assignment]
+    assert sorted(Task.objects.values_list("slots_taken", flat=True)) == [0, 1, 1]
+
+
+def test_a_submit_with_nothing_left_to_claim_still_saves(manager, reviewers, no_sweep_due):
+    campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(1), overlap=1)
+    assignment = claim_next(reviewer=reviewers[0], campaign=campaign)
+    outcome, claim = submit_and_claim_next(reviewers[0], assignment)
+    assert outcome.created and claim is None
+    assert Task.objects.get().judgement_count == 1
