@@ -242,6 +242,33 @@ class Phase:
     def rate(self) -> float:
         return self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    @classmethod
+    def merged(cls, slices: Sequence[Phase]) -> Phase:
+        """One phase from the slices of it run in turn with the others (``--slices``): counts and
+        latencies added up, CPU shares averaged over the slices' time."""
+        first, total_s = slices[0], sum(part.elapsed_s for part in slices)
+
+        def mean(share: Callable[[Phase], float]) -> float:
+            return sum(share(part) * part.elapsed_s for part in slices) / total_s if total_s else float("nan")
+
+        whole = cls(first.name, first.concurrency, elapsed_s=total_s)
+        for part in slices:
+            whole.completed += part.completed
+            whole.exhausted_reviewers += part.exhausted_reviewers
+            whole.errors.update(part.errors)
+            for kind, values in part.latencies_ms.items():
+                whole.latencies_ms.setdefault(kind, []).extend(values)
+        whole.machine_cpu_busy = mean(lambda part: part.machine_cpu_busy)
+        whole.machine_cpu_steal = mean(lambda part: part.machine_cpu_steal)
+        whole.loadgen_cores = mean(lambda part: part.loadgen_cores)
+        for name in first.process_cores:
+            whole.process_cores[name] = mean(lambda part, name=name: part.process_cores.get(name, float("nan")))
+            width = min(len(part.busiest_children.get(name, [])) for part in slices)
+            whole.busiest_children[name] = [
+                mean(lambda part, name=name, i=i: part.busiest_children[name][i]) for i in range(width)
+            ]
+        return whole
+
     def record(self, kind: str, latency_ms: float) -> None:
         self.latencies_ms.setdefault(kind, []).append(latency_ms)
 
@@ -569,21 +596,28 @@ async def _run_level(target: Target, concurrency: int, args: argparse.Namespace)
 
     print(f"\n== C = {concurrency} ==")
     common = {
-        "seconds": args.seconds,
+        "seconds": args.seconds / args.slices,
         "warmup": args.warmup,
         "max_iterations": args.max_iterations,
         "watch": args.watch,
         "burst": args.burst,
     }
-    cycles = {}
-    for mode in args.cycles:
-        cycles[mode] = await _run_phase(mode, concurrency, cycle_worker(CYCLE_MODES[mode]), **common)
-        _print_phase(cycles[mode], ("next", "submit", "cycle"))
-    trivial = {}
-    for name, path, authenticated in (("me", "/api/me/", True), ("healthz", "/healthz", False)):
-        phase = await _run_phase(name, concurrency, trivial_worker(path, name, authenticated), **common)
+    loads = {mode: cycle_worker(CYCLE_MODES[mode]) for mode in args.cycles}
+    loads["me"] = trivial_worker("/api/me/", "me", authenticated=True)
+    loads["healthz"] = trivial_worker("/healthz", "healthz", authenticated=False)
+    # Each phase runs in slices, the phases' slices in turn, so that a drift in the machine's
+    # speed during the run weighs on cycles and trivial requests alike.
+    slices: dict[str, list[Phase]] = {name: [] for name in loads}
+    for _ in range(args.slices):
+        for name, worker in loads.items():
+            slices[name].append(await _run_phase(name, concurrency, worker, **common))
+    phases = {name: Phase.merged(parts) for name, parts in slices.items()}
+    cycles = {mode: phases[mode] for mode in args.cycles}
+    trivial = {name: phases[name] for name in ("me", "healthz")}
+    for phase in cycles.values():
+        _print_phase(phase, ("next", "submit", "cycle"))
+    for name, phase in trivial.items():
         _print_phase(phase, (name,))
-        trivial[name] = phase
     level = LevelResult(concurrency, cycles, trivial)
     for mode in cycles:
         print(
@@ -655,6 +689,8 @@ def command_run(args: argparse.Namespace) -> int:
     levels_wanted = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not args.cycles or set(args.cycles) - set(CYCLE_MODES):
         raise SystemExit(f"--cycles takes a comma-separated list of {', '.join(CYCLE_MODES)}.")
+    if args.slices < 1:
+        raise SystemExit("--slices takes a whole number >= 1.")
     config = json.loads(Path(args.config).read_text())
     tokens: list[str] = config["tokens"]
     if max(levels_wanted) > len(tokens):
@@ -662,7 +698,8 @@ def command_run(args: argparse.Namespace) -> int:
     target = Target(_check_url(args.url), int(config["campaign_id"]), tokens)
     print(
         f"Load on {target.base_url}, campaign {target.campaign_id}, C = {levels_wanted}, "
-        f"{args.seconds:g} s per phase after {args.warmup:g} s of warm-up; {os.cpu_count()} CPUs"
+        f"{args.seconds:g} s per phase in {args.slices} slice(s) taken in turn with the other phases, each after "
+        f"{args.warmup:g} s of warm-up; {os.cpu_count()} CPUs"
     )
 
     async def run_all() -> list[LevelResult]:
@@ -820,7 +857,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the load against a running server (the default)")
     run.add_argument("--url", default="http://127.0.0.1:8000", help="the server, on a loopback address")
     run.add_argument("--seconds", type=float, default=15.0, help="measured seconds per phase")
-    run.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each phase")
+    run.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each slice of a phase")
+    run.add_argument(
+        "--slices",
+        type=int,
+        default=3,
+        help="run each phase in this many slices, in turn with the other phases, so that a drift in the "
+        "machine's speed weighs on every phase alike",
+    )
     run.add_argument("--concurrency", default="1,8,32", help="comma-separated levels of C")
     run.add_argument(
         "--cycles",
