@@ -159,6 +159,7 @@ def command_setup(args: argparse.Namespace) -> int:
         project_create,
     )
     from labeling.services.imports import tasks_import
+    from labeling.services.prerender import responses_render_pending
     from rlhf_platform.roles import Role
 
     tag = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
@@ -189,6 +190,9 @@ def command_setup(args: argparse.Namespace) -> int:
     result = tasks_import(campaign=campaign, stream=io.BytesIO(payload), file_format="jsonl", size=len(payload))
     campaign_set_reviewers(campaign=campaign, usernames=[u.get_username() for u in reviewers])
     campaign_set_status(campaign=campaign, status=CampaignStatus.ACTIVE)
+    imported_s = time.perf_counter() - started
+    # What `manage.py worker` does after an import when it has no job: store each response's HTML.
+    rendered = 0 if args.no_render else responses_render_pending()
 
     config = {
         "campaign_id": campaign.pk,
@@ -204,8 +208,8 @@ def command_setup(args: argparse.Namespace) -> int:
         json.dump(config, handle, indent=2)
     print(
         f"campaign {campaign.pk} ({result.created} tasks, overlap {args.overlap}: room for "
-        f"{result.created * args.overlap} cycles), {len(tokens)} reviewers; "
-        f"wrote {path} in {time.perf_counter() - started:.1f} s"
+        f"{result.created * args.overlap} cycles), {len(tokens)} reviewers, in {imported_s:.1f} s; rendered "
+        f"{rendered} responses in {time.perf_counter() - started - imported_s:.1f} s more; wrote {path}"
     )
     return 0
 
@@ -853,6 +857,11 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--reviewers", type=int, default=64, help="reviewer users to create (>= the largest C)")
     setup.add_argument("--tasks", type=int, default=20_000, help="pairwise tasks to import")
     setup.add_argument("--overlap", type=int, default=3, help="judgements wanted per task")
+    setup.add_argument(
+        "--no-render",
+        action="store_true",
+        help="leave the responses unrendered, as before the worker's pass (claims then render them)",
+    )
 
     run = sub.add_parser("run", help="run the load against a running server (the default)")
     run.add_argument("--url", default="http://127.0.0.1:8000", help="the server, on a loopback address")

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from labeling.rendering import RENDERER_VERSION
 from labeling.schema import QuestionSchema, parse_question_schema
 
 
@@ -111,10 +112,19 @@ class Response(models.Model):
     text = models.TextField()
     model_name = models.CharField(max_length=200, blank=True)
     meta = models.JSONField(default=dict, blank=True)
+    # The text as safe HTML, rendered once after the import (labeling.services.prerender) rather
+    # than each time a reviewer is handed the task; used only while ``rendered_with`` is the
+    # current RENDERER_VERSION (0: not rendered yet).
+    html = models.TextField(blank=True, default="", db_default="", editable=False)
+    rendered_with = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["task_id", "position"]
         constraints = [models.UniqueConstraint(fields=["task", "position"], name="response_position_per_task")]
+        indexes = [
+            # The responses still to render: only those stay in this index.
+            models.Index(fields=["id"], condition=Q(rendered_with__lt=RENDERER_VERSION), name="response_to_render"),
+        ]
 
     def __str__(self) -> str:
         return f"response {self.pk} of task {self.task_id}"

@@ -72,6 +72,12 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("zero").enable_many(MARKDOWN_RULES)
 
 
+# Responses are rendered once and stored (``Response.html``, ``labeling.services.prerender``),
+# tagged with this version. Bump it whenever what the rendering makes changes (Markdown rules,
+# highlighting, the allow-list): HTML stored by another version is then rendered anew, and
+# until then rendered when shown. Its migration moves the stale-response index.
+RENDERER_VERSION = 1
+
 # Each response is shown to several reviewers (the campaign's overlap); render it once per
 # process. Long texts are not cached, to keep the cache's memory small.
 CACHED_TEXT_CHARS = 20_000

@@ -35,7 +35,7 @@ from labeling.models import (
     Response,
     Task,
 )
-from labeling.rendering import render_markdown
+from labeling.rendering import RENDERER_VERSION, render_markdown
 from labeling.schema import QuestionSchema
 from labeling.services.assignment import Claim
 from labeling.services.sql import field_from_db, instance_from_db
@@ -96,17 +96,25 @@ def _render_prompt(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def assignment_payload(
-    assignment: Assignment, *, responses: dict[int, str] | None = None, may_have_previous: bool = True
+    assignment: Assignment,
+    *,
+    responses: dict[int, str] | None = None,
+    stored_html: dict[int, str] | None = None,
+    may_have_previous: bool = True,
 ) -> dict[str, Any]:
     """Everything the workspace shows for one task, and nothing a reviewer must not see.
 
     No model names, metadata, external ids, gold answers or other reviewers' answers:
     a gold task and a regular one look the same. Responses come in the order this
-    reviewer was assigned. ``responses`` (id to text) saves a read when the caller has
-    them; ``may_have_previous=False`` skips looking for answers retracted by an undo.
+    reviewer was assigned, as HTML stored by the current renderer or else rendered now.
+    ``responses`` (id to text) and ``stored_html`` (id to HTML) save a read when the caller
+    has them; ``may_have_previous=False`` skips looking for answers retracted by an undo.
     """
+    stored_html = stored_html or {}
     if responses is None:
-        responses = dict(Response.objects.filter(task_id=assignment.task_id).values_list("pk", "text"))
+        rows = Response.objects.filter(task_id=assignment.task_id).values_list("pk", "text", "html", "rendered_with")
+        responses = {pk: text for pk, text, _, _ in rows}
+        stored_html = {pk: html for pk, _, html, renderer in rows if renderer == RENDERER_VERSION}
     previous = None
     if may_have_previous:
         previous = (
@@ -120,7 +128,8 @@ def assignment_payload(
         "lease_expires_at": assignment.lease_expires_at.isoformat(),
         "prompt": _render_prompt(assignment.task.prompt),
         "responses": [
-            {"id": pk, "html": render_markdown(responses[pk]), "text": responses[pk]} for pk in assignment.shown_order
+            {"id": pk, "html": stored_html.get(pk) or render_markdown(responses[pk]), "text": responses[pk]}
+            for pk in assignment.shown_order
         ],
         "previous_answers": previous,
     }
@@ -128,7 +137,9 @@ def assignment_payload(
 
 def claim_payload(claim: Claim) -> dict[str, Any]:
     """The payload of a task just claimed; only a reused assignment can have retracted answers."""
-    return assignment_payload(claim.assignment, responses=claim.responses, may_have_previous=claim.reused)
+    return assignment_payload(
+        claim.assignment, responses=claim.responses, stored_html=claim.stored_html, may_have_previous=claim.reused
+    )
 
 
 def reviewer_progress(*, reviewer: AbstractBaseUser, campaign: Campaign, now: datetime | None = None) -> dict[str, int]:

@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from labeling.services.prerender import responses_render_pending
 from rlhf_platform.errors import UserError
 from training.executors import EngineHandle, Executor, get_executor
 from training.models import GenerationJob, Job, TrainingRun
@@ -28,6 +29,9 @@ from training.services import runs as run_services
 from training.services.jobs import job_claim_next, job_heartbeat, job_record_progress, jobs_mark_interrupted
 
 logger = logging.getLogger(__name__)
+
+# Batches of responses (labeling.services.prerender) rendered between two looks at the queue.
+RENDER_BATCHES_WHEN_IDLE = 4
 
 
 @dataclass
@@ -100,8 +104,22 @@ class Worker:
         stop = stop or threading.Event()
         self.recover()
         while not stop.is_set():
-            if not self.run_once():
+            if not self.run_once() and not self.render_responses():
                 stop.wait(poll_s)
+
+    def render_responses(self) -> int:
+        """With no job queued: render a few batches of imported responses (how many were rendered).
+
+        Bounded, so a job queued meanwhile waits for a second or so, not for a whole import.
+        """
+        try:
+            count = responses_render_pending(max_batches=RENDER_BATCHES_WHEN_IDLE)
+        except DatabaseError:
+            logger.exception("rendering responses failed")
+            return 0
+        if count:
+            self.log(f"rendered {count} response(s)")
+        return count
 
     # --- one job ---------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple
@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
 from labeling.models import Assignment, AssignmentState, Campaign, CampaignStatus, Task
+from labeling.rendering import RENDERER_VERSION
 from labeling.services.imports import MAX_RESPONSES
 from labeling.services.sql import (
     datetime_to_db,
@@ -90,7 +91,10 @@ _REGULAR_TASK_LEFT = """
 _REGULAR = {"room": _HAS_ROOM.replace("slots", "t.slots"), "order": "t.slots_taken DESC"}
 _GOLD = {"room": _REGULAR_TASK_LEFT, "order": "t.slots_taken"}
 _TAKE_SLOT = "UPDATE labeling_task SET slots_taken = slots_taken + 1 WHERE id = %(task)s"
-_TASK_RESPONSES = "SELECT id, text FROM labeling_response WHERE task_id = %(task)s ORDER BY position"
+_TASK_RESPONSES = """
+    SELECT id, text, CASE WHEN rendered_with = %(renderer)s THEN html END
+      FROM labeling_response WHERE task_id = %(task)s ORDER BY position
+"""
 # PostgreSQL: the whole claim in one statement, which is atomic by itself and so needs no
 # transaction (no BEGIN and COMMIT round trips). The subquery picks and locks an open task,
 # the UPDATE takes its slot, and the assignment is inserted (or the reviewer's lapsed one is
@@ -103,7 +107,9 @@ _CLAIM = """taken AS (
         RETURNING id, prompt, {lapsed} AS lapsed
     ), shown AS (
         SELECT array_agg(r.id ORDER BY (%(rank_keys)s::bigint[])[r.position + 1], r.id) AS ids,
-               array_agg(r.text ORDER BY (%(rank_keys)s::bigint[])[r.position + 1], r.id) AS texts
+               array_agg(r.text ORDER BY (%(rank_keys)s::bigint[])[r.position + 1], r.id) AS texts,
+               array_agg(CASE WHEN r.rendered_with = %(renderer)s THEN r.html END
+                         ORDER BY (%(rank_keys)s::bigint[])[r.position + 1], r.id) AS htmls
           FROM labeling_response r
          WHERE r.task_id = (SELECT id FROM taken)
     ), held AS (
@@ -122,8 +128,9 @@ _CLAIM = """taken AS (
         RETURNING a.id
     )"""
 # What a claim returns: the task, the reviewer's lapsed assignment of it if any, the responses
-# in their shown order, and the assignment now held.
-_CLAIMED = """taken.id, taken.prompt, taken.lapsed, shown.ids, shown.texts,
+# in their shown order (text, and HTML where stored by the current renderer), and the
+# assignment now held.
+_CLAIMED = """taken.id, taken.prompt, taken.lapsed, shown.ids, shown.texts, shown.htmls,
            COALESCE((SELECT id FROM held), (SELECT id FROM held_again))
       FROM taken, shown"""
 _HOLD = """
@@ -195,6 +202,7 @@ class _Held(NamedTuple):
     prompt: str | list[dict[str, str]]
     shown_order: list[int]
     responses: dict[int, str]  # id to text
+    stored_html: dict[int, str]  # id to HTML, for the responses stored by the current renderer
     reused: bool  # the reviewer's own lapsed assignment, taken up again
 
 
@@ -248,9 +256,11 @@ def _hold_in_one_statement(cursor: CursorWrapper, params: dict[str, Any]) -> _He
 
 def _held_from_row(row: tuple[Any, ...], *, gold: bool) -> _Held:
     """A task held by the one-statement claim, from its ``_CLAIMED`` columns."""
-    task_id, prompt, lapsed_assignment, shown_order, texts, assignment_id = row
+    task_id, prompt, lapsed_assignment, shown_order, texts, htmls, assignment_id = row
     responses = dict(zip(shown_order, texts, strict=True))
-    return _Held(assignment_id, task_id, gold, prompt, shown_order, responses, lapsed_assignment is not None)
+    stored_html = {pk: html for pk, html in zip(shown_order, htmls, strict=True) if html is not None}
+    reused = lapsed_assignment is not None
+    return _Held(assignment_id, task_id, gold, prompt, shown_order, responses, stored_html, reused)
 
 
 def _hold_step_by_step(cursor: CursorWrapper, params: dict[str, Any]) -> _Held | None:
@@ -267,8 +277,10 @@ def _hold_step_by_step(cursor: CursorWrapper, params: dict[str, Any]) -> _Held |
             break
     else:
         return None
-    cursor.execute(_TASK_RESPONSES, {"task": task_id})
-    responses = dict(cursor.fetchall())
+    cursor.execute(_TASK_RESPONSES, {**params, "task": task_id})
+    rows = cursor.fetchall()
+    responses = {pk: text for pk, text, _ in rows}
+    stored_html = {pk: html for pk, _, html in rows if html is not None}
     shown_order = [pk for _, pk in sorted(zip(params["rank"], responses, strict=False))]
     hold = {**params, "task": task_id, "assignment": lapsed_assignment}
     hold["shown_order"] = field_to_db(Assignment, "shown_order", shown_order)
@@ -279,7 +291,7 @@ def _hold_step_by_step(cursor: CursorWrapper, params: dict[str, Any]) -> _Held |
         cursor.execute(_HOLD_AGAIN, hold)
         assignment_id = lapsed_assignment
     reused = lapsed_assignment is not None
-    return _Held(assignment_id, task_id, params["gold"], prompt, shown_order, responses, reused)
+    return _Held(assignment_id, task_id, params["gold"], prompt, shown_order, responses, stored_html, reused)
 
 
 @dataclass(frozen=True)
@@ -288,6 +300,8 @@ class Claim:
     # The task's responses as (id, text), so the payload needs no second read.
     responses: dict[int, str]
     reused: bool  # the reviewer's own lapsed assignment, taken up again
+    # Their HTML where stored by the current renderer; the payload renders the others.
+    stored_html: dict[int, str] = field(default_factory=dict)
 
 
 def _check_hands_out_tasks(campaign: Campaign) -> None:
@@ -347,6 +361,7 @@ def _claim_try(reviewer: AbstractBaseUser, campaign: Campaign, rng: random.Rando
         "rank_keys": "{" + ",".join(map(str, rank)) + "}",
         "now": datetime_to_db(now),
         "expires": datetime_to_db(expires),
+        "renderer": RENDERER_VERSION,
         "gold": gold,
     }
     return _ClaimTry(reviewer, campaign, now, expires, params)
@@ -385,7 +400,7 @@ def _claimed(claim_try: _ClaimTry, held: _Held) -> Claim:
         assigned_at=claim_try.now,
         lease_expires_at=claim_try.expires,
     )
-    return Claim(assignment=assignment, responses=held.responses, reused=held.reused)
+    return Claim(assignment=assignment, responses=held.responses, reused=held.reused, stored_html=held.stored_html)
 
 
 class ClaimAfterWrite(NamedTuple):

@@ -8,7 +8,6 @@ from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
 from labeling.models import Assignment, AssignmentState, CampaignStatus, Task
 from labeling.selectors import assignment_payload, campaign_for_reviewer
 from labeling.services import assignment as assignment_service
-from labeling.services import judgements as judgement_service
 from labeling.services.assignment import (
     assignment_skip,
     assignments_expire,
@@ -112,13 +111,6 @@ def test_lease_sweeps_are_due_at_most_once_per_interval(monkeypatch):
     clock = iter([100.0, 100.5, 100.99, 101.0, 101.2])
     monkeypatch.setattr(assignment_service.time, "monotonic", lambda: next(clock))
     assert [schedule.due() for _ in range(5)] == [True, False, False, True, False]
-
-
-@pytest.fixture
-def step_by_step(monkeypatch):
-    """Claim and submit in separate statements, as on SQLite, whatever the database."""
-    for module in (assignment_service, judgement_service):
-        monkeypatch.setattr(module, "writes_in_one_statement", lambda: False)
 
 
 def test_the_step_by_step_claim_and_submit_keep_the_rules(manager, reviewers, step_by_step, monkeypatch):
