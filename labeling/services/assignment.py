@@ -227,7 +227,7 @@ def _open_task_queries(gold: bool, in_one_statement: bool) -> tuple[str, ...]:
 # The CTE that a statement claiming after its own write (``claim_after_write``) must name the
 # write it makes first; it returns a row when that write happened.
 BEFORE_CLAIM = "before_claim"
-_AFTER_WRITE = " AND EXISTS (SELECT 1 FROM before_claim)"
+_AFTER_WRITE = f" AND EXISTS (SELECT 1 FROM {BEFORE_CLAIM})"  # noqa: S608 (a constant)
 
 
 def _claim_ctes(gold: bool, *, after_write: bool = False) -> str:
