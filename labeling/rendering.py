@@ -75,7 +75,8 @@ def _markdown() -> MarkdownIt:
 # Responses are rendered once and stored (``Response.html``, ``labeling.services.prerender``),
 # tagged with this version. Bump it whenever what the rendering makes changes (Markdown rules,
 # highlighting, the allow-list): HTML stored by another version is then rendered anew, and
-# until then rendered when shown. Its migration moves the stale-response index.
+# until then rendered when shown. The index of responses to render depends on it, so a bump
+# comes with a migration (makemigrations writes it).
 RENDERER_VERSION = 1
 
 # Each response is shown to several reviewers (the campaign's overlap); render it once per

@@ -3,7 +3,8 @@
 One job at a time. While the engine runs, a heartbeat thread records that the worker is alive
 (every ``TRAINING_HEARTBEAT_S``), saves the log tail, and sends SIGTERM through the executor when a
 cancel was requested. On start, runs whose heartbeat went stale (their worker died) are marked
-interrupted; they resume from their last checkpoint when someone asks.
+interrupted; they resume from their last checkpoint when someone asks. With no job queued, it
+renders imported responses to HTML, a few batches at a time (``labeling.services.prerender``).
 """
 
 from __future__ import annotations

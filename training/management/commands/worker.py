@@ -9,7 +9,10 @@ from training.worker import Worker
 
 
 class Command(BaseCommand):
-    help = "Claim queued training runs and generation jobs and run them through the engine."
+    help = (
+        "Claim queued training runs and generation jobs and run them through the engine; "
+        "with none queued, render imported responses to HTML."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="run at most one queued job, then exit")
