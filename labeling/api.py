@@ -375,16 +375,13 @@ class SubmitApi(APIView):
     def post(self, request: Request, assignment_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        claim_next = data.validated_data.pop("claim_next")
-        if claim_next:
-            outcome, claim = judgement_submit_and_claim_next(
-                reviewer=request.user, assignment_id=assignment_id, **data.validated_data
-            )
+        submission = {"reviewer": request.user, "assignment_id": assignment_id, **data.validated_data}
+        if submission.pop("claim_next"):
+            outcome, claim = judgement_submit_and_claim_next(**submission)
+            body = {"next": selectors.claim_payload(claim) if claim else None}
         else:
-            outcome = judgement_submit(reviewer=request.user, assignment_id=assignment_id, **data.validated_data)
-        body = {"judgement_id": outcome.judgement.pk, "created": outcome.created}
-        if claim_next:
-            body["next"] = selectors.claim_payload(claim) if claim else None
+            outcome, body = judgement_submit(**submission), {}
+        body.update(judgement_id=outcome.judgement.pk, created=outcome.created)
         return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 
 

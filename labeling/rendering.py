@@ -84,10 +84,13 @@ RENDERER_VERSION = 1
 CACHED_TEXT_CHARS = 20_000
 
 
-def render_markdown(text: str) -> str:
-    """Safe HTML for ``text``, with code blocks highlighted."""
+def render_markdown(text: str, *, cache: bool = True) -> str:
+    """Safe HTML for ``text``, with code blocks highlighted.
+
+    ``cache=False`` for a text rendered once, to keep it out of the cache (the background pass).
+    """
     text = text or ""
-    if len(text) <= CACHED_TEXT_CHARS:
+    if cache and len(text) <= CACHED_TEXT_CHARS:
         return _render_cached(text)
     return _render(text)
 

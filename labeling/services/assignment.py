@@ -413,9 +413,12 @@ class ClaimAfterWrite(NamedTuple):
     """
 
     ctes: str
-    columns: str
-    params: dict[str, Any]
     claim_try: _ClaimTry
+    columns: str = _CLAIMED
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.claim_try.params
 
     def claimed(self, row: tuple[Any, ...]) -> Claim | None:
         """The claim from ``columns`` as returned (all NULL: none)."""
@@ -437,7 +440,7 @@ def claim_after_write(
     if lease_sweeps.due():
         assignments_expire(now=now)
     claim_try = _claim_try(reviewer, campaign, rng or _random, now)
-    return ClaimAfterWrite(_claim_after_write_ctes(claim_try.gold), _CLAIMED, claim_try.params, claim_try)
+    return ClaimAfterWrite(_claim_after_write_ctes(claim_try.gold), claim_try)
 
 
 @cache

@@ -35,7 +35,7 @@ def responses_render_pending(*, batch_size: int = BATCH_SIZE, max_batches: int |
             )
             if not pending:
                 break
-            rows = [(render_markdown(text), RENDERER_VERSION, pk) for pk, text in pending]
+            rows = [(render_markdown(text, cache=False), RENDERER_VERSION, pk) for pk, text in pending]
             with connection.cursor() as cursor:
                 # Plain parameters, one statement per row (pipelined on PostgreSQL): the ORM's
                 # bulk_update costs more than the rendering itself.
