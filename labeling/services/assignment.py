@@ -45,6 +45,7 @@ from labeling.rendering import RENDERER_VERSION
 from labeling.services.imports import MAX_RESPONSES
 from labeling.services.sql import (
     datetime_to_db,
+    execute,
     field_from_db,
     field_to_db,
     instance_from_db,
@@ -247,7 +248,7 @@ def _claim_ctes(gold: bool, *, after_write: bool = False) -> str:
 
 def _hold_in_one_statement(cursor: CursorWrapper, params: dict[str, Any]) -> _Held | None:
     for sql in _open_task_queries(params["gold"], in_one_statement=True):
-        cursor.execute(sql, params)
+        execute(cursor, sql, params)
         row = cursor.fetchone()
         if row is not None:
             return _held_from_row(row, gold=params["gold"])
@@ -267,17 +268,17 @@ def _hold_step_by_step(cursor: CursorWrapper, params: dict[str, Any]) -> _Held |
     """The claim as separate statements, in the caller's transaction (SQLite)."""
     take_slot = _TAKE_SLOT if params["gold"] else _TAKE_SLOT + _HAS_ROOM
     for sql in _open_task_queries(params["gold"], in_one_statement=False):
-        cursor.execute(sql, params)
+        execute(cursor, sql, params)
         row = cursor.fetchone()
         if row is None:
             return None
         task_id, prompt, lapsed_assignment = row
-        cursor.execute(take_slot, {**params, "task": task_id})
+        execute(cursor, take_slot, {**params, "task": task_id})
         if cursor.rowcount:
             break
     else:
         return None
-    cursor.execute(_TASK_RESPONSES, {**params, "task": task_id})
+    execute(cursor, _TASK_RESPONSES, {**params, "task": task_id})
     rows = cursor.fetchall()
     responses = {pk: text for pk, text, _ in rows}
     stored_html = {pk: html for pk, _, html in rows if html is not None}
@@ -285,10 +286,10 @@ def _hold_step_by_step(cursor: CursorWrapper, params: dict[str, Any]) -> _Held |
     hold = {**params, "task": task_id, "assignment": lapsed_assignment}
     hold["shown_order"] = field_to_db(Assignment, "shown_order", shown_order)
     if lapsed_assignment is None:
-        cursor.execute(_HOLD, hold)
+        execute(cursor, _HOLD, hold)
         assignment_id = cursor.fetchone()[0]
     else:
-        cursor.execute(_HOLD_AGAIN, hold)
+        execute(cursor, _HOLD_AGAIN, hold)
         assignment_id = lapsed_assignment
     reused = lapsed_assignment is not None
     return _Held(assignment_id, task_id, params["gold"], prompt, shown_order, responses, stored_html, reused)

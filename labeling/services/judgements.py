@@ -39,6 +39,7 @@ from labeling.services.assignment import (
 )
 from labeling.services.sql import (
     datetime_to_db,
+    execute,
     field_from_db,
     field_to_db,
     instance_from_db,
@@ -210,7 +211,7 @@ def _assignment_to_submit(
 ) -> _ToSubmit:
     """What a submit of ``assignment_id`` needs to know, with the assignment row locked if ``lock``."""
     sql = with_row_locks(_ASSIGNMENT_TO_SUBMIT, of="a") if lock else _ASSIGNMENT_TO_SUBMIT.format(lock="")
-    cursor.execute(sql, {"assignment": assignment_id, "reviewer": reviewer.pk})
+    execute(cursor, sql, {"assignment": assignment_id, "reviewer": reviewer.pk})
     row = cursor.fetchone()
     if row is None:
         raise NotFound("No such assignment.")
@@ -288,7 +289,7 @@ def _submit(
                     sql = _submit_and_claim_in_one_statement(next_claim.ctes, next_claim.columns)
                     params.update(next_claim.params)
                 with one_statement_atomic():
-                    cursor.execute(sql, params)
+                    execute(cursor, sql, params)
                     row = cursor.fetchone()
                 if row is not None:
                     claim = next_claim.claimed(row[1:]) if next_claim is not None else None
@@ -307,10 +308,10 @@ def _submit(
             _retake_lapsed_slot(assignment, assignment.task.campaign)
         judgement = _judgement(assignment, cleaned, **judgement_values)
         params = _judgement_params(judgement)
-        cursor.execute(_RECORD_JUDGEMENT, params)
+        execute(cursor, _RECORD_JUDGEMENT, params)
         judgement_id = cursor.fetchone()[0]
-        cursor.execute(_MARK_SUBMITTED, params)
-        cursor.execute(_COUNT_JUDGEMENT, params)
+        execute(cursor, _MARK_SUBMITTED, params)
+        execute(cursor, _COUNT_JUDGEMENT, params)
     return _submitted(judgement, judgement_id, in_pool), None
 
 

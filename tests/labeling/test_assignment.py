@@ -2,6 +2,8 @@ import random
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from labeling.errors import CampaignNotActive, Conflict, LabelingError, NotFound
@@ -13,7 +15,7 @@ from labeling.services.assignment import (
     assignments_expire,
     lease_sweeps,
 )
-from labeling.services.judgements import judgement_submit
+from labeling.services.judgements import judgement_submit, judgement_submit_and_claim_next
 from rlhf_platform.roles import Role
 from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 
@@ -131,6 +133,29 @@ def test_the_step_by_step_claim_and_submit_keep_the_rules(manager, reviewers, st
         while (claimed := claim_next(reviewer=reviewer, campaign=campaign)) is not None:
             assert submit(reviewer, claimed).created
     assert set(Task.objects.values_list("judgement_count", "slots_taken")) == {(2, 2)}
+
+
+@pytest.mark.parametrize("path", ["database default", "step by step"])
+def test_claim_and_submit_work_under_the_debug_cursor(manager, reviewers, path, request, monkeypatch):
+    """With DEBUG on (as `make demo` serves), Django's debug cursor quotes every parameter a
+    statement is given: on SQLite a list among them failed every claim."""
+    if path == "step by step":
+        request.getfixturevalue("step_by_step")
+    monkeypatch.setattr(lease_sweeps, "due", lambda: True)
+    campaign = make_campaign(
+        manager=manager, reviewers=reviewers, tasks=pairwise_rows(4, gold_every=2), overlap=2, gold_rate=0.5
+    )
+    with CaptureQueriesContext(connection) as statements:  # forces the debug cursor
+        claimed = claim_next(reviewer=reviewers[0], campaign=campaign)
+        outcome, following = judgement_submit_and_claim_next(
+            reviewer=reviewers[0],
+            assignment_id=claimed.pk,
+            answers={"preference": {"winner": claimed.shown_order[0], "strength": 1}},
+            client_submission_id=f"debug-cursor-{claimed.pk}",
+            time_spent_ms=900,
+        )
+    assert outcome.created and following is not None and following.assignment.pk != claimed.pk
+    assert all(statement["sql"] for statement in statements.captured_queries)
 
 
 def test_it_expires_only_lapsed_leases(manager, reviewers):
