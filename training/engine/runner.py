@@ -22,6 +22,12 @@ from training.engine.events import CancelFlag, Cancelled, EventCallback, EventSt
 from training.engine.models import Device
 from training.engine.spec import TrainingSpec
 
+# Without a logging_steps, metrics come every 1% of the run's optimizer steps (so every step of a
+# run of 100 steps or fewer): the Trainer turns a fraction below 1 into ceil(max_steps * fraction)
+# once it knows max_steps (TrainerState.compute_steps), which only the dataloader tells when the
+# run is given in epochs.
+LOGGING_FRACTION_OF_RUN = 0.01
+
 
 def checkpoints_dir(spec: TrainingSpec) -> Path:
     return Path(spec.output_dir) / "checkpoints"
@@ -52,7 +58,7 @@ def training_arguments(spec: TrainingSpec, config_class: type, device: Device, *
         max_grad_norm=spec.max_grad_norm,
         seed=spec.seed,
         data_seed=spec.seed,
-        logging_steps=spec.logging_steps,
+        logging_steps=logging_interval(spec),
         logging_first_step=True,
         save_strategy="steps",
         save_steps=spec.save_steps,
@@ -67,6 +73,11 @@ def training_arguments(spec: TrainingSpec, config_class: type, device: Device, *
         dataloader_num_workers=0,
         **stage_fields,
     )
+
+
+def logging_interval(spec: TrainingSpec) -> float:
+    """Steps between metrics events as the Trainer takes them: the spec's count, or a fraction of the run."""
+    return spec.logging_steps if spec.logging_steps is not None else LOGGING_FRACTION_OF_RUN
 
 
 def resume_checkpoint(spec: TrainingSpec) -> str | None:

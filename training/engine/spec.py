@@ -24,6 +24,8 @@ class SpecError(ValueError):
 
 
 AdapterMethod = Literal["full", "lora", "qlora", "ia3", "freeze"]
+# Methods that train a small PEFT adapter on a frozen base; full and freeze train ordinary weights.
+ADAPTER_METHODS = ("lora", "qlora", "ia3")
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"]
 DPOLoss = Literal["sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down"]
 
@@ -83,13 +85,17 @@ class TrainingSpec(ModelSource):
     epochs: float = field(default=1.0, metadata={"help": "passes over the training set when max_steps is -1"})
     batch_size: int = field(default=8, metadata={"help": "examples per device per micro-step"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-steps per optimizer step"})
-    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate; default per stage"})
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "peak learning rate; default per stage and adapter method"}
+    )
     lr_scheduler: Scheduler = field(default="linear", metadata={"help": "transformers scheduler name"})
     warmup_steps: float = field(default=0.0, metadata={"help": "warm-up steps, or a fraction of all steps if < 1"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
     max_length: int = field(default=1024, metadata={"help": "tokens per example (pretrain: per packed block)"})
-    logging_steps: int = field(default=10, metadata={"help": "optimizer steps between metrics events"})
+    logging_steps: int | None = field(
+        default=None, metadata={"help": "optimizer steps between metrics events; default: every 1% of the run"}
+    )
     save_steps: int = field(default=500, metadata={"help": "optimizer steps between checkpoints"})
     save_total_limit: int | None = field(default=2, metadata={"help": "checkpoints kept (oldest deleted first)"})
     eval_steps: int | None = field(default=None, metadata={"help": "optimizer steps between evals; default: at end"})
@@ -101,8 +107,19 @@ class TrainingSpec(ModelSource):
     )
     adapter: AdapterSpec = field(default_factory=AdapterSpec)
 
-    default_learning_rate: typing.ClassVar[float] = 2e-5
+    # The peak learning rate when the spec gives none, for full fine-tuning (also freeze: its trained
+    # layers are ordinary weights) and for adapters. "full" is TRL 1.12's default for the stage's
+    # trainer (SFTConfig: 2e-5). An adapter trains a small fraction of the weights and needs about 10x
+    # that: TRL's PEFT guide (docs/source/peft_integration.md, "Learning Rate Considerations") lists
+    # SFT at 2e-5 full and 2e-4 with LoRA, "LoRA or other PEFT methods", after Schulman et al., "LoRA
+    # Without Regret" (2025). PEFT's own IA3 guide trains at 8e-3: raise it by hand for IA3 if needed.
+    default_learning_rates: typing.ClassVar[dict[str, float]] = {"full": 2e-5, "adapter": 2e-4}
     required_columns: typing.ClassVar[tuple[tuple[str, ...], ...]] = ()
+
+    @classmethod
+    def default_learning_rate(cls, method: str) -> float:
+        """The learning rate this stage trains with when none is given, for an adapter ``method``."""
+        return cls.default_learning_rates["adapter" if method in ADAPTER_METHODS else "full"]
 
     def validate(self) -> None:
         super().validate()
@@ -111,8 +128,9 @@ class TrainingSpec(ModelSource):
         _require(0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)")
         _require(self.max_steps == -1 or self.max_steps >= 1, "max_steps", "must be -1 or >= 1")
         _require(self.epochs > 0, "epochs", "must be > 0")
-        for name in ("batch_size", "gradient_accumulation_steps", "max_length", "logging_steps", "save_steps"):
+        for name in ("batch_size", "gradient_accumulation_steps", "max_length", "save_steps"):
             _require(getattr(self, name) >= 1, name, "must be >= 1")
+        _require(self.logging_steps is None or self.logging_steps >= 1, "logging_steps", "must be >= 1")
         _require(self.learning_rate is None or self.learning_rate > 0, "learning_rate", "must be > 0")
         _require(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         _require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
@@ -130,7 +148,7 @@ class TrainingSpec(ModelSource):
         if self.resume_from not in (None, "latest"):
             _require(Path(self.resume_from).is_dir(), "resume_from", f"{self.resume_from} is not a directory")
         if self.learning_rate is None:
-            self.learning_rate = self.default_learning_rate
+            self.learning_rate = self.default_learning_rate(self.adapter.method)
 
     def check_datasets(self) -> None:
         for name in ("dataset", "eval_dataset"):
@@ -172,7 +190,8 @@ class RewardSpec(TrainingSpec):
     center_rewards_coefficient: float | None = field(
         default=None, metadata={"help": "pull mean reward towards 0 (Eisenstein et al. 2023 use 0.01)"}
     )
-    default_learning_rate = 1e-4
+    # RewardConfig's default; TRL's reward trainer guide: "when training adapters, ... ≈1e-3".
+    default_learning_rates = {"full": 1e-4, "adapter": 1e-3}
     required_columns = (("chosen", "rejected"),)
 
 
@@ -185,7 +204,9 @@ class DPOSpec(TrainingSpec):
     label_smoothing: float = field(default=0.0, metadata={"help": "conservative DPO / robust noise rate"})
     reference_model: str | None = field(default=None, metadata={"help": "local reference model; default: `model`"})
     precompute_ref_log_probs: bool = field(default=False, metadata={"help": "score the reference once, up front"})
-    default_learning_rate = 1e-6
+    # DPOConfig's default, and 10x it for adapters (TRL's PEFT guide pairs DPO at 5e-7 full with 5e-6
+    # LoRA). The full rate barely moves a LoRA adapter.
+    default_learning_rates = {"full": 1e-6, "adapter": 1e-5}
     required_columns = (("chosen", "rejected"),)
 
     def validate(self) -> None:
@@ -209,7 +230,8 @@ class PPOSpec(TrainingSpec):
     num_ppo_epochs: int = field(default=4, metadata={"help": "PPO epochs per rollout batch"})
     num_mini_batches: int = field(default=1, metadata={"help": "mini-batches per PPO epoch"})
     missing_eos_penalty: float | None = field(default=None, metadata={"help": "subtracted when no EOS is sampled"})
-    default_learning_rate = 3e-6
+    # TRL 1.12's PPOConfig default, and 10x it for adapters (TRL's PEFT guide).
+    default_learning_rates = {"full": 3e-6, "adapter": 3e-5}
     required_columns = (("prompt",), ("messages",))
 
     def validate(self) -> None:
