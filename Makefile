@@ -16,7 +16,7 @@ INSTALLED := $(VENV)/.installed
 export DEBUG ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo demo-model test install lint clean
+.PHONY: demo serve-demo demo-model test install lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,12 +48,18 @@ demo-model: $(DEMO_MODEL)/model.safetensors
 # The server and, beside it, one worker that runs queued training rounds and generation jobs;
 # Ctrl+C stops both.
 demo: install demo-model
+	@$(MAKE) --no-print-directory serve-demo
+
+# What `make demo` runs once installed: migrate, demo users and data, register the demo model, then
+# serve. The demo smoke test (tests/test_demo.py) runs this same target with a tiny local model.
+DEMO_MODEL_NAME ?= SmolLM2-135M-Instruct
+serve-demo:
 	$(BIN)/python manage.py migrate --noinput
 	@echo "Demo users:"
 	@$(BIN)/python manage.py create_demo_users
 	@echo "Demo data:"
 	@$(BIN)/python manage.py seed_demo
-	@$(BIN)/python manage.py register_model $(DEMO_MODEL) --name SmolLM2-135M-Instruct --skip-existing
+	@$(BIN)/python manage.py register_model $(DEMO_MODEL) --name $(DEMO_MODEL_NAME) --skip-existing
 	@echo
 	@echo "Serving RLHF Platform on http://$(HOST):$(PORT)/ with a training worker  (Ctrl+C stops)"
 	$(BIN)/python manage.py worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
