@@ -12,7 +12,8 @@ from labeling.models import Campaign, PreferenceDataset, Project
 from training.engine.spec import SPEC_CLASSES
 from training.models import ModelArtifact, Round, Stage
 from training.services.generation import GENERATION_FIELDS
-from training.specs import WIRING_FIELDS
+from training.services.rounds import PRESET_STAGES
+from training.specs import WIRING_FIELDS, default_learning_rate, format_learning_rate
 
 ADAPTERS = [
     ("lora", "LoRA (default: a small adapter on every linear layer)"),
@@ -21,6 +22,9 @@ ADAPTERS = [
     ("ia3", "IA3 (rescaling vectors, smallest)"),
     ("freeze", "Freeze all but the last layers"),
 ]
+# How the learning-rate hint names each adapter method ("the defaults with LoRA").
+ADAPTER_NAMES = {"lora": "LoRA", "full": "full fine-tuning", "qlora": "QLoRA", "ia3": "IA3", "freeze": "freezing"}
+STAGE_NAMES = {"pretrain": "pretraining", "sft": "SFT", "reward": "the reward model", "dpo": "DPO", "ppo": "PPO"}
 PRESETS = [(Round.Preset.SFT_DPO, "SFT → DPO"), (Round.Preset.SFT_REWARD_PPO, "SFT → reward model → PPO")]
 PRESETS += [(Round.Preset.PRETRAIN_SFT, "Continued pretraining → SFT"), (Round.Preset.SINGLE, "One stage")]
 # The launch form's hyperparameter fields: blank means the engine's default for each stage.
@@ -61,6 +65,7 @@ class RoundLaunchForm(forms.Form):
         help_text="PPO without a reward stage in the round.",
     )
     adapter = forms.ChoiceField(choices=ADAPTERS, initial="lora")
+    # Its placeholder and help name the default each stage will train with (learning_rate_hints).
     learning_rate = forms.FloatField(required=False, min_value=0, help_text="Blank: the stage's default.")
     max_steps = forms.IntegerField(required=False, min_value=1, help_text="Blank: run the epochs.")
     epochs = forms.FloatField(required=False, min_value=0.01, help_text="Blank: 1.")
@@ -76,6 +81,36 @@ class RoundLaunchForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "placeholder": '{"dpo": {"beta": 0.2}}'}),
         help_text="Settings for one stage only, as JSON keyed by stage.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        preset, stage, adapter = (self._chosen(name) for name in ("preset", "stage", "adapter"))
+        hint = learning_rate_hint(_round_stages(preset, stage), adapter)
+        self.fields["learning_rate"].help_text = hint["help"]
+        self.fields["learning_rate"].widget.attrs["placeholder"] = hint["placeholder"]
+
+    def _chosen(self, name: str) -> str:
+        """A choice field's value as the page shows it: the submitted one, else the initial one."""
+        if self.is_bound:
+            return self.data.get(name) or ""
+        return str(self.get_initial_for_field(self.fields[name], name) or "")
+
+    def learning_rate_hints(self) -> dict[str, dict[str, dict[str, dict[str, str]]]]:
+        """Every hint the page may need, by preset, then stage ("" unless the preset is one stage), then adapter.
+
+        The launch page's script swaps the learning-rate field's placeholder and help for the one
+        that matches the chosen preset, stage and adapter.
+        """
+        hints = {}
+        for preset, _label in PRESETS:
+            stages = ["", *Stage.values] if preset == Round.Preset.SINGLE else [""]
+            hints[preset] = {
+                stage: {
+                    adapter: learning_rate_hint(_round_stages(preset, stage), adapter) for adapter, _name in ADAPTERS
+                }
+                for stage in stages
+            }
+        return hints
 
     def clean_advanced(self) -> dict[str, Any]:
         return _json_object(self.cleaned_data["advanced"], "advanced")
@@ -103,6 +138,25 @@ class RoundLaunchForm(forms.Form):
         }
 
 
+def _round_stages(preset: str, stage: str) -> list[str]:
+    if preset == Round.Preset.SINGLE:
+        return [stage] if stage in Stage.values else []
+    return list(PRESET_STAGES.get(preset, []))
+
+
+def learning_rate_hint(stages: list[str], adapter: str) -> dict[str, str]:
+    """The learning-rate field's placeholder and help for a round of ``stages`` trained with ``adapter``."""
+    if not stages or adapter not in ADAPTER_NAMES:
+        return {"placeholder": "", "help": "Blank: each stage's default for the adapter method."}
+    rates = [format_learning_rate(default_learning_rate(stage, adapter)) for stage in stages]
+    if len(stages) == 1:
+        text = f"Blank: {rates[0]}, the default for {STAGE_NAMES[stages[0]]} with {ADAPTER_NAMES[adapter]}."
+    else:
+        each = ", ".join(f"{rate} for {STAGE_NAMES[stage]}" for stage, rate in zip(stages, rates, strict=True))
+        text = f"Blank: {each} (the defaults with {ADAPTER_NAMES[adapter]}). A value here applies to every stage."
+    return {"placeholder": " / ".join(rates), "help": text}
+
+
 def engine_defaults() -> dict[str, list[dict[str, Any]]]:
     """Per training stage, the engine's settings with their defaults and help, for the "advanced" panel."""
     defaults = {}
@@ -118,7 +172,11 @@ def engine_defaults() -> dict[str, list[dict[str, Any]]]:
             else:
                 continue
             help_text = spec_field.metadata.get("help", "")
-            rows.append({"name": spec_field.name, "default": json.dumps(default), "help": help_text})
+            shown = json.dumps(default)
+            if spec_field.name == "learning_rate":
+                full, adapter = (format_learning_rate(default_learning_rate(stage, m)) for m in ("full", "lora"))
+                shown = f"{full} full or freeze, {adapter} lora, qlora or ia3"
+            rows.append({"name": spec_field.name, "default": shown, "help": help_text})
         defaults[stage] = rows
     return defaults
 

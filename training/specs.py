@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.engine.spec import SpecError, load_spec
+from training.engine.spec import SPEC_CLASSES, AdapterSpec, SpecError, TrainingSpec, load_spec
 
 # The launch form's fields, with the engine spec field each one sets.
 STAGE_SETTING_FIELDS = {
@@ -90,7 +90,50 @@ def build_spec(
             spec["adapter"] = {**spec.get("adapter", {}), **value}
         else:
             spec[name] = value
+    if spec.get("learning_rate") is None and _trains(stage):
+        # Written out, so the run's spec (and its page) names the rate it trains with.
+        spec["learning_rate"] = default_learning_rate(stage, _adapter_method(spec))
     return spec
+
+
+def default_learning_rate(stage: str, adapter_method: str) -> float:
+    """The engine's learning rate for ``stage`` when none is given, with that adapter method."""
+    return SPEC_CLASSES[stage].default_learning_rate(adapter_method)
+
+
+def stage_learning_rate(stage: str, settings: dict[str, Any]) -> float | None:
+    """The learning rate one stage trains with under these launch settings (None for a stage that does not train)."""
+    if not _trains(stage):
+        return None
+    return build_spec(stage=stage, settings=settings, model="", output_dir="", dataset="")["learning_rate"]
+
+
+def run_learning_rate(*, stage: str, settings: dict[str, Any], spec: dict[str, Any] | None) -> float | None:
+    """The learning rate a run trains with: its built spec's, or, before the run starts, its settings'.
+
+    None for a stage that does not train, and for a spec built before specs named their rate.
+    """
+    if spec:
+        return spec.get("learning_rate")
+    return stage_learning_rate(stage, settings)
+
+
+def format_learning_rate(value: float) -> str:
+    """A learning rate as people write one: 2e-4, 1e-5, 2.5e-5, 0.05 (not 0.0002 or 1e-05)."""
+    if value >= 0.01:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.6e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def _trains(stage: str) -> bool:
+    return stage in SPEC_CLASSES and issubclass(SPEC_CLASSES[stage], TrainingSpec)
+
+
+def _adapter_method(spec: dict[str, Any]) -> str:
+    adapter = spec.get("adapter")
+    method = adapter.get("method") if isinstance(adapter, dict) else None
+    return method or AdapterSpec().method
 
 
 def check_spec(spec: dict[str, Any], *, field: str = "settings") -> None:

@@ -18,6 +18,7 @@ from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
 from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, JobStatus, TrainingRun
 from training.services.generation import generation_job_create
 from training.services.rounds import round_cancel, round_launch, run_cancel, run_resume
+from training.specs import format_learning_rate, run_learning_rate
 
 
 @manager_required
@@ -46,6 +47,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get(run_id=run_id)
     context = _run_live_context(run)
     context["spec_json"] = json.dumps(run.spec, indent=2, sort_keys=True) if run.spec else "Built when the run starts."
+    learning_rate = run_learning_rate(stage=run.stage, settings=run.params, spec=run.spec)
+    context["learning_rate"] = format_learning_rate(learning_rate) if learning_rate is not None else ""
     return render(request, "training/run_detail.html", context)
 
 
