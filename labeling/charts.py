@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -13,12 +14,22 @@ CHART_HEIGHT = 180
 CHART_LEFT = 36  # room for the y-axis labels
 CHART_TOP = 10  # room for the top label
 CHART_BOTTOM = 22  # room for the hour labels
+# Room for a label is sized from its text: ``.chart-axis`` is 11px in the SVG's units, and a digit of
+# common sans-serif fonts is at most ~0.64 em wide (DejaVu Sans, the fallback on Linux, the widest).
+CHAR_WIDTH = 0.66 * 11
+Y_LABEL_GAP = 6  # the templates end a y-axis label this far left of the plot
+
+
+def label_width(label: str) -> float:
+    """The widest ``label`` can be drawn as an axis label, in the SVG's units."""
+    return len(label) * CHAR_WIDTH
 
 
 def hour_chart(per_hour: list[dict[str, Any]]) -> dict[str, Any]:
     """Bar geometry for an SVG chart of ``campaign_stats``' judgements per hour, oldest first."""
     peak = max((point["judgements"] for point in per_hour), default=0)
-    plot_width = CHART_WIDTH - CHART_LEFT
+    left = max(CHART_LEFT, math.ceil(label_width(str(peak)) + Y_LABEL_GAP + 2))
+    plot_width = CHART_WIDTH - left
     plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
     baseline = CHART_TOP + plot_height
     slot = plot_width / max(len(per_hour), 1)
@@ -28,7 +39,7 @@ def hour_chart(per_hour: list[dict[str, Any]]) -> dict[str, Any]:
         height = plot_height * point["judgements"] / max(peak, 1)
         bars.append(
             {
-                "x": round(CHART_LEFT + index * slot + slot * 0.15, 1),
+                "x": round(left + index * slot + slot * 0.15, 1),
                 "y": round(baseline - height, 1),
                 "width": round(slot * 0.7, 1),
                 "height": round(height, 1),
@@ -36,16 +47,16 @@ def hour_chart(per_hour: list[dict[str, Any]]) -> dict[str, Any]:
                 "hour": hour.strftime("%H:00"),
                 "day": hour.strftime("%a %d %b"),
                 # Every sixth hour gets a label under its bar.
-                "label_x": round(CHART_LEFT + index * slot + slot / 2, 1) if index % 6 == 0 else None,
+                "label_x": round(left + index * slot + slot / 2, 1) if index % 6 == 0 else None,
             }
         )
     return {
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
-        "left": CHART_LEFT,
+        "left": left,
         "top": CHART_TOP,
         "baseline": baseline,
-        "middle_x": CHART_LEFT + plot_width / 2,
+        "middle_x": left + plot_width / 2,
         "middle_y": CHART_TOP + plot_height / 2,
         "label_y": CHART_HEIGHT - 6,
         "peak": peak,
@@ -60,14 +71,20 @@ def _scale(value: float, low: float, high: float, start: float, end: float) -> f
 
 
 def line_chart(points: list[tuple[str, float | None]], *, low: float = -0.2, high: float = 1.0) -> dict[str, Any]:
-    """A polyline over labelled x positions; None values break nothing, they are skipped."""
-    plot_width = CHART_WIDTH - CHART_LEFT
+    """A polyline over labelled x positions; None values break nothing, they are skipped.
+
+    The x labels are centred under their points, so the first and last leave room for half their width.
+    """
+    labels = [label for label, _ in points] or [""]
+    left = max(CHART_LEFT, math.ceil(label_width(labels[0]) / 2 + 2))
+    right = math.ceil(label_width(labels[-1]) / 2 + 2)
+    plot_width = CHART_WIDTH - left - right
     plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
     baseline = CHART_TOP + plot_height
     step = plot_width / max(len(points) - 1, 1)
     drawn = [
         {
-            "x": round(CHART_LEFT + index * step, 1),
+            "x": round(left + index * step, 1),
             "y": _scale(value, low, high, baseline, CHART_TOP),
             "label": label,
             "value": round(value, 3),
@@ -78,7 +95,7 @@ def line_chart(points: list[tuple[str, float | None]], *, low: float = -0.2, hig
     return {
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
-        "left": CHART_LEFT,
+        "left": left,
         "top": CHART_TOP,
         "baseline": baseline,
         "label_y": CHART_HEIGHT - 6,

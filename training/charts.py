@@ -9,8 +9,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from training.formatting import format_metric
+
 WIDTH, HEIGHT = 360, 150
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 22
+TOP, BOTTOM = 10, 22
+# The axis labels' room is sized from the labels themselves (``.chart-axis`` is 11px, in the SVG's
+# units): a digit or lower-case letter of common sans-serif fonts is at most ~0.64 em wide
+# (DejaVu Sans, the fallback on Linux, has the widest digits).
+AXIS_FONT_PX = 11
+CHAR_WIDTH = 0.66 * AXIS_FONT_PX
+TICK_GAP = 4  # between a y label and the plot (the template puts the label this far left of it)
+MIN_LEFT, MIN_RIGHT = 24, 8
 # Metrics people look at first, in this order; the others follow by name.
 PREFERRED = (
     "loss",
@@ -57,7 +66,12 @@ def series_chart(name: str, curves: dict[str, list[tuple[int, float]]]) -> dict[
     low, high = min(values), max(values)
     if low == high:
         low, high = low - (abs(low) * 0.1 or 1.0), high + (abs(high) * 0.1 or 1.0)
-    plot = {"left": LEFT, "right": WIDTH - RIGHT, "top": TOP, "bottom": HEIGHT - BOTTOM}
+    y_labels = [(value, format_metric(value, name)) for value in (high, (low + high) / 2, low)]
+    x_labels = [(step, str(step)) for step in sorted({low_step, high_step})]
+    # The y labels end TICK_GAP left of the plot; the last x label is centred on the plot's right edge.
+    left = max(MIN_LEFT, math.ceil(max(label_width(label) for _, label in y_labels) + TICK_GAP + 2))
+    right = max(MIN_RIGHT, math.ceil(label_width(x_labels[-1][1]) / 2 + 2))
+    plot = {"left": left, "right": WIDTH - right, "top": TOP, "bottom": HEIGHT - BOTTOM}
 
     def x(step: float) -> float:
         span = (high_step - low_step) or 1
@@ -70,7 +84,7 @@ def series_chart(name: str, curves: dict[str, list[tuple[int, float]]]) -> dict[
         {
             "kind": kind,
             "points": " ".join(f"{x(step)},{y(value)}" for step, value in points if math.isfinite(value)),
-            "last": {"x": x(points[-1][0]), "y": y(points[-1][1]), "value": _fmt(points[-1][1])},
+            "last": {"x": x(points[-1][0]), "y": y(points[-1][1]), "value": format_metric(points[-1][1], name)},
         }
         for kind, points in sorted(curves.items())
         if any(math.isfinite(value) for _, value in points)
@@ -82,10 +96,11 @@ def series_chart(name: str, curves: dict[str, list[tuple[int, float]]]) -> dict[
         "height": HEIGHT,
         "plot": plot,
         "lines": lines,
-        "y_ticks": [{"y": y(value), "label": _fmt(value)} for value in (high, (low + high) / 2, low)],
-        "x_ticks": [{"x": x(step), "label": str(step)} for step in sorted({low_step, high_step})],
+        "y_ticks": [{"y": y(value), "label": label} for value, label in y_labels],
+        "y_label_x": left - TICK_GAP,
+        "x_ticks": [{"x": x(step), "label": label} for step, label in x_labels],
         "label_y": HEIGHT - 6,
-        "latest": _fmt(last_train[-1][1]),
+        "latest": format_metric(last_train[-1][1], name),
     }
 
 
@@ -96,9 +111,6 @@ def _thin(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
     return [points[int(index * stride)] for index in range(MAX_POINTS - 1)] + [points[-1]]
 
 
-def _fmt(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1000 or abs(value) < 0.001:
-        return f"{value:.2e}"
-    return f"{value:.4g}"
+def label_width(label: str) -> float:
+    """The widest an axis label can be drawn, in the SVG's units."""
+    return len(label) * CHAR_WIDTH

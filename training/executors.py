@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from training.formatting import terminal_text
+
 
 class EngineHandle(Protocol):
     def events(self) -> Iterator[dict[str, Any]]: ...
@@ -58,7 +60,7 @@ class LocalHandle:
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
-                self._tail.append(line)  # the engine prints only events; keep anything else with the logs
+                self._tail.append(terminal_text(line))  # the engine prints only events; keep the rest
                 continue
             if isinstance(event, dict) and "event" in event:
                 yield event
@@ -80,8 +82,11 @@ class LocalHandle:
         return "\n".join(self._tail)
 
     def _drain_stderr(self) -> None:
-        for line in self.process.stderr:
-            self._tail.append(line.rstrip("\n"))
+        # Bytes, split at newlines only: the text stream's universal newlines would make each
+        # carriage-return redraw of a progress bar a line of its own and fill the tail with them.
+        # Each line is kept as a terminal would show it (last redraw, no colour escapes).
+        for raw in self.process.stderr.buffer:
+            self._tail.append(terminal_text(raw.decode("utf-8", errors="replace").rstrip("\r\n")))
 
 
 class LocalExecutor:

@@ -132,7 +132,7 @@ def test_metric_charts_put_the_loss_first_and_share_a_chart_between_training_and
     ys = [float(point.split(",")[1]) for point in train["points"].split()]
     assert xs == sorted(xs) and xs[0] == loss["plot"]["left"] and xs[-1] == loss["plot"]["right"]
     assert ys[0] == loss["plot"]["top"] and ys[-1] == loss["plot"]["bottom"]  # 2.0 is the highest, 0.5 the lowest
-    assert loss["latest"] == "0.5"
+    assert loss["latest"] == "0.500"
     assert metric_charts({}) == []
 
 

@@ -1,0 +1,89 @@
+"""Numbers and engine output made fit for people: one set of rules for every page that shows them.
+
+``format_metric`` is used by the run page's charts (axis ticks, latest values), the round page's
+metric lines and the models page, through the ``metric`` template filter
+(``training.templatetags.training_format``). Live updates re-fetch those fragments as HTML, so the
+browser never formats a metric itself and the rules stay in this one place.
+
+``terminal_text`` turns what a progress bar (tqdm) wrote to a terminal into the text a terminal
+would show: colour and cursor escapes removed, and each line at the last state a carriage return
+left it in.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+# Metrics that live on a log scale (a learning rate of 1e-4 or 5e-7): shown in scientific notation.
+RATE_NAMES = ("learning_rate", "lr")
+# Above this, a value gets a unit suffix: 4884480 -> "4.88 M".
+SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+SIGNIFICANT_DIGITS = 3
+
+
+def format_metric(value: object, name: str = "") -> str:
+    """A metric value with sensible precision for people.
+
+    - learning rates: ``1.00e-04``;
+    - whole numbers below 1000 as they are (``3``), larger ones with a unit (``4.88 M``, ``12.3 k``);
+    - other values with three significant digits (loss ``0.693``, accuracy ``0.770``), and
+      scientific notation below 0.001 (``2.50e-05``).
+    """
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    if _is_rate(name):
+        return f"{value:.2e}"
+    rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    magnitude = abs(rounded)
+    if magnitude >= 1e15:
+        return f"{value:.2e}"
+    for size, suffix in SUFFIXES:
+        if magnitude >= size:
+            return f"{_significant(value / size)} {suffix}"
+    if float(value).is_integer():
+        return str(int(value))
+    if magnitude < 0.001:
+        return f"{value:.2e}"
+    return _significant(value)
+
+
+def _is_rate(name: str) -> bool:
+    last = name.rsplit("/", 1)[-1]
+    return last in RATE_NAMES or last.endswith("_learning_rate")
+
+
+def _significant(value: float) -> str:
+    """``value`` with three significant digits, trailing zeros kept (0.77 -> "0.770")."""
+    rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    if rounded == 0:
+        return "0"
+    decimals = max(0, SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:.{decimals}f}"
+
+
+# CSI sequences (colours, cursor moves, erase line: ESC [ ... final byte), OSC sequences (window
+# titles, links: ESC ] ... BEL or ESC \), and the remaining two-byte escapes (ESC followed by one char).
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def terminal_text(text: str) -> str:
+    """What a terminal shows for ``text``: escapes stripped, carriage-return overwrites collapsed.
+
+    tqdm redraws its bar with ``\\r`` on one line: of each line only the part after its last
+    carriage return is kept (a trailing ``\\r`` overwrites nothing).
+    """
+    if not text:
+        return text
+    text = _ANSI_ESCAPE.sub("", text.replace("\r\n", "\n"))
+    lines = []
+    for line in text.split("\n"):
+        states = [state for state in line.split("\r") if state]
+        lines.append(states[-1] if states else "")
+    return "\n".join(lines)
