@@ -6,7 +6,9 @@ round) and receives JSON messages:
 - ``{"type": "runs", "runs": [run_payload, ...]}``: the state of its runs (status, progress, ETA,
   latest metrics; see ``training.realtime.run_payload``), on connect and whenever one changes;
 - ``{"type": "points", "run_id": ..., "points": [{"id", "kind", "step", "values"}, ...]}``: metric
-  points not sent yet, oldest first, for the charts.
+  points not sent yet, oldest first, for the charts;
+- round pages only: ``{"type": "round", "round": round_payload}``: the round's own status (see
+  ``training.realtime.round_payload``), on connect and whenever it changes.
 
 Group messages (``training.realtime.notify_run``) bring state changes at once when the worker and
 the web server share a channel layer (Redis). The worker is a separate process, so with the
@@ -41,9 +43,10 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=NOT_ALLOWED)
             return
         kwargs = self.scope["url_route"]["kwargs"]
-        if "round_id" in kwargs:
-            self.run_ids = await database_sync_to_async(selectors.round_run_ids)(kwargs["round_id"])
-            self.groups_joined = [round_group(kwargs["round_id"])]
+        self.round_id = kwargs.get("round_id")
+        if self.round_id is not None:
+            self.run_ids = await database_sync_to_async(selectors.round_run_ids)(self.round_id)
+            self.groups_joined = [round_group(self.round_id)]
         else:
             self.run_ids = await database_sync_to_async(selectors.existing_run_ids)([kwargs["run_id"]])
             self.groups_joined = [run_group(kwargs["run_id"])]
@@ -54,6 +57,7 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.sent_runs: dict[int, dict[str, Any]] = {}
+        self.sent_round: dict[str, Any] | None = None
         # The page says which metric point it already has (?after=<id>), so a reconnect misses none.
         self.last_point_id = _after(self.scope.get("query_string", b""))
         self.poller = asyncio.create_task(self._poll())
@@ -75,6 +79,10 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
         if run["id"] in self.run_ids:
             await self._send_runs([run])
 
+    async def round_update(self, event: dict[str, Any]) -> None:
+        if event["round"]["id"] == self.round_id:
+            await self._send_round(event["round"])
+
     async def _poll(self) -> None:
         interval = settings.TRAINING_LIVE_POLL_SECONDS
         while True:
@@ -86,6 +94,10 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
                     of_run = [point for point in points if point["run_id"] == run_id]
                     if of_run:
                         await self.send_json({"type": "points", "run_id": run_id, "points": of_run})
+            if self.round_id is not None:
+                round_ = await database_sync_to_async(selectors.round_state)(self.round_id)
+                if round_ is not None:
+                    await self._send_round(round_)
             await asyncio.sleep(interval)
 
     async def _send_runs(self, runs: list[dict[str, Any]]) -> None:
@@ -97,6 +109,11 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
                 changed.append(state)
         if changed:
             await self.send_json({"type": "runs", "runs": changed})
+
+    async def _send_round(self, round_: dict[str, Any]) -> None:
+        if round_ != self.sent_round:
+            self.sent_round = round_
+            await self.send_json({"type": "round", "round": round_})
 
 
 def _after(query_string: bytes) -> int:

@@ -129,6 +129,8 @@ class Round(models.Model):
         SINGLE = "single", "Single stage"
 
     class Status(models.TextChoices):
+        # Queued until one of its runs starts (a run may wait behind other rounds' runs).
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
@@ -136,7 +138,7 @@ class Round(models.Model):
 
     name = models.CharField(max_length=200)
     preset = models.CharField(max_length=20, choices=Preset.choices)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     base_model = models.ForeignKey(ModelArtifact, on_delete=models.PROTECT, related_name="rounds")
     dataset = models.ForeignKey(
         PreferenceDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="training_rounds"

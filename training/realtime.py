@@ -8,12 +8,14 @@ Groups (a consumer joins the ones its page shows):
 - ``training-generation-<id>``: one generation job.
 
 Message: ``{"type": "run.update", "run": <run_payload>}`` (a consumer's ``run_update`` handler gets
-it), or ``{"type": "generation.update", "job": <generation_payload>}``. ``run_payload`` carries the
-run's status, progress and latest metrics, and ``point`` (``{"kind", "step", "values"}``) when the
-update came with a new metric point, so a chart can append it without refetching the series.
+it), ``{"type": "round.update", "round": <round_payload>}`` (to the round's group, when the round's
+own status changes), or ``{"type": "generation.update", "job": <generation_payload>}``.
+``run_payload`` carries the run's status, progress and latest metrics, and ``point`` (``{"kind",
+"step", "values"}``) when the update came with a new metric point, so a chart can append it without
+refetching the series.
 
-Services call ``notify_run`` / ``notify_generation`` inside their transaction: the message goes out
-on commit, never from a signal, and never for a change that was rolled back.
+Services call ``notify_run`` / ``notify_round`` / ``notify_generation`` inside their transaction: the
+message goes out on commit, never from a signal, and never for a change that was rolled back.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from training.models import GenerationJob, TrainingRun
+from training.models import GenerationJob, Round, TrainingRun
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ def run_payload(run: TrainingRun, *, point: dict[str, Any] | None = None) -> dic
         "round_id": run.round_id,
         "stage": run.stage,
         "status": run.status,
+        "status_display": run.get_status_display(),
         "step": run.step,
         "total_steps": run.total_steps,
         "progress": run.progress_fraction,
@@ -67,6 +70,16 @@ def run_payload(run: TrainingRun, *, point: dict[str, Any] | None = None) -> dic
     if point is not None:
         payload["point"] = point
     return payload
+
+
+def round_payload(round_: Round) -> dict[str, Any]:
+    """The JSON a round page needs to redraw the round's own status badge."""
+    return {
+        "id": round_.pk,
+        "status": round_.status,
+        "status_display": round_.get_status_display(),
+        "failure_reason": round_.failure_reason,
+    }
 
 
 def generation_payload(job: GenerationJob) -> dict[str, Any]:
@@ -88,6 +101,12 @@ def notify_run(run: TrainingRun, *, point: dict[str, Any] | None = None) -> None
     if run.round_id is not None:
         groups.append(round_group(run.round_id))
     transaction.on_commit(lambda: _send(groups, message))
+
+
+def notify_round(round_: Round) -> None:
+    """Send ``round.update`` to the round's group once the transaction commits."""
+    message = {"type": "round.update", "round": round_payload(round_)}
+    transaction.on_commit(lambda: _send([round_group(round_.pk)], message))
 
 
 def notify_generation(job: GenerationJob) -> None:

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from training.models import GenerationJob, ModelArtifact, Round, RunMetric, TrainingRun, is_metric_value
-from training.realtime import run_payload
+from training.realtime import round_payload, run_payload
 
 RUN_RELATED = ("round", "input_model", "reward_model", "output_model", "dataset", "launched_by")
 
@@ -89,6 +89,12 @@ def live_state(run_ids: list[int], after_point_id: int) -> tuple[list[dict[str, 
         .values_list("pk", "run_id", "kind", "step", "values")[:POINTS_PER_POLL]
     ]
     return runs, points
+
+
+def round_state(round_id: int) -> dict[str, Any] | None:
+    """The round's own status for its live page (``training.realtime.round_payload``); None once deleted."""
+    round_ = Round.objects.filter(pk=round_id).only("pk", "status", "failure_reason").first()
+    return round_payload(round_) if round_ is not None else None
 
 
 def training_overview(*, limit: int = 50) -> dict[str, Any]:

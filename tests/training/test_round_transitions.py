@@ -39,7 +39,7 @@ def test_cancelling_a_queued_round_cancels_every_stage_and_resume_queues_it_agai
     assert resumed.status_code == 200 and resumed.json()["resume_from"] == "latest"
     assert statuses(queued_round) == ["queued", "waiting"]
     queued_round.refresh_from_db()
-    assert (queued_round.status, queued_round.failure_reason) == (Round.Status.RUNNING, "")
+    assert (queued_round.status, queued_round.failure_reason) == (Round.Status.QUEUED, "")
 
 
 def test_a_later_stage_cannot_resume_before_the_one_it_waits_for(manager_api, queued_round):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from training.models import GenerationJob, Job, JobStatus, TrainingRun
 from training.realtime import notify_generation, notify_run
+from training.services.rounds import round_mark_running
 
 J = TypeVar("J", bound=Job)
 
@@ -39,6 +40,8 @@ def job_claim_next(*, model: type[J], worker: str) -> J | None:
         job.status, job.worker, job.heartbeat_at, job.started_at = JobStatus.RUNNING, worker, now, now
         job.save(update_fields=["status", "worker", "heartbeat_at", "started_at"])
         notify(job)
+        if isinstance(job, TrainingRun) and job.round_id is not None:
+            round_mark_running(round_id=job.round_id)
     return job
 
 

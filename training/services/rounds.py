@@ -1,6 +1,7 @@
 """Launching rounds, and the transitions people ask for: cancel and resume.
 
-A round is an ordered list of runs, each waiting for the one before it. Models flow like this: a
+A round is an ordered list of runs, each waiting for the one before it. It is queued until one of
+its runs starts (``round_mark_running``), which may be after other rounds' runs. Models flow like this: a
 policy stage (pretrain, sft, dpo, ppo) trains the newest policy of the round (the base model at
 first); a reward stage starts from that policy too, and its output becomes the reward model of a
 later PPO stage. A failed or cancelled stage stops the round; later stages are cancelled with the
@@ -32,7 +33,7 @@ from training.models import (
     Stage,
     TrainingRun,
 )
-from training.realtime import notify_run
+from training.realtime import notify_round, notify_run
 from training.specs import LaunchError, build_spec, check_spec, settings_for
 
 PRESET_STAGES = {
@@ -58,7 +59,10 @@ def round_launch(
     settings: dict[str, Any] | None = None,
     stage_settings: dict[str, dict[str, Any]] | None = None,
 ) -> Round:
-    """Check and queue a round: its first run queued, the others waiting. Raises ``TrainingError``, writing nothing."""
+    """Check and queue a round: the round and its first run queued, the others waiting.
+
+    Raises ``TrainingError``, writing nothing.
+    """
     settings, stage_settings = settings or {}, stage_settings or {}
     stages = _stages_of(preset, stage)
     _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model)
@@ -73,6 +77,7 @@ def round_launch(
         round_ = Round.objects.create(
             name=(name or "").strip()[:200] or f"{' → '.join(stages)} on {base_model.name}"[:200],
             preset=preset,
+            status=Round.Status.QUEUED,
             base_model=base_model,
             dataset=dataset,
             pretrain_dataset=pretrain_dataset,
@@ -138,8 +143,8 @@ def round_cancel(*, round_: Round) -> Round:
 def run_resume(*, run: TrainingRun) -> TrainingRun:
     """Queue an interrupted, cancelled or failed run again, from its last checkpoint.
 
-    The round runs again, and its later stages that never started wait again. Locks the run's row
-    and the round's.
+    The round is queued again (running once the run starts), and its later stages that never
+    started wait again. Locks the run's row and the round's.
     """
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     if run.status not in RESUMABLE_STATUSES:
@@ -155,8 +160,9 @@ def run_resume(*, run: TrainingRun) -> TrainingRun:
     notify_run(run)
     if run.round_id is not None:
         round_ = Round.objects.select_for_update().get(pk=run.round_id)
-        round_.status, round_.failure_reason, round_.finished_at = Round.Status.RUNNING, "", None
+        round_.status, round_.failure_reason, round_.finished_at = Round.Status.QUEUED, "", None
         round_.save(update_fields=["status", "failure_reason", "finished_at"])
+        notify_round(round_)
         for later in round_.runs.filter(position__gt=run.position, status=JobStatus.CANCELLED, started_at=None):
             later.status, later.error, later.finished_at = JobStatus.WAITING, "", None
             later.save(update_fields=["status", "error", "finished_at"])
@@ -172,6 +178,7 @@ def round_stop(*, round_: Round, status: str, reason: str) -> None:
     round_ = Round.objects.select_for_update().get(pk=round_.pk)
     round_.status, round_.failure_reason, round_.finished_at = status, reason, timezone.now()
     round_.save(update_fields=["status", "failure_reason", "finished_at"])
+    notify_round(round_)
     for later in round_.runs.filter(status__in=[JobStatus.WAITING, JobStatus.QUEUED]):
         later.status, later.finished_at = JobStatus.CANCELLED, timezone.now()
         later.error = f"Not run: {reason}"
@@ -192,6 +199,17 @@ def round_advance(*, round_: Round) -> None:
     if all(run.status == JobStatus.SUCCEEDED for run in runs):
         round_.status, round_.finished_at = Round.Status.SUCCEEDED, timezone.now()
         round_.save(update_fields=["status", "finished_at"])
+        notify_round(round_)
+
+
+def round_mark_running(*, round_id: int) -> None:
+    """One of the round's runs started: a queued round is running from now on.
+
+    Runs inside the claim's transaction. One conditional UPDATE, so no lock is needed: only a queued
+    round changes, and a round already running, finished or stopped keeps its status.
+    """
+    if Round.objects.filter(pk=round_id, status=Round.Status.QUEUED).update(status=Round.Status.RUNNING):
+        notify_round(Round.objects.get(pk=round_id))
 
 
 # --- launch checks -------------------------------------------------------------------------------

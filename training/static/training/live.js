@@ -17,7 +17,7 @@ function updateRun(run) {
   document.querySelectorAll(`.run-progress[data-run-id="${run.id}"]`).forEach((box) => {
     const badge = box.querySelector('[data-field="status"]');
     if (badge) {
-      badge.textContent = run.status.charAt(0).toUpperCase() + run.status.slice(1);
+      badge.textContent = run.status_display;
       badge.className = `badge badge-run-${run.status}`;
     }
     const bar = box.querySelector('[data-field="bar"]');
@@ -35,10 +35,21 @@ function updateRun(run) {
   });
 }
 
+// The round's own status badge, in the page header (outside the re-fetched fragment).
+function updateRound(round) {
+  document.querySelectorAll("[data-round-status]").forEach((badge) => {
+    badge.textContent = round.status_display;
+    badge.className = `badge badge-run-${round.status}`;
+    badge.dataset.roundStatus = round.status;
+  });
+}
+
 function initLivePage(root) {
   const fragment = document.querySelector("[data-live-fragment]");
   const connection = root.querySelector("[data-connection]");
   const statuses = new Map();
+  // As the page was rendered, so a change before the socket opened also refreshes the fragment.
+  let roundStatus = document.querySelector("[data-round-status]")?.dataset.roundStatus ?? null;
   let lastPoint = Number(root.dataset.lastPoint || 0);
   let refreshTimer = null;
   let lastRefresh = 0;
@@ -81,6 +92,10 @@ function initLivePage(root) {
           updateRun(run);
           if (before !== undefined && before !== run.status) scheduleRefresh();
         }
+      } else if (message.type === "round") {
+        updateRound(message.round);
+        if (roundStatus !== null && roundStatus !== message.round.status) scheduleRefresh();
+        roundStatus = message.round.status;
       } else if (message.type === "points" && message.points.length) {
         lastPoint = Math.max(lastPoint, message.points[message.points.length - 1].id);
         scheduleRefresh();
