@@ -86,8 +86,8 @@ class RealisticCampaign:
     gold_tasks: int  # tasks with a known answer, mixed in at ``gold_rate``
     overlap: int
     gold_rate: float
-    # Claims the simulated reviewers make: short of regular_tasks * overlap (plus the gold ones
-    # mixed in), so that the tasks handed out last stay open for the demo reviewers.
+    # Turns of the simulated reviewers, one claim and submit each: short of regular_tasks * overlap
+    # (plus the gold ones mixed in), so that the tasks handed out last stay open for the demo reviewers.
     simulated_claims: int
     # Days the simulated judgements are spread over (back-dated), for the agreement-over-time plot.
     days: int
@@ -122,15 +122,33 @@ class SimulatedReviewer:
     rationale_rate: float  # chance of writing why
 
 
+_CAREFUL = {"left_bias": 0.0, "rationale_rate": 0.2}
 SIMULATED_REVIEWERS = (
-    SimulatedReviewer("sim-careful-1", "Simulated careful reviewer 1", 1.0, 0.0, 0.93, 0.03, 14, 22, 0.35),
-    SimulatedReviewer("sim-careful-2", "Simulated careful reviewer 2", 1.0, 0.0, 0.9, 0.04, 18, 26, 0.2),
-    SimulatedReviewer("sim-careful-3", "Simulated careful reviewer 3", 0.9, 0.0, 0.91, 0.02, 11, 18, 0.1),
-    SimulatedReviewer("sim-careless", "Simulated careless reviewer", 0.55, 0.0, 0.5, 0.0, 2.2, 0, 0.0),
-    SimulatedReviewer("sim-position-biased", "Simulated position-biased reviewer", 0.55, 0.8, 0.9, 0.0, 9, 10, 0.0),
-)
-# Flaws that make a careful reviewer say "much better" more often than "better".
-_SEVERE_FLAWS = {"wrong_fact": 0.65, "rude": 0.5, "unhelpful": 0.6, "too_short": 0.3}
+    SimulatedReviewer(
+        "sim-careful-1", "Simulated careful reviewer 1", share=1.0, accuracy=0.93, tie_rate=0.03,
+        seconds=14, seconds_per_1000_chars=22, **{**_CAREFUL, "rationale_rate": 0.35},
+    ),
+    SimulatedReviewer(
+        "sim-careful-2", "Simulated careful reviewer 2", share=1.0, accuracy=0.9, tie_rate=0.04,
+        seconds=18, seconds_per_1000_chars=26, **_CAREFUL,
+    ),
+    SimulatedReviewer(
+        "sim-careful-3", "Simulated careful reviewer 3", share=0.9, accuracy=0.91, tie_rate=0.02,
+        seconds=11, seconds_per_1000_chars=18, **{**_CAREFUL, "rationale_rate": 0.1},
+    ),
+    # Clicks without reading: a coin toss in about 2 seconds.
+    SimulatedReviewer(
+        "sim-careless", "Simulated careless reviewer", share=0.55, left_bias=0.0, accuracy=0.5, tie_rate=0.0,
+        seconds=2.2, seconds_per_1000_chars=0, rationale_rate=0.0,
+    ),
+    # Picks the response shown first four times in five; reads and judges fairly the fifth time.
+    SimulatedReviewer(
+        "sim-position-biased", "Simulated position-biased reviewer", share=0.55, left_bias=0.8, accuracy=0.9,
+        tie_rate=0.0, seconds=9, seconds_per_1000_chars=10, rationale_rate=0.0,
+    ),
+)  # fmt: skip
+# Per flaw of the worse response, the chance that a reviewer who picked the better one says "much better".
+_MUCH_BETTER = {"wrong_fact": 0.65, "rude": 0.5, "unhelpful": 0.6, "too_short": 0.3}
 _RATIONALES = {
     "wrong_fact": ("The other answer gets the facts wrong.", "One of them is simply incorrect."),
     "unhelpful": ("Only one of them actually answers the question.", "The other one dodges the question."),
@@ -290,7 +308,7 @@ def simulated_answers(
     if reviewer.accuracy <= 0.5:  # picks without reading, so the strength is a guess too
         strength = rng.choice((1, 2))
     else:
-        strength = 2 if winner == task.better and rng.random() < _SEVERE_FLAWS[task.flaw] else 1
+        strength = 2 if winner == task.better and rng.random() < _MUCH_BETTER[task.flaw] else 1
     answers: dict[str, Any] = {"preference": {"winner": winner, "strength": strength}}
     if winner == task.better and rng.random() < reviewer.rationale_rate:
         answers["rationale"] = rng.choice(_RATIONALES[task.flaw])
