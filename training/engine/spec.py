@@ -268,10 +268,23 @@ class GenerateSpec(ModelSource):
         default=None,
         metadata={"help": "ask text prompts as a user message; default: when the model has its own chat template"},
     )
+    # A job that runs several models over the same prompts reports one progress for all of them.
+    progress_offset: int = field(
+        default=0, metadata={"help": "prompts answered before this run (by earlier models); progress counts on"}
+    )
+    progress_total: int | None = field(
+        default=None, metadata={"help": "prompts to answer in the whole job; default: this run's prompts"}
+    )
 
     def validate(self) -> None:
         super().validate()
         _require(bool(self.prompts), "prompts", "is required")
+        _require(self.progress_offset >= 0, "progress_offset", "must be >= 0")
+        _require(
+            self.progress_total is None or self.progress_total >= self.progress_offset,
+            "progress_total",
+            "must be >= progress_offset",
+        )
         check_columns(self.prompts, "prompts", (("prompt",),))
         _require(self.num_candidates >= 1, "num_candidates", "must be >= 1")
         _require(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")

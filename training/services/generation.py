@@ -70,7 +70,7 @@ def generation_job_create(
         raise TrainingError("There are no prompts to answer.", {"prompts": "No prompts."})
     with tempfile.TemporaryDirectory(prefix="generate-check-") as work:
         prompts_file = _write_jsonl(Path(work) / "prompts.jsonl", prompt_rows[:20])
-        for artifact in filter(None, (model, compare_with)):
+        for artifact in _models_of(model, compare_with):
             try:
                 check_spec(_spec(artifact, params, prompts_file, Path(work) / "out"), field="params")
             except LaunchError as error:
@@ -84,6 +84,8 @@ def generation_job_create(
             params={**params, "project_id": (project or source_campaign.project).pk},
             campaign_name=campaign_name.strip()[:200],
             launched_by=launched_by,
+            # Answers to write, over every model: the page shows 0 / N from the start.
+            total_steps=len(prompt_rows) * len(_models_of(model, compare_with)),
         )
         notify_generation(job)
     return job
@@ -96,17 +98,23 @@ def generation_workdir(job: GenerationJob) -> Path:
 def generation_prepare(*, job: GenerationJob) -> list[Path]:
     """Write the prompts and one spec per model; returns the spec paths, the new model's first."""
     workdir = generation_workdir(job)
-    prompts_file = _write_jsonl(workdir / "prompts.jsonl", _prompt_rows(job.source_campaign, job.prompts))
+    prompt_rows = _prompt_rows(job.source_campaign, job.prompts)
+    prompts_file = _write_jsonl(workdir / "prompts.jsonl", prompt_rows)
     params = {k: v for k, v in job.params.items() if k in GENERATION_FIELDS}
+    artifacts = _models_of(job.model, job.compare_with)
     spec_paths, specs = [], []
-    for index, artifact in enumerate(filter(None, (job.model, job.compare_with))):
+    for index, artifact in enumerate(artifacts):
         spec = _spec(artifact, params, prompts_file, workdir / f"output-{index}")
+        # One progress for the job: each model's run counts on from the runs before it.
+        spec["progress_offset"], spec["progress_total"] = index * len(prompt_rows), len(artifacts) * len(prompt_rows)
         path = workdir / f"spec-{index}.json"
         path.write_text(json.dumps(spec, indent=2))
         spec_paths.append(path)
         specs.append(spec)
     job.spec, job.workdir = specs[0], str(workdir)
-    job.save(update_fields=["spec", "workdir"])
+    job.step, job.total_steps, job.eta_s = 0, len(artifacts) * len(prompt_rows), None
+    job.save(update_fields=["spec", "workdir", "step", "total_steps", "eta_s"])
+    notify_generation(job)
     return spec_paths
 
 
@@ -182,7 +190,8 @@ def generation_job_resume(*, job: GenerationJob) -> GenerationJob:
     if job.status not in RESUMABLE_STATUSES:
         raise Conflict(f"Only interrupted, cancelled or failed jobs can run again; this one is {job.status}.")
     job.status, job.cancel_requested, job.error, job.finished_at = JobStatus.QUEUED, False, "", None
-    job.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
+    job.step, job.eta_s = 0, None  # it starts over
+    job.save(update_fields=["status", "cancel_requested", "error", "finished_at", "step", "eta_s"])
     notify_generation(job)
     return job
 
@@ -208,6 +217,11 @@ def _prompt_rows(source_campaign: Campaign | None, prompts: list[Any]) -> list[d
             )
         rows.append({"id": str(row.get("id") or f"p{index + 1}"), "prompt": prompt, "meta": row.get("meta") or {}})
     return rows
+
+
+def _models_of(model: ModelArtifact, compare_with: ModelArtifact | None) -> list[ModelArtifact]:
+    """The models that answer the prompts, the new one first."""
+    return [model] if compare_with is None else [model, compare_with]
 
 
 def _spec(artifact: ModelArtifact, params: dict[str, Any], prompts_file: Path, output_dir: Path) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from training.engine.spec import GenerateSpec
 def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:
     device = detect_device()
     rows = data.load_records(spec.prompts)
+    progress = JobProgress(spec, len(rows), events)
+    progress.report(0, new_tokens=0)  # the total before the model loads and the first batch (minutes) ends
     tokenizer = load_tokenizer(spec.model, gguf_file=spec.gguf_file)
     tokenizer.padding_side = "left"
     model = load_causal_lm(spec.model, device, gguf_file=spec.gguf_file)
@@ -39,7 +41,8 @@ def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str
     output = Path(spec.output_dir) / "candidates.jsonl"
     partial = output.with_suffix(".jsonl.partial")
     output.parent.mkdir(parents=True, exist_ok=True)
-    started, new_tokens, written = time.monotonic(), 0, 0
+    new_tokens, written = 0, 0
+    progress.begin()
     try:
         with partial.open("w") as out:
             for start in range(0, len(rows), spec.batch_size):
@@ -50,21 +53,12 @@ def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str
                 new_tokens += batch_tokens
                 written += len(tasks)
                 out.writelines(json.dumps(task) + "\n" for task in tasks)
-                done = start + len(batch)
-                elapsed = time.monotonic() - started
-                events.emit(
-                    "progress",
-                    step=done,
-                    total_steps=len(rows),
-                    tokens_seen=new_tokens,
-                    elapsed_s=round(elapsed, 3),
-                    eta_s=round(elapsed / done * (len(rows) - done), 1),
-                )
+                progress.report(start + len(batch), new_tokens=new_tokens)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     partial.replace(output)
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - progress.started
     return {
         "prompts": len(rows),
         "tasks": written,
@@ -75,6 +69,36 @@ def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str
         "tokens_per_second": round(new_tokens / max(elapsed, 1e-9), 2),
         "output": str(output),
     }
+
+
+class JobProgress:
+    """Progress in prompts over the whole job: a job that runs several models over the same prompts
+    counts on from the models before (``progress_offset``) towards one total (``progress_total``),
+    so its progress never goes back. The time left comes from this run's rate, once it has one.
+    """
+
+    def __init__(self, spec: GenerateSpec, prompts: int, events: EventStream) -> None:
+        self.offset, self.events = spec.progress_offset, events
+        self.total = spec.progress_total if spec.progress_total is not None else spec.progress_offset + prompts
+        self.started = time.monotonic()
+
+    def begin(self) -> None:
+        """Generation starts now: the rate leaves out loading the model."""
+        self.started = time.monotonic()
+
+    def report(self, done: int, *, new_tokens: int) -> None:
+        """Emit a progress event after ``done`` of this run's prompts."""
+        elapsed = time.monotonic() - self.started
+        step = self.offset + done
+        eta = round(elapsed / done * (self.total - step), 1) if done else None
+        self.events.emit(
+            "progress",
+            step=step,
+            total_steps=self.total,
+            tokens_seen=new_tokens,
+            elapsed_s=round(elapsed, 3),
+            eta_s=eta,
+        )
 
 
 EMPTY_RETRIES = 3
