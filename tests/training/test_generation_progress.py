@@ -95,3 +95,18 @@ def test_a_job_run_again_starts_its_count_over(tiny_model, manager):
     GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, step=1, eta_s=30.0)
     job = generation_job_resume(job=GenerationJob.objects.get(pk=job.pk))
     assert (job.status, job.step, job.total_steps, job.eta_s) == (JobStatus.QUEUED, 0, 2, None)
+
+
+@pytest.mark.django_db
+def test_the_training_page_shows_a_jobs_answers_so_far_and_time_left(tiny_model, manager, manager_client):
+    project = project_create(name="Next round", created_by=manager)
+    job = generation_job_create(
+        model=tiny_model, campaign_name="live", project=project, launched_by=manager, prompts=["a", "b", "c"]
+    )
+    assert (
+        '<span class="num">0 / 3</span> <span class="muted">answers</span>'
+        in manager_client.get("/training/").content.decode()
+    )
+    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, step=2, eta_s=41.6)
+    page = manager_client.get("/training/").content.decode()
+    assert '<span class="num">2 / 3</span>' in page and "ETA 42 s" in page
