@@ -20,14 +20,13 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
+from labeling.services.demo import REALISTIC_CAMPAIGN
 from tests.conftest import REPO_ROOT, clean_environment
 from tests.rlhf_platform.test_server import free_port, wait_for
 from tests.tiny_model import build_tiny_causal_lm
 
 MANAGER_PASSWORD = "demo-manager-password"
 REVIEWER_PASSWORD = "demo-reviewer-password"
-# The campaign that `seed_demo` fills with simulated reviewers' judgements.
-DEMO_JUDGED_CAMPAIGN = "Which answer is better?"
 # A request the server answered with 5xx, in daphne's access log ("GET /path" 500 123) or Django's error log.
 SERVER_ERROR = re.compile(r'" 5\d\d \d|Internal Server Error')
 
@@ -113,7 +112,8 @@ def test_a_newcomer_labels_builds_a_dataset_and_trains_a_round(demo_server, brow
     # A manager builds a dataset from the Datasets page...
     sign_in(page, base_url, "manager", MANAGER_PASSWORD)
     page.goto(f"{base_url}/manage/datasets/")
-    page.get_by_label(DEMO_JUDGED_CAMPAIGN).check()
+    # The campaign that `seed_demo` fills with simulated reviewers' judgements.
+    page.get_by_label(REALISTIC_CAMPAIGN.name).check()
     page.fill("#id_name", "Demo preferences")
     page.click("button:has-text('Build dataset')")
     page.wait_for_url("**/manage/datasets/*/")
