@@ -16,8 +16,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
-from django.db.models.functions import Least, TruncHour
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Least, TruncHour
 from django.utils import timezone
 
 from labeling.aggregation import JudgementRecord, gold_pairs, majority, quality
@@ -78,6 +78,69 @@ def campaign_for_reviewer(*, reviewer: AbstractBaseUser, campaign_id: int) -> Ca
 
 def campaigns_for_reviewer(*, reviewer: AbstractBaseUser) -> QuerySet[Campaign]:
     return Campaign.objects.filter(reviewers=reviewer, status=CampaignStatus.ACTIVE).order_by("name")
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    campaigns: list[Campaign]  # with work left for the reviewer (tasks_left or tasks_held)
+    finished: list[Campaign]  # in their pool, but nothing left for them now
+
+
+def review_queue(*, reviewer: AbstractBaseUser, now: datetime | None = None) -> ReviewQueue:
+    """The reviewer's active campaigns, by name, split by whether work is left for them; one query.
+
+    Each campaign carries ``tasks_left``: regular tasks the assignment rules could still give this
+    reviewer (``labeling.services.assignment``: two responses or more, not judged, skipped or held
+    by them, and a slot free under the overlap, a lapsed lease's slot counting as free), and
+    ``tasks_held``: tasks they hold now, which the workspace resumes. Gold tasks are not counted:
+    they are served only beside regular ones, so once no regular task is left, no gold task
+    comes either, and a count that included them would promise work the workspace never gives.
+    """
+    now = now or timezone.now()
+    lapsed_holds = (
+        Assignment.objects.filter(task=OuterRef("pk"), state=AssignmentState.ACTIVE, lease_expires_at__lt=now)
+        .order_by()
+        .values("task")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    theirs = Assignment.objects.filter(task=OuterRef("pk"), reviewer=reviewer).exclude(state=AssignmentState.EXPIRED)
+    # A hold of theirs that lapsed is about to expire: the task is theirs to take again.
+    theirs = theirs.exclude(state=AssignmentState.ACTIVE, lease_expires_at__lt=now)
+    open_to_them = (
+        Task.objects.filter(campaign=OuterRef("pk"), is_gold=False, response_count__gte=2)
+        .annotate(taken=F("slots_taken") - Coalesce(Subquery(lapsed_holds), 0))
+        .filter(taken__lt=OuterRef("overlap"))
+        .exclude(Exists(theirs))
+        .order_by()
+        .values("campaign")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    held = (
+        Assignment.objects.filter(
+            task__campaign=OuterRef("pk"),
+            reviewer=reviewer,
+            state=AssignmentState.ACTIVE,
+            lease_expires_at__gte=now,
+        )
+        .order_by()
+        .values("task__campaign")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    campaigns = (
+        campaigns_for_reviewer(reviewer=reviewer)
+        .select_related("project")
+        .annotate(
+            tasks_left=Coalesce(Subquery(open_to_them, output_field=IntegerField()), 0),
+            tasks_held=Coalesce(Subquery(held, output_field=IntegerField()), 0),
+        )
+    )
+    with_work, finished = [], []
+    for campaign in campaigns:
+        (with_work if campaign.tasks_left or campaign.tasks_held else finished).append(campaign)
+    return ReviewQueue(campaigns=with_work, finished=finished)
 
 
 def active_assignments(*, reviewer: AbstractBaseUser, campaign: Campaign) -> QuerySet[Assignment]:

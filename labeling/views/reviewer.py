@@ -8,8 +8,8 @@ from rlhf_platform.permissions import reviewer_required
 
 @reviewer_required
 def reviewer_queue(request: HttpRequest) -> HttpResponse:
-    campaigns = selectors.campaigns_for_reviewer(reviewer=request.user)
-    return render(request, "labeling/reviewer_queue.html", {"campaigns": campaigns})
+    queue = selectors.review_queue(reviewer=request.user)
+    return render(request, "labeling/reviewer_queue.html", {"campaigns": queue.campaigns, "finished": queue.finished})
 
 
 @reviewer_required

@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
 
 from labeling.charts import CHART_WIDTH, hour_chart, line_chart
 from labeling.charts import label_width as labeling_label_width
@@ -214,6 +215,7 @@ async def test_the_round_page_websocket_sends_the_rounds_own_status_as_it_change
     await sync_to_async(job_claim_next)(model=TrainingRun, worker="w1")
     assert await receive_round_status(communicator) == "Running"
 
+    @transaction.atomic  # as in run_succeed, which locks the round
     def every_stage_succeeds():
         training_round.runs.update(status=JobStatus.SUCCEEDED)
         round_advance(round_=training_round)
