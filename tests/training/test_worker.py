@@ -126,8 +126,12 @@ def test_it_sends_run_updates_to_the_run_round_and_list_groups_on_commit(tiny_mo
     Worker(executor=ScriptedExecutor((events, 1)), heartbeat_s=0.2, log=lambda m: None).run_once()
 
     for group, channel in channels.items():
-        messages = async_to_sync(drain)(layer, channel)
-        assert messages and all(message["type"] == "run.update" for message in messages), group
+        received = async_to_sync(drain)(layer, channel)
+        messages = [message for message in received if message["type"] == "run.update"]
+        # The round's own status goes to its group only: running when its first run starts, then failed.
+        round_statuses = [m["round"]["status"] for m in received if m["type"] == "round.update"]
+        assert round_statuses == (["running", "failed"] if group == round_group(round_.pk) else []), group
+        assert messages and len(messages) + len(round_statuses) == len(received), group
         own = [m["run"] for m in messages if m["run"]["id"] == sft.pk]
         assert own[0]["status"] == "running" and own[-1]["status"] == "failed", group
         assert {"kind": "train", "step": 1, "values": {"loss": 2.5}} in [run.get("point") for run in own]
