@@ -17,6 +17,7 @@ from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role
 from tests.labeling.factories import claim_next, make_campaign
 from tests.tiny_model import build_tiny_causal_lm
+from training.models import JobStatus, ModelArtifact, Round, Stage, TrainingRun
 from training.services.registry import model_register
 from training.worker import Worker
 
@@ -103,3 +104,19 @@ def sft_snapshot(judged_campaign, manager):
 @pytest.fixture
 def worker() -> Worker:
     return Worker(heartbeat_s=0.5, log=lambda message: None)
+
+
+@pytest.fixture
+def training_round(db, tmp_path) -> Round:
+    """A round of two stages on a stand-in base model: SFT queued, DPO waiting for it."""
+    base = ModelArtifact.objects.create(name="tiny-base", path=str(tmp_path))
+    training_round = Round.objects.create(name="Round 1", preset=Round.Preset.SFT_DPO, base_model=base)
+    sft = TrainingRun.objects.create(round=training_round, position=0, stage=Stage.SFT, input_model=base)
+    TrainingRun.objects.create(
+        round=training_round, position=1, stage=Stage.DPO, depends_on=sft, status=JobStatus.WAITING
+    )
+    return training_round
+
+
+def first_run(training_round: Round) -> TrainingRun:
+    return training_round.runs.order_by("position").first()

@@ -7,26 +7,12 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from rlhf_platform.roles import Role
+from tests.training.conftest import first_run
 from training.charts import metric_charts
-from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun
+from training.models import JobStatus, ModelArtifact, Round, RunMetric, TrainingRun
 from training.routing import websocket_urlpatterns
 
 application = URLRouter(websocket_urlpatterns)
-
-
-@pytest.fixture
-def training_round(db, tmp_path):
-    base = ModelArtifact.objects.create(name="tiny-base", path=str(tmp_path))
-    training_round = Round.objects.create(name="Round 1", preset=Round.Preset.SFT_DPO, base_model=base)
-    sft = TrainingRun.objects.create(round=training_round, position=0, stage=Stage.SFT, input_model=base)
-    TrainingRun.objects.create(
-        round=training_round, position=1, stage=Stage.DPO, depends_on=sft, status=JobStatus.WAITING
-    )
-    return training_round
-
-
-def first_run(training_round):
-    return training_round.runs.order_by("position").first()
 
 
 async def connect(path, user):

@@ -16,6 +16,7 @@ from django.db import transaction
 from labeling.charts import CHART_WIDTH, hour_chart, line_chart
 from labeling.charts import label_width as labeling_label_width
 from rlhf_platform.roles import Role
+from tests.training.conftest import first_run
 from training.charts import WIDTH, label_width, series_chart
 from training.executors import LocalHandle
 from training.formatting import format_metric, terminal_text
@@ -57,21 +58,6 @@ TQDM_AS_SHOWN = "Loading weights\nTraining: 100%|██████████|
 )
 def test_metric_values_are_formatted_for_people(value, name, shown):
     assert format_metric(value, name) == shown
-
-
-@pytest.fixture
-def training_round(db, tmp_path):
-    base = ModelArtifact.objects.create(name="tiny-base", path=str(tmp_path))
-    training_round = Round.objects.create(name="Round 1", preset=Round.Preset.SFT_DPO, base_model=base)
-    sft = TrainingRun.objects.create(round=training_round, position=0, stage=Stage.SFT, input_model=base)
-    TrainingRun.objects.create(
-        round=training_round, position=1, stage=Stage.DPO, depends_on=sft, status=JobStatus.WAITING
-    )
-    return training_round
-
-
-def first_run(training_round: Round) -> TrainingRun:
-    return training_round.runs.order_by("position").first()
 
 
 def test_the_round_page_shows_metrics_as_people_read_them(training_round, manager_client):
