@@ -9,10 +9,7 @@ and trains a round on it, and no request of the whole walk may answer 5xx.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,8 +18,8 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from labeling.services.demo import REALISTIC_CAMPAIGN
-from tests.conftest import REPO_ROOT, clean_environment
-from tests.rlhf_platform.test_server import free_port, wait_for
+from tests.conftest import clean_environment
+from tests.servers import free_port, serving
 from tests.tiny_model import build_tiny_causal_lm
 
 MANAGER_PASSWORD = "demo-manager-password"
@@ -53,21 +50,10 @@ def demo_server(tmp_path):
     make = ["make", "--no-print-directory", "serve-demo", f"VENV={sys.prefix}", f"PORT={port}"]
     make += [f"DEMO_MODEL={model}", "DEMO_MODEL_NAME=tiny-llama"]
     log_path = tmp_path / "demo.log"
-    with log_path.open("w") as log:
-        # Its own process group: make, the shell, daphne and the worker stop together.
-        server = subprocess.Popen(
-            make, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", timeout=180)
-        yield f"http://127.0.0.1:{port}", log_path
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    base_url = f"http://127.0.0.1:{port}"
+    # The first answer waits for migrate, the demo data and the model's registration.
+    with serving([make], environment=environment, log_path=log_path, ready_url=f"{base_url}/healthz", timeout=180):
+        yield base_url, log_path
 
 
 def sign_in(page, base_url: str, username: str, password: str) -> None:

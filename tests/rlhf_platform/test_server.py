@@ -1,34 +1,14 @@
 """The production-like server that `make demo` starts: daphne over the ASGI application."""
 
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from tests.conftest import REPO_ROOT, clean_environment
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=10)
-            return
-        # Refused while it starts; a first answer can be slow on a busy machine (URLconf imports).
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+from tests.servers import daphne_command, free_port, serving
 
 
 @pytest.fixture
@@ -43,20 +23,14 @@ def daphne_server(tmp_path):
         timeout=120,
     )
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "rlhf_platform.asgi:application"],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base_url}/healthz")
+    with serving(
+        [daphne_command(port)],
+        environment=environment,
+        log_path=tmp_path / "daphne.log",
+        ready_url=f"{base_url}/healthz",
+    ):
         yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_it_serves_the_login_page_and_its_stylesheet(daphne_server):

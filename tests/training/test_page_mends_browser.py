@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO_ROOT, clean_environment
-from tests.rlhf_platform.test_server import free_port, wait_for
+from tests.servers import daphne_command, free_port, serving
 
 PASSWORD = "a-long-manager-password"
 
@@ -78,22 +78,14 @@ def served(tmp_path):
     manage("migrate", "--noinput")
     manage("createsuperuser", "--noinput", "--username", "boss", "--email", "boss@example.com")
     port = free_port()
-    log = (tmp_path / "daphne.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "rlhf_platform.asgi:application"],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base_url}/healthz")
+    with serving(
+        [daphne_command(port)],
+        environment=environment,
+        log_path=tmp_path / "daphne.log",
+        ready_url=f"{base_url}/healthz",
+    ):
         yield base_url, run_python
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def labels_outside_their_chart(page) -> list[str]:

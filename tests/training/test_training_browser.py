@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import REPO_ROOT, clean_environment
-from tests.rlhf_platform.test_server import free_port, wait_for
+from tests.servers import daphne_command, free_port, serving
 from tests.tiny_model import build_tiny_causal_lm
 
 PASSWORD = "a-long-manager-password"
@@ -36,35 +36,16 @@ def demo_stack(tmp_path):
     manage("createsuperuser", "--noinput", "--username", "boss", "--email", "boss@example.com")
     manage("register_model", str(model), "--name", "tiny-llama")
     port = free_port()
-    # Their output stays in the test's directory, for when it fails.
-    daphne_log, worker_log = (tmp_path / "daphne.log").open("w"), (tmp_path / "worker.log").open("w")
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "rlhf_platform.asgi:application"],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=daphne_log,
-            stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(
-            [sys.executable, "manage.py", "worker"],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-        ),
-    ]
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base_url}/healthz")
+    worker = [sys.executable, "manage.py", "worker"]
+    # Their output stays in the test's directory, for when it fails.
+    with serving(
+        [daphne_command(port), worker],
+        environment=environment,
+        log_path=tmp_path / "demo.log",
+        ready_url=f"{base_url}/healthz",
+    ):
         yield base_url
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
-        daphne_log.close()
-        worker_log.close()
 
 
 def progress_values(page) -> int:

@@ -1,0 +1,76 @@
+"""Servers the tests start as processes of their own, the way `make demo` and production start them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=10)
+            return
+        # Refused while it starts; a first answer can be slow on a busy machine (URLconf imports).
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def daphne_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "rlhf_platform.asgi:application"]
+
+
+@contextmanager
+def serving(
+    commands: list[list[str]], *, environment: dict[str, str], log_path: Path, ready_url: str, timeout: float = 60
+) -> Iterator[None]:
+    """Run ``commands`` from the repository root, their output in ``log_path``, until ``ready_url`` answers.
+
+    Each runs in a process group of its own, stopped whole on exit: a command such as `make`
+    that starts the server and the worker stops with both.
+    """
+    processes = []
+    with log_path.open("w") as log:
+        for command in commands:
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=REPO_ROOT,
+                    env=environment,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    try:
+        wait_for(ready_url, timeout=timeout)
+        yield
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
