@@ -68,6 +68,22 @@ def _significant(value: float) -> str:
     return f"{rounded:.{decimals}f}"
 
 
+def format_eta(seconds: float | None) -> str:
+    """Time left for people: ``ETA 42 s``, ``ETA 12 min``, ``ETA 2.5 h``; empty when unknown.
+
+    The live pages' script (``training/static/training/live.js``, ``formatSeconds``) follows the
+    same rules for the updates it draws itself.
+    """
+    if seconds is None:
+        return ""
+    whole = max(0, round(seconds))
+    if whole < 90:
+        return f"ETA {whole} s"
+    if whole < 5400:
+        return f"ETA {round(whole / 60)} min"
+    return f"ETA {whole / 3600:.1f} h"
+
+
 # CSI sequences (colours, cursor moves, erase line: ESC [ ... final byte), OSC sequences (window
 # titles, links: ESC ] ... BEL or ESC \), and the remaining two-byte escapes (ESC followed by one char).
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")

@@ -1,6 +1,7 @@
 """Preference dataset snapshots: build from real judgements, filters, hashing, and every export format."""
 
 import json
+import re
 import uuid
 
 import datasets as hf_datasets
@@ -253,6 +254,9 @@ def test_it_builds_from_the_manager_page_and_shows_the_snapshot(campaign, manage
     dataset = PreferenceDataset.objects.get()
     assert built.redirect_chain[-1][0] == f"/manage/datasets/{dataset.pk}/"
     assert b"good 0" in built.content and b"file_format=parquet" in built.content
+    # The preview's numbers read as people write them (0.83, not 0.8333333333333334).
+    shown = re.findall(rb"(margin|confidence|agreement) (\S+)", built.content)
+    assert shown and all(re.fullmatch(rb"-?\d+\.\d\d", value) for _, value in shown), shown
     reviewer = Client()
     reviewer.force_login(reviewers[0])
     assert reviewer.get("/manage/datasets/").status_code == 403

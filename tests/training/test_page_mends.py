@@ -19,7 +19,7 @@ from rlhf_platform.roles import Role
 from tests.training.conftest import first_run
 from training.charts import WIDTH, label_width, series_chart
 from training.executors import LocalHandle
-from training.formatting import format_metric, terminal_text
+from training.formatting import format_eta, format_metric, terminal_text
 from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun
 from training.routing import websocket_urlpatterns
 from training.services.jobs import job_claim_next
@@ -58,6 +58,22 @@ TQDM_AS_SHOWN = "Loading weights\nTraining: 100%|██████████|
 )
 def test_metric_values_are_formatted_for_people(value, name, shown):
     assert format_metric(value, name) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, ""), (0.4, "ETA 0 s"), (42, "ETA 42 s"), (89.4, "ETA 89 s"), (89.6, "ETA 2 min"), (95, "ETA 2 min"), (3000, "ETA 50 min"),
+     (9000, "ETA 2.5 h")],
+)  # fmt: skip
+def test_time_left_is_formatted_for_people(seconds, shown):
+    assert format_eta(seconds) == shown
+
+
+def test_the_run_page_shows_time_left_in_minutes(training_round, manager_client):
+    run = first_run(training_round)
+    TrainingRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, step=10, total_steps=400, eta_s=1234.5)
+    page = manager_client.get(f"/training/runs/{run.pk}/").content.decode()
+    assert "ETA 21 min" in page and "1234" not in page
 
 
 def test_the_round_page_shows_metrics_as_people_read_them(training_round, manager_client):
