@@ -31,28 +31,28 @@ def rejects(spec: dict, *fragments: str) -> None:
 def test_it_fills_defaults_from_the_papers_and_trl(dpo_spec):
     spec = load_spec(dpo_spec)
     assert isinstance(spec, DPOSpec)
-    assert (spec.beta, spec.loss_type, spec.learning_rate, spec.adapter.method) == (0.1, "sigmoid", 1e-5, "lora")
+    assert (spec.beta, spec.loss_type, spec.learning_rate, spec.adapter.method) == (0.1, "sigmoid", 5e-5, "lora")
     assert spec_to_dict(spec)["stage"] == "dpo"
 
 
 @pytest.mark.parametrize(
     ("method", "learning_rate"),
-    [("lora", 1e-5), ("ia3", 1e-5), ("full", 1e-6), ("freeze", 1e-6)],
+    [("lora", 5e-5), ("ia3", 5e-5), ("full", 1e-6), ("freeze", 1e-6)],
 )
 def test_the_default_learning_rate_follows_the_adapter_method(dpo_spec, method, learning_rate):
     assert load_spec({**dpo_spec, "adapter": {"method": method}}).learning_rate == learning_rate
-    assert DPOSpec.default_learning_rate("qlora") == 1e-5  # qlora's spec checks need CUDA
+    assert DPOSpec.default_learning_rate("qlora") == 5e-5  # qlora's spec checks need CUDA
 
 
 def test_a_given_learning_rate_wins_over_the_default(dpo_spec):
     assert load_spec({**dpo_spec, "adapter": {"method": "full"}, "learning_rate": 3e-4}).learning_rate == 3e-4
 
 
-def test_each_stage_trains_adapters_at_about_ten_times_its_full_rate():
+def test_each_stage_trains_adapters_at_ten_times_its_full_rate_or_more():
     for stage, spec_class in spec_module.SPEC_CLASSES.items():
         if issubclass(spec_class, spec_module.TrainingSpec):
             full, lora = spec_class.default_learning_rate("full"), spec_class.default_learning_rate("lora")
-            assert lora == pytest.approx(10 * full), stage
+            assert 10 * full == pytest.approx(lora) or 10 * full < lora <= 100 * full, stage
 
 
 def test_it_reads_a_spec_file_and_round_trips_it(dpo_spec, tmp_path):
