@@ -66,7 +66,7 @@ def series_chart(name: str, curves: dict[str, list[tuple[int, float]]]) -> dict[
     low, high = min(values), max(values)
     if low == high:
         low, high = low - (abs(low) * 0.1 or 1.0), high + (abs(high) * 0.1 or 1.0)
-    y_labels = [(value, format_metric(value, name)) for value in (high, (low + high) / 2, low)]
+    y_labels = _tick_labels(name, (high, (low + high) / 2, low))
     x_labels = [(step, str(step)) for step in sorted({low_step, high_step})]
     # The y labels end TICK_GAP left of the plot; the last x label is centred on the plot's right edge.
     left = max(MIN_LEFT, math.ceil(max(label_width(label) for _, label in y_labels) + TICK_GAP + 2))
@@ -102,6 +102,16 @@ def series_chart(name: str, curves: dict[str, list[tuple[int, float]]]) -> dict[
         "label_y": HEIGHT - 6,
         "latest": format_metric(last_train[-1][1], name),
     }
+
+
+def _tick_labels(name: str, values: tuple[float, ...]) -> list[tuple[float, str]]:
+    """Tick labels in the metric's format, with as many digits as it takes to tell them apart
+    (a loss between 0.6931 and 0.6934 would read 0.693 three times)."""
+    for digits in range(3, 8):
+        labels = [format_metric(value, name, digits=digits) for value in values]
+        if len(set(labels)) == len(labels):
+            break
+    return list(zip(values, labels, strict=True))
 
 
 def _thin(points: list[tuple[int, float]]) -> list[tuple[int, float]]:

@@ -22,13 +22,15 @@ SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 SIGNIFICANT_DIGITS = 3
 
 
-def format_metric(value: object, name: str = "") -> str:
+def format_metric(value: object, name: str = "", *, digits: int = SIGNIFICANT_DIGITS) -> str:
     """A metric value with sensible precision for people.
 
     - learning rates: ``1.00e-04``;
     - whole numbers below 1000 as they are (``3``), larger ones with a unit (``4.88 M``, ``12.3 k``);
     - other values with three significant digits (loss ``0.693``, accuracy ``0.770``), and
       scientific notation below 0.001 (``2.50e-05``).
+
+    ``digits`` asks for more significant digits, e.g. for chart ticks that would read alike.
     """
     if value is None:
         return "—"
@@ -39,19 +41,19 @@ def format_metric(value: object, name: str = "") -> str:
     if value == 0:
         return "0"
     if _is_rate(name):
-        return f"{value:.2e}"
-    rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+        return f"{value:.{digits - 1}e}"
+    rounded = float(f"{value:.{digits}g}")
     magnitude = abs(rounded)
     if magnitude >= 1e15:
-        return f"{value:.2e}"
+        return f"{value:.{digits - 1}e}"
     for size, suffix in SUFFIXES:
         if magnitude >= size:
-            return f"{_significant(value / size)} {suffix}"
+            return f"{_significant(value / size, digits)} {suffix}"
     if float(value).is_integer():
         return str(int(value))
     if magnitude < 0.001:
-        return f"{value:.2e}"
-    return _significant(value)
+        return f"{value:.{digits - 1}e}"
+    return _significant(value, digits)
 
 
 def _is_rate(name: str) -> bool:
@@ -59,12 +61,12 @@ def _is_rate(name: str) -> bool:
     return last in RATE_NAMES or last.endswith("_learning_rate")
 
 
-def _significant(value: float) -> str:
-    """``value`` with three significant digits, trailing zeros kept (0.77 -> "0.770")."""
-    rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+def _significant(value: float, digits: int) -> str:
+    """``value`` with ``digits`` significant digits, trailing zeros kept (0.77 -> "0.770")."""
+    rounded = float(f"{value:.{digits}g}")
     if rounded == 0:
         return "0"
-    decimals = max(0, SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(rounded))))
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
     return f"{rounded:.{decimals}f}"
 
 

@@ -121,6 +121,13 @@ def test_chart_axis_labels_fit_inside_the_drawing(values):
     assert last_step["x"] + label_width(last_step["label"]) / 2 <= WIDTH
 
 
+def test_chart_ticks_of_a_narrow_range_read_apart():
+    chart = series_chart("loss", {"train": [(1, 0.69312), (2, 0.69340), (3, 0.69302)]})
+    assert [tick["label"] for tick in chart["y_ticks"]] == ["0.6934", "0.6932", "0.6930"]
+    wide = series_chart("loss", {"train": [(1, 0.25), (2, 0.75)]})
+    assert [tick["label"] for tick in wide["y_ticks"]] == ["0.750", "0.500", "0.250"]
+
+
 def test_labeling_chart_labels_fit_inside_the_drawing():
     busy = [{"hour": f"2026-12-04T{hour:02d}:00:00+00:00", "judgements": 12345 * (hour == 3)} for hour in range(24)]
     chart = hour_chart(busy)
