@@ -74,3 +74,13 @@ def serving(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def sign_in(page, base_url: str, username: str, password: str) -> None:
+    """Sign in through the real login form of the server at ``base_url`` (signing out whoever was)."""
+    page.context.clear_cookies()
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button.primary")
+    page.wait_for_load_state()

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from labeling.services.demo import REALISTIC_CAMPAIGN
 from tests.conftest import clean_environment
-from tests.servers import free_port, serving
+from tests.servers import free_port, serving, sign_in
 from tests.tiny_model import build_tiny_causal_lm
 
 MANAGER_PASSWORD = "demo-manager-password"
@@ -54,15 +54,6 @@ def demo_server(tmp_path):
     # The first answer waits for migrate, the demo data and the model's registration.
     with serving([make], environment=environment, log_path=log_path, ready_url=f"{base_url}/healthz", timeout=180):
         yield base_url, log_path
-
-
-def sign_in(page, base_url: str, username: str, password: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button.primary")
-    page.wait_for_load_state()
 
 
 def review_one_task(page, base_url: str, campaign_name: str, *keys: str) -> None:

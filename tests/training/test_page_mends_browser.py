@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO_ROOT, clean_environment
-from tests.servers import daphne_command, free_port, serving
+from tests.servers import daphne_command, free_port, serving, sign_in
 
 PASSWORD = "a-long-manager-password"
 
@@ -105,11 +105,7 @@ def test_the_round_badge_follows_the_round_live_and_numbers_read_as_people_write
     base_url, run_python = served
     ids = json.loads(run_python(SEED % {"log": LOG}))
     page = browser_page
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", PASSWORD)
-    page.click("button.primary")
-    page.wait_for_load_state()
+    sign_in(page, base_url, "boss", PASSWORD)
 
     page.goto(f"{base_url}/training/rounds/{ids['round']}/")
     badge = page.locator("[data-round-status]")

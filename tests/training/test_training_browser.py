@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import REPO_ROOT, clean_environment
-from tests.servers import daphne_command, free_port, serving
+from tests.servers import daphne_command, free_port, serving, sign_in
 from tests.tiny_model import build_tiny_causal_lm
 
 PASSWORD = "a-long-manager-password"
@@ -56,11 +56,7 @@ def test_a_manager_launches_a_round_and_watches_it_train_live(demo_stack, browse
     text = tmp_path / "domain.txt"
     text.write_text("The quick brown fox jumps over the lazy dog. A good answer is correct and helpful.\n" * 50)
     page = browser_page
-    page.goto(f"{demo_stack}/accounts/login/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", PASSWORD)
-    page.click("button.primary")
-    page.wait_for_load_state()
+    sign_in(page, demo_stack, "boss", PASSWORD)
 
     page.goto(f"{demo_stack}/training/rounds/new/")
     page.select_option("#id_preset", "single")
