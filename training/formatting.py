@@ -5,6 +5,9 @@ metric lines and the models page, through the ``metric`` template filter
 (``training.templatetags.training_format``). Live updates re-fetch those fragments as HTML, so the
 browser never formats a metric itself and the rules stay in this one place.
 
+``format_learning_rate`` writes a learning-rate setting as people type one (``2e-4``), and
+``format_eta`` the time left (``ETA 12 min``).
+
 ``terminal_text`` turns what a progress bar (tqdm) wrote to a terminal into the text a terminal
 would show: colour and cursor escapes removed, and each line at the last state a carriage return
 left it in.
@@ -68,6 +71,18 @@ def _significant(value: float, digits: int) -> str:
         return "0"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
     return f"{rounded:.{decimals}f}"
+
+
+def format_learning_rate(value: float) -> str:
+    """A learning rate as people write one in a setting: 2e-4, 1e-5, 2.5e-5, 0.05 (not 0.0002 or 1e-05).
+
+    For the rate a run is set to (the launch form's hints, the run page); the rate measured along a
+    schedule is a metric (``format_metric``: 1.00e-04, three significant digits like its neighbours).
+    """
+    if value >= 0.01:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.6e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def format_eta(seconds: float | None) -> str:

@@ -10,10 +10,11 @@ from django import forms
 
 from labeling.models import Campaign, PreferenceDataset, Project
 from training.engine.spec import SPEC_CLASSES
+from training.formatting import format_learning_rate
 from training.models import ModelArtifact, Round, Stage
 from training.services.generation import GENERATION_FIELDS
 from training.services.rounds import PRESET_STAGES
-from training.specs import WIRING_FIELDS, default_learning_rate, format_learning_rate
+from training.specs import WIRING_FIELDS, default_learning_rate
 
 ADAPTERS = [
     ("lora", "LoRA (default: a small adapter on every linear layer)"),

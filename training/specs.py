@@ -118,14 +118,6 @@ def run_learning_rate(*, stage: str, settings: dict[str, Any], spec: dict[str, A
     return stage_learning_rate(stage, settings)
 
 
-def format_learning_rate(value: float) -> str:
-    """A learning rate as people write one: 2e-4, 1e-5, 2.5e-5, 0.05 (not 0.0002 or 1e-05)."""
-    if value >= 0.01:
-        return f"{value:g}"
-    mantissa, exponent = f"{value:.6e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-
-
 def _trains(stage: str) -> bool:
     return stage in SPEC_CLASSES and issubclass(SPEC_CLASSES[stage], TrainingSpec)
 

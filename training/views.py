@@ -14,11 +14,12 @@ from rlhf_platform.permissions import manager_required
 from training import selectors
 from training.charts import metric_charts
 from training.errors import TrainingError
+from training.formatting import format_learning_rate
 from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
 from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, JobStatus, TrainingRun
 from training.services.generation import generation_job_create
 from training.services.rounds import round_cancel, round_launch, run_cancel, run_resume
-from training.specs import format_learning_rate, run_learning_rate
+from training.specs import run_learning_rate
 
 
 @manager_required

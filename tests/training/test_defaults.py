@@ -5,8 +5,9 @@ import re
 
 import pytest
 
+from training.formatting import format_learning_rate
 from training.models import Round
-from training.specs import build_spec, format_learning_rate, stage_learning_rate
+from training.specs import build_spec, stage_learning_rate
 
 
 def hints_on(page: str) -> dict:
