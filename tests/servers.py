@@ -36,10 +36,6 @@ def wait_for(url: str, timeout: float = 60) -> None:
             time.sleep(0.2)
 
 
-def daphne_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "rlhf_platform.asgi:application"]
-
-
 @contextmanager
 def serving(
     commands: list[list[str]], *, environment: dict[str, str], log_path: Path, ready_url: str, timeout: float = 60
@@ -74,6 +70,19 @@ def serving(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@contextmanager
+def daphne(*, environment: dict[str, str], log_path: Path, worker: bool = False) -> Iterator[str]:
+    """Daphne on a free port, and with ``worker`` a `manage.py worker` beside it, as `make demo` runs
+    them; yields the server's URL once it answers. Their output goes to ``log_path``, for when a test fails."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    commands = [[sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "rlhf_platform.asgi:application"]]
+    if worker:
+        commands.append([sys.executable, "manage.py", "worker"])
+    with serving(commands, environment=environment, log_path=log_path, ready_url=f"{base_url}/healthz"):
+        yield base_url
 
 
 def sign_in(page, base_url: str, username: str, password: str) -> None:

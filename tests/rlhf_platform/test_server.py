@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import REPO_ROOT, clean_environment
-from tests.servers import daphne_command, free_port, serving
+from tests.servers import daphne
 
 
 @pytest.fixture
@@ -22,14 +22,7 @@ def daphne_server(tmp_path):
         capture_output=True,
         timeout=120,
     )
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with serving(
-        [daphne_command(port)],
-        environment=environment,
-        log_path=tmp_path / "daphne.log",
-        ready_url=f"{base_url}/healthz",
-    ):
+    with daphne(environment=environment, log_path=tmp_path / "daphne.log") as base_url:
         yield base_url
 
 

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO_ROOT, clean_environment
-from tests.servers import daphne_command, free_port, serving, sign_in
+from tests.servers import daphne, sign_in
 
 PASSWORD = "a-long-manager-password"
 
@@ -77,14 +77,7 @@ def served(tmp_path):
 
     manage("migrate", "--noinput")
     manage("createsuperuser", "--noinput", "--username", "boss", "--email", "boss@example.com")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with serving(
-        [daphne_command(port)],
-        environment=environment,
-        log_path=tmp_path / "daphne.log",
-        ready_url=f"{base_url}/healthz",
-    ):
+    with daphne(environment=environment, log_path=tmp_path / "daphne.log") as base_url:
         yield base_url, run_python
 
 

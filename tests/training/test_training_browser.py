@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import REPO_ROOT, clean_environment
-from tests.servers import daphne_command, free_port, serving, sign_in
+from tests.servers import daphne, sign_in
 from tests.tiny_model import build_tiny_causal_lm
 
 PASSWORD = "a-long-manager-password"
@@ -35,16 +35,7 @@ def demo_stack(tmp_path):
     manage("migrate", "--noinput")
     manage("createsuperuser", "--noinput", "--username", "boss", "--email", "boss@example.com")
     manage("register_model", str(model), "--name", "tiny-llama")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    worker = [sys.executable, "manage.py", "worker"]
-    # Their output stays in the test's directory, for when it fails.
-    with serving(
-        [daphne_command(port), worker],
-        environment=environment,
-        log_path=tmp_path / "demo.log",
-        ready_url=f"{base_url}/healthz",
-    ):
+    with daphne(environment=environment, log_path=tmp_path / "demo.log", worker=True) as base_url:
         yield base_url
 
 
