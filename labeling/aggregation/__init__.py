@@ -3,8 +3,23 @@
 ``expand_pairs`` turns judgements into pairwise votes; ``majority``, ``weighted`` (with
 ``reviewer_reliability``) and ``bradley_terry`` turn votes into one verdict per pair.
 ``quality`` measures agreement (Krippendorff's alpha, Kendall's tau-b) and flags unreliable reviewers.
+``arena`` compares the models that wrote the responses: win rates, head-to-head records and a
+Bradley-Terry leaderboard of models.
 """
 
+from labeling.aggregation.arena import (
+    BATTLE_COLUMNS,
+    ELO_BASE,
+    ELO_SCALE,
+    HEAD_TO_HEAD_COLUMNS,
+    LEADERBOARD_COLUMNS,
+    OUTCOMES,
+    WinRate,
+    head_to_head,
+    leaderboard,
+    wilson_interval,
+    win_rate,
+)
 from labeling.aggregation.methods import (
     DEFAULT_MARGIN_MAP,
     VERDICT_COLUMNS,
@@ -40,8 +55,14 @@ from labeling.aggregation.quality import (
 )
 
 __all__ = [
+    "BATTLE_COLUMNS",
     "DEFAULT_MARGIN_MAP",
+    "ELO_BASE",
+    "ELO_SCALE",
     "FLAGS",
+    "HEAD_TO_HEAD_COLUMNS",
+    "LEADERBOARD_COLUMNS",
+    "OUTCOMES",
     "PAIR_COLUMNS",
     "REVIEWER_COLUMNS",
     "VERDICT_COLUMNS",
@@ -51,12 +72,15 @@ __all__ = [
     "JudgementTable",
     "PairwiseAgreement",
     "ReliabilityResult",
+    "WinRate",
     "agreement_over_time",
     "bradley_terry",
     "empty_pairs",
     "exclude_reviewers",
     "expand_pairs",
     "gold_pairs",
+    "head_to_head",
+    "leaderboard",
     "likert_agreement",
     "majority",
     "margin_from_strength",
@@ -67,4 +91,6 @@ __all__ = [
     "reviewer_table",
     "vote_weights",
     "weighted",
+    "wilson_interval",
+    "win_rate",
 ]
