@@ -580,3 +580,52 @@ class CampaignJudgementsExportApi(APIView):
         response = StreamingHttpResponse(lines, content_type="application/jsonl")
         response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-judgements.jsonl"'
         return response
+
+
+# --- models compared -------------------------------------------------------------------------
+
+
+class LeaderboardRowSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    rank = serializers.IntegerField(help_text="1 + the models of its group rated clearly above it.")
+    rating = serializers.FloatField(allow_null=True, help_text="Elo-like: 400 points per factor 10 in the odds.")
+    rating_low = serializers.FloatField(allow_null=True)
+    rating_high = serializers.FloatField(allow_null=True)
+    strength = serializers.FloatField(allow_null=True, help_text="Bradley-Terry log-strength, in logits.")
+    n_battles = serializers.IntegerField(help_text="Battles, both-bad ones included.")
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField()
+    both_bad = serializers.IntegerField()
+    group = serializers.IntegerField(help_text="Connected part of the comparison graph; 0 is the largest.")
+
+
+class HeadToHeadSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    opponent = serializers.CharField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField()
+    both_bad = serializers.IntegerField()
+    n = serializers.IntegerField(help_text="Wins, losses and ties.")
+    win_rate = serializers.FloatField(allow_null=True, help_text="Of `model` against `opponent`, ties half.")
+
+
+class ProjectLeaderboardApi(APIView):
+    """The project's models ranked by Bradley-Terry rating, with the head-to-head matrix."""
+
+    permission_classes = [IsManager]
+
+    class OutputSerializer(serializers.Serializer):
+        project = serializers.IntegerField(source="project.pk")
+        battles = serializers.IntegerField(help_text="Comparisons between answers of two different models.")
+        groups = serializers.IntegerField(help_text="More than 1: some models were never compared with the others.")
+        confidence = serializers.FloatField()
+        n_bootstrap = serializers.IntegerField()
+        models = LeaderboardRowSerializer(source="rows", many=True, help_text="Best first.")
+        head_to_head = HeadToHeadSerializer(many=True)
+
+    @extend_schema(responses={200: OutputSerializer, 404: ErrorSerializer}, tags=["projects"])
+    def get(self, request: Request, project_id: int) -> Response:
+        board = selectors.project_leaderboard(project=get_object_or_404(Project, pk=project_id))
+        return Response(self.OutputSerializer(board).data)

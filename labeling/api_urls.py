@@ -8,6 +8,7 @@ urlpatterns = [
     path("assignments/<int:assignment_id>/submit/", api.SubmitApi.as_view(), name="api-submit"),
     path("projects/", api.ProjectListCreateApi.as_view(), name="api-projects"),
     path("projects/<int:project_id>/", api.ProjectDetailApi.as_view(), name="api-project"),
+    path("projects/<int:project_id>/leaderboard/", api.ProjectLeaderboardApi.as_view(), name="api-project-leaderboard"),
     path("campaigns/", api.CampaignListCreateApi.as_view(), name="api-campaigns"),
     path("campaigns/<int:campaign_id>/", api.CampaignDetailApi.as_view(), name="api-campaign"),
     path("campaigns/<int:campaign_id>/status/", api.CampaignStatusApi.as_view(), name="api-campaign-status"),

@@ -130,3 +130,78 @@ def scatter_chart(points: list[dict[str, Any]]) -> dict[str, Any]:
             for point in points
         ],
     }
+
+
+# Head-to-head heat map: one square per (row model, column opponent).
+HEATMAP_CELL = 64
+HEATMAP_MAX_LABEL = 28  # characters of a model name drawn; the whole name is in the cell titles
+HEATMAP_LABEL_ANGLE = 40  # degrees the column labels are turned, so long names fit above narrow columns
+# Blue where the row model wins more, orange where it loses more, white at 0.5.
+_WIN_COLOUR, _LOSS_COLOUR, _EVEN_COLOUR = (47, 91, 211), (194, 65, 12), (255, 255, 255)
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= HEATMAP_MAX_LABEL else name[: HEATMAP_MAX_LABEL - 1] + "…"
+
+
+def _blend(share: float) -> tuple[str, bool]:
+    """The fill for a win rate (0..1), and whether its text needs to be light to read on it."""
+    towards, weight = (_WIN_COLOUR, 2 * share - 1) if share >= 0.5 else (_LOSS_COLOUR, 1 - 2 * share)
+    rgb = [round(even + (far - even) * weight) for even, far in zip(_EVEN_COLOUR, towards, strict=True)]
+    return f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})", weight > 0.55
+
+
+def win_rate_heatmap(models: list[str], head_to_head: list[dict[str, Any]]) -> dict[str, Any]:
+    """Geometry of the head-to-head matrix: row model's win rate against the column model, per cell.
+
+    ``head_to_head`` rows are ``arena.head_to_head``'s (``model, opponent, n, win_rate``, ...).
+    Cells of pairs that never met, and the diagonal, are drawn empty.
+    """
+    by_pair = {(row["model"], row["opponent"]): row for row in head_to_head}
+    longest = max((label_width(_short(name)) for name in models), default=0)
+    left = math.ceil(longest + Y_LABEL_GAP + 4)
+    # Turned column labels rise by sin(angle) of their length, plus the font's height.
+    top = math.ceil(longest * math.sin(math.radians(HEATMAP_LABEL_ANGLE)) + 16)
+    size = HEATMAP_CELL
+    cells = []
+    for row_index, model in enumerate(models):
+        for column_index, opponent in enumerate(models):
+            x, y = left + column_index * size, top + row_index * size
+            cell: dict[str, Any] = {"x": x, "y": y, "cx": x + size / 2, "cy": y + size / 2, "model": model}
+            cell["opponent"] = opponent
+            record = by_pair.get((model, opponent))
+            if model == opponent or record is None or not record["n"]:
+                cell |= {"fill": "#f3f4f7", "empty": True, "diagonal": model == opponent}
+            else:
+                fill, light = _blend(record["win_rate"])
+                cell |= {
+                    "fill": fill,
+                    "light_text": light,
+                    "empty": False,
+                    "percent": round(100 * record["win_rate"]),
+                    "n": record["n"],
+                    "wins": record["wins"],
+                    "losses": record["losses"],
+                    "ties": record["ties"],
+                    "both_bad": record["both_bad"],
+                }
+            cells.append(cell)
+    # The last column's label runs right of the grid by cos(angle) of its length.
+    overhang = longest * math.cos(math.radians(HEATMAP_LABEL_ANGLE)) - size / 2
+    width = math.ceil(left + size * len(models) + max(overhang, 0) + 8)
+    height = top + size * len(models) + 8
+    return {
+        "width": width,
+        "height": height,
+        "cell": size,
+        "rows": [
+            {"name": name, "label": _short(name), "x": left - Y_LABEL_GAP, "y": top + (index + 0.5) * size}
+            for index, name in enumerate(models)
+        ],
+        "columns": [
+            {"name": name, "label": _short(name), "x": left + (index + 0.5) * size, "y": top - 8}
+            for index, name in enumerate(models)
+        ],
+        "angle": -HEATMAP_LABEL_ANGLE,
+        "cells": cells,
+    }

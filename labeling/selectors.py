@@ -11,6 +11,7 @@ from itertools import islice
 from statistics import median
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -20,7 +21,7 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce, Least, TruncHour
 from django.utils import timezone
 
-from labeling.aggregation import JudgementRecord, gold_pairs, majority, quality
+from labeling.aggregation import JudgementRecord, JudgementTable, arena, gold_pairs, majority, quality
 from labeling.aggregation.pairs import COMPARATIVE_TYPES
 from labeling.datasets import BuildInputs, ResponseInfo, TaskInfo, read_rows
 from labeling.errors import NotFound
@@ -541,3 +542,127 @@ def raw_judgement_rows(*, campaign: Campaign) -> Iterator[dict[str, Any]]:
             "submitted_at": submitted.isoformat(),
             "retracted_at": retracted.isoformat() if retracted else None,
         }
+
+
+# --- models compared: battles, win rates and the leaderboard -------------------------------------
+
+COMPARISON_COLUMNS = (
+    "campaign_id", "task_id", "judgement_id", "reviewer_id", "response_a", "response_b", "model_a", "model_b",
+    "outcome",
+)  # fmt: skip
+
+
+def comparisons(*, campaigns: Iterable[Campaign], include_gold: bool = False) -> pd.DataFrame:
+    """Every comparison reviewers made between two responses, with the models that wrote them.
+
+    One row per (judgement, pair of responses), ``COMPARISON_COLUMNS``: a pairwise answer gives one
+    row and a ranking of K responses C(K, 2) rows (``labeling.aggregation.pairs``). ``outcome`` is
+    one of ``arena.OUTCOMES`` for ``response_a`` against ``response_b`` (a < b by id): a both-bad
+    answer is ``"both_bad"`` whichever side it preferred. ``model_a`` and ``model_b`` are the
+    responses' ``model_name`` ("" when the import named none). Only pairwise and ranking questions
+    count: a Likert score is not a comparison the reviewer made. Retracted judgements are left
+    out, and gold tasks unless ``include_gold``: their answers exist to measure the reviewers.
+    """
+    table = JudgementTable()
+    models: dict[int, str] = {}
+    campaign_of_task: dict[int, int] = {}
+    for campaign in campaigns:
+        question = _comparative_question(campaign.schema)
+        if question is None or question[1] not in ("pairwise", "ranking"):
+            continue
+        question_id, question_type = question
+        tasks = Task.objects.filter(campaign=campaign, response_count__gte=2)
+        if not include_gold:
+            tasks = tasks.filter(is_gold=False)
+        response_ids: dict[int, list[int]] = {}
+        responses = Response.objects.filter(task__in=tasks).order_by("task_id", "position")
+        for pk, task_id, model_name in responses.values_list("pk", "task_id", "model_name"):
+            models[pk] = model_name
+            response_ids.setdefault(task_id, []).append(pk)
+        campaign_of_task.update(dict.fromkeys(response_ids, campaign.pk))
+        judgements = Judgement.objects.filter(task__in=tasks, retracted_at__isnull=True).values_list(
+            "pk", "task_id", "reviewer_id", "answers", "shown_order"
+        )
+        for pk, task_id, reviewer_id, answers, shown_order in judgements.iterator(chunk_size=5000):
+            table.add(
+                judgement_id=pk,
+                task_id=task_id,
+                reviewer_id=reviewer_id,
+                question_type=question_type,
+                answer=answers.get(question_id),
+                response_ids=tuple(response_ids[task_id]),
+                shown_order=shown_order,
+            )
+    pairs = table.expand()
+    outcome = np.select(
+        [pairs["both_bad"].to_numpy(bool), pairs["outcome"].to_numpy() == 1.0, pairs["outcome"].to_numpy() == 0.0],
+        ["both_bad", "a", "b"],
+        "tie",
+    )
+    return pd.DataFrame(
+        {
+            "campaign_id": pairs["task_id"].map(campaign_of_task).astype("int64"),
+            "task_id": pairs["task_id"],
+            "judgement_id": pairs["judgement_id"],
+            "reviewer_id": pairs["reviewer_id"],
+            "response_a": pairs["a"],
+            "response_b": pairs["b"],
+            "model_a": pairs["a"].map(models).astype("object"),
+            "model_b": pairs["b"].map(models).astype("object"),
+            "outcome": pd.Series(outcome, index=pairs.index, dtype="object"),
+        },
+        columns=list(COMPARISON_COLUMNS),
+    )
+
+
+def project_battles(*, project: Project) -> pd.DataFrame:
+    """The project's battles between models (``labeling.aggregation.arena``'s battles frame).
+
+    Every comparison of ``comparisons`` over the project's campaigns, whatever their status,
+    between responses of two different named models: responses without a model name, and two
+    answers of the same model, say nothing about models against each other.
+    """
+    rows = comparisons(campaigns=Campaign.objects.filter(project=project).order_by("pk"))
+    named = (rows["model_a"] != "") & (rows["model_b"] != "") & (rows["model_a"] != rows["model_b"])
+    return rows[named].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ModelLeaderboard:
+    """A project's models ranked by Bradley-Terry rating, and their head-to-head records.
+
+    ``rows``: ``arena.leaderboard``'s rows as dicts (NaN as None), best first. ``head_to_head``:
+    ``arena.head_to_head``'s rows in the same model order. ``battles``: how many battles the fit
+    saw (both-bad ones included); ``groups``: parts of the comparison graph (more than one means
+    some ratings were never compared with each other).
+    """
+
+    project: Project
+    rows: list[dict[str, Any]]
+    head_to_head: list[dict[str, Any]]
+    battles: int
+    groups: int
+    n_bootstrap: int
+    confidence: float
+
+    @property
+    def models(self) -> list[str]:
+        return [row["model"] for row in self.rows]
+
+
+def project_leaderboard(
+    *, project: Project, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> ModelLeaderboard:
+    """The Bradley-Terry leaderboard of the project's models, from every human comparison between them."""
+    battles = project_battles(project=project)
+    board = arena.leaderboard(battles, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+    matrix = arena.head_to_head(battles, models=board["model"].tolist())
+    return ModelLeaderboard(
+        project=project,
+        rows=[_without_nan(row) for row in board.to_dict("records")],
+        head_to_head=[_without_nan(row) for row in matrix.to_dict("records")],
+        battles=len(battles),
+        groups=int(board["group"].max()) + 1 if len(board) else 0,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+    )

@@ -9,6 +9,7 @@ urlpatterns = [
     path("review/<slug:slug>/", reviewer.workspace, name="workspace"),
     path("manage/", manager.manager_dashboard, name="manager-dashboard"),
     path("manage/projects/new/", manager.project_create_page, name="project-create"),
+    path("manage/projects/<slug:slug>/leaderboard/", manager.project_leaderboard, name="project-leaderboard"),
     path("manage/campaigns/new/", manager.campaign_create_page, name="campaign-create"),
     path("manage/campaigns/<slug:slug>/", manager.campaign_detail, name="campaign-detail"),
     path("manage/campaigns/<slug:slug>/edit/", manager.campaign_edit_page, name="campaign-edit"),

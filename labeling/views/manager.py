@@ -11,10 +11,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors
-from labeling.charts import hour_chart, line_chart, scatter_chart
+from labeling.charts import hour_chart, line_chart, scatter_chart, win_rate_heatmap
 from labeling.errors import LabelingError
 from labeling.forms import SCHEMA_PRESETS, CampaignForm, DatasetBuildForm, ProjectForm
-from labeling.models import Campaign, CampaignStatus, PreferenceDataset
+from labeling.models import Campaign, CampaignStatus, PreferenceDataset, Project
 from labeling.rendering import render_markdown
 from labeling.services.campaigns import (
     STATUS_TRANSITIONS,
@@ -258,3 +258,16 @@ def campaign_quality(request: HttpRequest, slug: str) -> HttpResponse:
     )
     context = {"campaign": campaign, "quality": quality, "over_time": over_time, "scatter": scatter}
     return render(request, "labeling/manager/campaign_quality.html", context)
+
+
+@manager_required
+def project_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_object_or_404(Project, slug=slug)
+    board = selectors.project_leaderboard(project=project)
+    context = {
+        "project": project,
+        "board": board,
+        "heatmap": win_rate_heatmap(board.models, board.head_to_head),
+        "confidence_percent": round(100 * board.confidence),
+    }
+    return render(request, "labeling/manager/leaderboard.html", context)
