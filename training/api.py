@@ -10,11 +10,12 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api import ErrorSerializer
+from labeling.api import CampaignSerializer, ErrorSerializer
 from labeling.models import Campaign, PreferenceDataset, Project
 from rlhf_platform.permissions import IsManager
 from training import selectors
@@ -351,3 +352,84 @@ class GenerationJobResumeApi(APIView):
     def post(self, request: Request, job_id: int) -> Response:
         job = generation_services.generation_job_resume(job=selectors.generation_job_get(job_id=job_id))
         return Response(GenerationJobSerializer(job).data)
+
+
+# --- A/B reviews -----------------------------------------------------------------------------------
+
+
+class ABResultSerializer(serializers.Serializer):
+    """A new model's win rate against an old one in blind A/B reviews (``training.selectors.ABResult``)."""
+
+    new_model = serializers.DictField(help_text="{id, name}")
+    old_model = serializers.DictField(help_text="{id, name}")
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField()
+    both_bad = serializers.IntegerField(help_text="Verdicts that both answers are bad: counted, not in the rate.")
+    n = serializers.IntegerField(help_text="Verdicts in the rate: wins, losses and ties.")
+    n_judgements = serializers.IntegerField()
+    win_rate = serializers.FloatField(allow_null=True, help_text="The new model's, ties counting half.")
+    low = serializers.FloatField(allow_null=True, help_text="Wilson interval, lower bound.")
+    high = serializers.FloatField(allow_null=True)
+    confidence = serializers.FloatField()
+    verdict = serializers.CharField(help_text="better, worse, no clear change, or no judgements yet.")
+    campaigns = serializers.ListField(child=serializers.DictField(), help_text="{id, slug, name, status}")
+
+
+class GenerationJobStartReviewApi(APIView):
+    """Start the campaign a job made, in one step, set up like the campaign its prompts came from."""
+
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        reviewers = serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="Usernames of the reviewer pool; default: the source campaign's pool.",
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: CampaignSerializer, **ERRORS},
+        description=(
+            "Copies the source campaign's reviewer pool (unless `reviewers` is given), guidelines, overlap, lease "
+            "and the gold tasks that fit, with its gold rate, and makes the campaign active. 409 when the job has "
+            "no campaign yet or it has already started."
+        ),
+        tags=["training"],
+    )
+    def post(self, request: Request, job_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        campaign = generation_services.generation_campaign_start(
+            job=selectors.generation_job_get(job_id=job_id), reviewers=data.validated_data.get("reviewers")
+        )
+        return Response(CampaignSerializer(campaign).data)
+
+
+class GenerationJobABResultApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        responses={200: ABResultSerializer, 404: ErrorSerializer},
+        description="The new model's win rate against `compare_with` in the job's A/B campaign, as judgements arrive.",
+        tags=["training"],
+    )
+    def get(self, request: Request, job_id: int) -> Response:
+        result = selectors.ab_result_for_job(job=selectors.generation_job_get(job_id=job_id))
+        if result is None:
+            raise NotFound("This job compares no models: it was run without compare_with.")
+        return Response(ABResultSerializer(result.as_dict()).data)
+
+
+class ModelABResultsApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        responses={200: ABResultSerializer(many=True), 404: ErrorSerializer},
+        description="The model's A/B results, one per model it was paired with, its newest pairings first.",
+        tags=["training"],
+    )
+    def get(self, request: Request, model_id: int) -> Response:
+        results = selectors.ab_results_for_model(model=selectors.model_get(model_id=model_id))
+        return Response(ABResultSerializer([result.as_dict() for result in results], many=True).data)

@@ -5,6 +5,7 @@ from training import api
 urlpatterns = [
     path("models/", api.ModelListCreateApi.as_view(), name="api-training-models"),
     path("models/<int:model_id>/", api.ModelDetailApi.as_view(), name="api-training-model"),
+    path("models/<int:model_id>/ab-results/", api.ModelABResultsApi.as_view(), name="api-training-model-ab-results"),
     path("rounds/", api.RoundListLaunchApi.as_view(), name="api-training-rounds"),
     path("rounds/<int:round_id>/", api.RoundDetailApi.as_view(), name="api-training-round"),
     path("rounds/<int:round_id>/cancel/", api.RoundCancelApi.as_view(), name="api-training-round-cancel"),
@@ -23,5 +24,15 @@ urlpatterns = [
         "generation-jobs/<int:job_id>/resume/",
         api.GenerationJobResumeApi.as_view(),
         name="api-training-generation-job-resume",
+    ),
+    path(
+        "generation-jobs/<int:job_id>/start-review/",
+        api.GenerationJobStartReviewApi.as_view(),
+        name="api-training-generation-job-start-review",
+    ),
+    path(
+        "generation-jobs/<int:job_id>/ab-result/",
+        api.GenerationJobABResultApi.as_view(),
+        name="api-training-generation-job-ab-result",
     ),
 ]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
+from labeling import selectors as labeling_selectors
+from labeling.aggregation import arena
+from labeling.models import Campaign, CampaignStatus, Response
 from training.models import GenerationJob, ModelArtifact, Round, RunMetric, TrainingRun, is_metric_value
 from training.realtime import round_payload, run_payload
 
@@ -134,3 +138,198 @@ def evaluation_table(models: list[ModelArtifact], *, max_rows: int = 20) -> dict
     names = sorted(counts, key=lambda name: (-counts[name], name))[:max_rows]
     rows = [{"name": name, "values": [model.evaluation.get(name) for model in evaluated]} for name in names]
     return {"models": evaluated, "rows": rows}
+
+
+# --- A/B results ----------------------------------------------------------------------------------
+
+AB_CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class ABResult:
+    """How a new model did against an old one in blind A/B reviews: its win rate, as reviews arrive.
+
+    ``win_rate`` is the new model's, ties counting half, over ``n`` verdicts (wins, losses, ties);
+    ``both_bad`` verdicts are counted apart and left out. ``low`` and ``high`` bound its 95% Wilson
+    interval (``labeling.aggregation.arena.win_rate``); all three are None before the first verdict.
+    ``campaigns`` are the A/B campaigns the judgements came from.
+    """
+
+    new_model: ModelArtifact
+    old_model: ModelArtifact
+    wins: int
+    losses: int
+    ties: int
+    both_bad: int
+    win_rate: float | None
+    low: float | None
+    high: float | None
+    campaigns: tuple[Campaign, ...]
+
+    @property
+    def n(self) -> int:
+        return self.wins + self.losses + self.ties
+
+    @property
+    def n_judgements(self) -> int:
+        return self.n + self.both_bad
+
+    @property
+    def bar(self) -> dict[str, float] | None:
+        """Where the rate and its interval sit on a 0-100% scale, for the pages' interval bar."""
+        if self.win_rate is None:
+            return None
+        return {
+            "point": round(100 * self.win_rate, 1),
+            "left": round(100 * self.low, 1),
+            "width": round(100 * (self.high - self.low), 1),
+        }
+
+    @property
+    def verdict(self) -> str:
+        """``better`` or ``worse`` when the interval excludes 0.5, ``no clear change`` otherwise."""
+        if self.win_rate is None:
+            return "no judgements yet"
+        if self.low > 0.5:
+            return "better"
+        if self.high < 0.5:
+            return "worse"
+        return "no clear change"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form for the API and live pages."""
+        return {
+            "new_model": {"id": self.new_model.pk, "name": self.new_model.name},
+            "old_model": {"id": self.old_model.pk, "name": self.old_model.name},
+            "wins": self.wins,
+            "losses": self.losses,
+            "ties": self.ties,
+            "both_bad": self.both_bad,
+            "n": self.n,
+            "n_judgements": self.n_judgements,
+            "win_rate": self.win_rate,
+            "low": self.low,
+            "high": self.high,
+            "confidence": AB_CONFIDENCE,
+            "verdict": self.verdict,
+            "campaigns": [{"id": c.pk, "slug": c.slug, "name": c.name, "status": c.status} for c in self.campaigns],
+        }
+
+
+def ab_result_for_job(*, job: GenerationJob) -> ABResult | None:
+    """The new model's win rate against ``compare_with`` in the job's A/B campaign.
+
+    None for a job without ``compare_with``; a result with no verdicts while the campaign does not
+    exist yet or nobody has answered.
+    """
+    if job.compare_with_id is None:
+        return None
+    return _ab_result(new_model=job.model, old_model=job.compare_with, jobs=[job])
+
+
+def ab_result_for_models(*, new_model: ModelArtifact, old_model: ModelArtifact) -> ABResult:
+    """``new_model``'s win rate against ``old_model`` over every A/B campaign of generation jobs that
+    paired the two (either one as ``compare_with``); what a round shows for its output against its base."""
+    jobs = GenerationJob.objects.filter(
+        Q(model=new_model, compare_with=old_model) | Q(model=old_model, compare_with=new_model)
+    ).select_related("campaign")
+    return _ab_result(new_model=new_model, old_model=old_model, jobs=list(jobs))
+
+
+def ab_results_for_model(*, model: ModelArtifact) -> list[ABResult]:
+    """The model's A/B results, one per model it was paired with, its newest pairings first.
+
+    Each is told as the newest job of the pair ran it: the new model's win rate against the old.
+    """
+    jobs = (
+        GenerationJob.objects.filter(Q(model=model) | Q(compare_with=model))
+        .exclude(compare_with=None)
+        .select_related("model", "compare_with")
+        .order_by("-created_at")
+    )
+    results, seen = [], set()
+    for job in jobs:
+        # As the jobs paired them: the model is "new" against its predecessor, "old" against its successor.
+        pair = frozenset((job.model_id, job.compare_with_id))
+        if pair not in seen:
+            seen.add(pair)
+            results.append(ab_result_for_models(new_model=job.model, old_model=job.compare_with))
+    return results
+
+
+def _ab_result(*, new_model: ModelArtifact, old_model: ModelArtifact, jobs: list[GenerationJob]) -> ABResult:
+    campaigns = tuple(job.campaign for job in jobs if job.campaign_id is not None)
+    battles = labeling_selectors.comparisons(campaigns=campaigns)
+    side = _sides(campaigns, new_model=new_model, old_model=old_model)
+    battles = battles.assign(model_a=battles["response_a"].map(side), model_b=battles["response_b"].map(side))
+    battles = battles[battles["model_a"].notna() & battles["model_b"].notna()]
+    battles = battles[battles["model_a"] != battles["model_b"]]
+    rate = arena.win_rate(battles, model="new", opponent="old", confidence=AB_CONFIDENCE)
+    return ABResult(
+        new_model=new_model,
+        old_model=old_model,
+        wins=rate.wins,
+        losses=rate.losses,
+        ties=rate.ties,
+        both_bad=rate.both_bad,
+        win_rate=rate.win_rate,
+        low=rate.low,
+        high=rate.high,
+        campaigns=campaigns,
+    )
+
+
+def _sides(campaigns: tuple[Campaign, ...], *, new_model: ModelArtifact, old_model: ModelArtifact) -> dict[int, str]:
+    """Per response of the campaigns, ``"new"`` or ``"old"``: by the ``model_id`` generation put in its
+    meta, else by its model name (campaigns made before the id was recorded); others are left out."""
+    by_id = {new_model.pk: "new", old_model.pk: "old"}
+    by_name = {} if new_model.name == old_model.name else {new_model.name: "new", old_model.name: "old"}
+    sides = {}
+    responses = Response.objects.filter(task__campaign__in=campaigns, task__is_gold=False)
+    for pk, model_name, meta in responses.values_list("pk", "model_name", "meta"):
+        model_id = meta.get("model_id") if isinstance(meta, dict) else None
+        side = by_id.get(model_id) if model_id is not None else by_name.get(model_name)
+        if side is not None:
+            sides[pk] = side
+    return sides
+
+
+# --- the generation job and model pages ------------------------------------------------------------
+
+
+def model_ancestors(*, model: ModelArtifact, limit: int = 50) -> list[ModelArtifact]:
+    """The models this one was trained from, its direct base first, then that model's base, and so on."""
+    ancestors, seen, current = [], {model.pk}, model.base_model
+    while current is not None and current.pk not in seen and len(ancestors) < limit:
+        ancestors.append(current)
+        seen.add(current.pk)
+        current = current.base_model
+    return ancestors
+
+
+def model_generation_jobs(*, model: ModelArtifact) -> QuerySet[GenerationJob]:
+    """Generation jobs in which the model answered prompts, as the new model or as the one compared with."""
+    return generation_job_list().filter(Q(model=model) | Q(compare_with=model))
+
+
+def generation_campaign_start_plan(*, job: GenerationJob) -> dict[str, Any] | None:
+    """What ``generation_campaign_start`` would copy, for the job page's form; None when there is nothing to start.
+
+    ``reviewers``: every active reviewer, ``in_pool`` when the source campaign's pool has them;
+    ``gold_tasks``: the source's gold tasks that fit the new campaign's question.
+    """
+    campaign = job.campaign
+    if campaign is None or campaign.status != CampaignStatus.DRAFT:
+        return None
+    source = job.source_campaign
+    plan: dict[str, Any] = {
+        "campaign": campaign,
+        "source": source,
+        "reviewers": labeling_selectors.reviewer_pool_choices(campaign=source or campaign),
+        "gold_tasks": 0,
+    }
+    if source is not None:
+        schema = campaign.schema
+        counts = source.tasks.filter(is_gold=True).values_list("response_count", flat=True)
+        plan["gold_tasks"] = sum(1 for count in counts if schema.check_response_count(count) is None)
+    return plan

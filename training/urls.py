@@ -15,5 +15,14 @@ urlpatterns = [
     path("training/runs/<int:run_id>/cancel/", views.run_cancel_page, name="run-cancel"),
     path("training/runs/<int:run_id>/resume/", views.run_resume_page, name="run-resume"),
     path("training/models/", views.models_page, name="models"),
+    path("training/models/<int:model_id>/", views.model_detail, name="model-detail"),
+    path("training/models/<int:model_id>/ab/", views.model_ab_live, name="model-ab"),
     path("training/generate/", views.generate_page, name="generate"),
+    path("training/generation/<int:job_id>/", views.generation_job_detail, name="generation-job"),
+    path("training/generation/<int:job_id>/live/", views.generation_job_live, name="generation-job-live"),
+    path(
+        "training/generation/<int:job_id>/start-review/",
+        views.generation_campaign_start_page,
+        name="generation-job-start",
+    ),
 ]

@@ -10,14 +10,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from rlhf_platform.errors import UserError
 from rlhf_platform.permissions import manager_required
 from training import selectors
 from training.charts import metric_charts
 from training.errors import TrainingError
 from training.formatting import format_learning_rate
 from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
-from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, JobStatus, TrainingRun
-from training.services.generation import generation_job_create
+from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, GenerationJob, JobStatus, TrainingRun
+from training.services.generation import GENERATION_FIELDS, generation_campaign_start, generation_job_create
 from training.services.rounds import round_cancel, round_launch, run_cancel, run_resume
 from training.specs import run_learning_rate
 
@@ -165,3 +166,63 @@ def generate_page(request: HttpRequest) -> HttpResponse:
             )
             return redirect("training:home")
     return render(request, "training/generate.html", {"form": form})
+
+
+# --- generation jobs and models: the A/B review ---------------------------------------------------
+
+
+@manager_required
+def generation_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = selectors.generation_job_get(job_id=job_id)
+    return render(request, "training/generation_job.html", _generation_job_context(job))
+
+
+@manager_required
+def generation_job_live(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The parts of the job page that change: its progress, the A/B result, and the start form."""
+    job = selectors.generation_job_get(job_id=job_id)
+    return render(request, "training/_generation_job_live.html", _generation_job_context(job))
+
+
+def _generation_job_context(job: GenerationJob) -> dict:
+    return {
+        "job": job,
+        "ab": selectors.ab_result_for_job(job=job),
+        "start": selectors.generation_campaign_start_plan(job=job),
+        "settings": {k: v for k, v in job.params.items() if k in GENERATION_FIELDS},
+    }
+
+
+@manager_required
+@require_POST
+def generation_campaign_start_page(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = selectors.generation_job_get(job_id=job_id)
+    try:
+        campaign = generation_campaign_start(job=job, reviewers=request.POST.getlist("reviewers"))
+    except UserError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"“{campaign.name}” is active: its {campaign.reviewers.count()} reviewers can start.")
+    return redirect("training:generation-job", job_id=job.pk)
+
+
+@manager_required
+def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = selectors.model_get(model_id=model_id)
+    context = {
+        "model": model,
+        "ancestors": selectors.model_ancestors(model=model),
+        "derived": selectors.model_list().filter(base_model=model),
+        "jobs": selectors.model_generation_jobs(model=model),
+        "ab_results": selectors.ab_results_for_model(model=model),
+        "generate_url": reverse("training:generate"),
+    }
+    return render(request, "training/model_detail.html", context)
+
+
+@manager_required
+def model_ab_live(request: HttpRequest, model_id: int) -> HttpResponse:
+    """The model page's A/B results, re-fetched as judgements arrive."""
+    model = selectors.model_get(model_id=model_id)
+    context = {"model": model, "ab_results": selectors.ab_results_for_model(model=model)}
+    return render(request, "training/_model_ab_results.html", context)

@@ -186,7 +186,7 @@ def test_the_leaderboard_page_ranks_the_models_and_draws_the_matrix(arena_projec
     assert svg.count("<rect") == 9
     assert len(re.findall(r'class="heatmap-value[^"]*">\d+%</text>', svg)) == 6
     cell = next(c for c in board.head_to_head if (c["model"], c["opponent"]) == ("tiny-v3", "tiny-v1"))
-    assert 0 < cell["both_bad"] and cell["n"] == 180 - cell["both_bad"]
+    assert cell["both_bad"] > 0 and cell["n"] == 180 - cell["both_bad"]
     assert f">n={cell['n']}</text>" in svg
     assert f"tiny-v3 against tiny-v1: {round(100 * cell['win_rate'])}% over {cell['n']}" in svg
 

@@ -1,10 +1,19 @@
 """Generation jobs: a registered model answers a prompt set, and the answers become a new campaign.
 
 Prompts come from a campaign's tasks or from an imported list. The engine's ``generate`` stage
-writes ``candidates.jsonl`` in the labeling import format; with ``compare_with`` (the previous
-policy) it runs once per model and each task holds both models' answers, for a blind A/B review.
-The new campaign is created, as a draft, and filled through ``labeling.services.imports`` in one
-transaction: a job either has its whole campaign or none.
+writes ``candidates.jsonl`` in the labeling import format. The new campaign is created, as a
+draft, and filled through ``labeling.services.imports`` in one transaction: a job either has its
+whole campaign or none.
+
+Without ``compare_with`` each task holds the model's K candidates for one prompt (a pairwise
+question for K = 2, a ranking above). With ``compare_with`` (the previous policy) the engine runs
+once per model and the campaign is a blind A/B review: each task pairs one answer of the new model
+with one of the old, in a random order per task, under a pairwise question that allows a tie and
+"both bad". With K candidates per model a prompt gives K tasks, candidate i of the new model
+against candidate i of the old: every answer is judged once, and the pairs are as independent as
+the samples. Each A/B response's ``meta`` names its model (``model_id``), so results never depend
+on model names being distinct. ``generation_campaign_start`` then starts that campaign in one step
+with the settings of the campaign the prompts came from.
 
 Working directory of job ``<id>``: ``TRAINING_DIR/generation/<id>/`` with ``prompts.jsonl``,
 ``spec-<n>.json``, and one engine output directory per model (``output-<n>/candidates.jsonl``).
@@ -12,7 +21,9 @@ Working directory of job ``<id>``: ``TRAINING_DIR/generation/<id>/`` with ``prom
 
 from __future__ import annotations
 
+import io
 import json
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,9 +35,9 @@ from django.utils import timezone
 
 from labeling.datasets import read_rows, write_rows
 from labeling.errors import LabelingError
-from labeling.models import Campaign, Project
-from labeling.services.campaigns import campaign_create
-from labeling.services.imports import tasks_import_file
+from labeling.models import Campaign, CampaignStatus, Project
+from labeling.services.campaigns import campaign_create, campaign_set_reviewers, campaign_set_status, campaign_update
+from labeling.services.imports import tasks_import, tasks_import_file
 from training.errors import Conflict, TrainingError
 from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, GenerationJob, JobStatus, ModelArtifact
 from training.realtime import notify_generation
@@ -34,6 +45,14 @@ from training.specs import LaunchError, check_spec
 
 GENERATION_FIELDS = ("num_candidates", "temperature", "top_p", "max_new_tokens", "batch_size", "seed")
 PAIRWISE_SCHEMA = {"questions": [{"id": "preference", "type": "pairwise", "allow_both_bad": True}]}
+# The A/B question: which of two answers is better, a tie and "both bad" allowed.
+AB_QUESTION = {
+    "id": "preference",
+    "type": "pairwise",
+    "label": "Which answer is better?",
+    "allow_tie": True,
+    "allow_both_bad": True,
+}
 RANKING_SCHEMA = {"questions": [{"id": "rank", "type": "ranking", "allow_ties": True}]}
 
 
@@ -123,14 +142,19 @@ def generation_job_succeed(*, job: GenerationJob, engine_results: list[dict[str,
     """Create the new campaign from the candidates and import them as its tasks, all or nothing."""
     workdir = Path(job.workdir)
     candidates = [_read_jsonl(workdir / f"output-{index}" / "candidates.jsonl") for index in range(len(engine_results))]
-    tasks = _merge_candidates(candidates)
+    source = job.source_campaign
+    if job.compare_with_id is not None:
+        tasks = _ab_tasks(candidates[0], candidates[1], job=job)
+        schema = _ab_schema(source)
+    else:
+        tasks = _merge_candidates(candidates)
     if not tasks:
         raise TrainingError("The model produced no usable answers (every candidate was empty).")
     response_count = len(tasks[0]["responses"])
-    source = job.source_campaign
-    schema = PAIRWISE_SCHEMA if response_count == 2 else RANKING_SCHEMA
-    if source is not None and source.schema.check_response_count(response_count) is None:
-        schema = source.question_schema
+    if job.compare_with_id is None:
+        schema = PAIRWISE_SCHEMA if response_count == 2 else RANKING_SCHEMA
+        if source is not None and source.schema.check_response_count(response_count) is None:
+            schema = source.question_schema
     project = Project.objects.get(pk=job.params["project_id"])
     try:
         campaign = campaign_create(
@@ -150,6 +174,53 @@ def generation_job_succeed(*, job: GenerationJob, engine_results: list[dict[str,
     job.save(update_fields=["status", "finished_at", "log_tail", "campaign", "result", "step"])
     notify_generation(job)
     return campaign
+
+
+@transaction.atomic
+def generation_campaign_start(*, job: GenerationJob, reviewers: list[str] | None = None) -> Campaign:
+    """Start the campaign a job made, in one step, set up like the campaign its prompts came from.
+
+    From that source campaign it takes the reviewer pool (unless ``reviewers`` names one: usernames
+    of active reviewers), the guidelines, the overlap, the lease, and the gold tasks that fit the new
+    campaign's question, copied with their answers, together with the source's gold rate (0 when
+    none fit: a gold rate without gold tasks would measure nothing). Prompts imported as a list
+    have no source: then ``reviewers`` is required. The questions stay those the job set (the
+    pairwise A/B question for a job with ``compare_with``). The campaign then becomes active.
+
+    All or nothing. Locks the job's row, then the campaign's: of two managers starting it at once,
+    the second gets a ``Conflict``, as does a start of a campaign that is no longer a draft.
+    """
+    job = GenerationJob.objects.select_related("source_campaign").select_for_update(of=("self",)).get(pk=job.pk)
+    if job.status != JobStatus.SUCCEEDED or job.campaign_id is None:
+        raise Conflict(f"The job has no campaign to start yet: it is {job.get_status_display().lower()}.")
+    campaign = Campaign.objects.select_for_update().get(pk=job.campaign_id)
+    if campaign.status != CampaignStatus.DRAFT:
+        raise Conflict(
+            f"“{campaign.name}” has already been started: it is {campaign.get_status_display().lower()}.",
+            {"campaign": "Already started."},
+        )
+    source = job.source_campaign
+    if reviewers is None and source is not None:
+        reviewers = list(source.reviewers.order_by("username").values_list("username", flat=True))
+    if not reviewers:
+        where = "its prompts came from" if source is not None else "of its prompts (they were a list)"
+        raise TrainingError(
+            f"Choose the reviewers: the campaign {where} has no reviewer pool to copy.",
+            {"reviewers": "Choose at least one reviewer."},
+        )
+    settings: dict[str, Any] = {}
+    if source is not None:
+        gold_copied = _copy_gold_tasks(source=source, campaign=campaign)
+        settings = {
+            "guidelines": source.guidelines,
+            "overlap": source.overlap,
+            "lease_seconds": source.lease_seconds,
+            "gold_rate": source.gold_rate if gold_copied else 0.0,
+        }
+    if settings:
+        campaign = campaign_update(campaign=campaign, **settings)
+    campaign_set_reviewers(campaign=campaign, usernames=reviewers)
+    return campaign_set_status(campaign=campaign, status=CampaignStatus.ACTIVE)
 
 
 @transaction.atomic
@@ -248,6 +319,73 @@ def _merge_candidates(candidates: list[list[dict[str, Any]]]) -> list[dict[str, 
             responses = [*task["responses"], *(r for match in matches for r in match["responses"])]
             tasks.append({**task, "responses": responses})
     return tasks
+
+
+def _ab_tasks(new: list[dict[str, Any]], old: list[dict[str, Any]], *, job: GenerationJob) -> list[dict[str, Any]]:
+    """Pairwise A/B tasks: candidate i of the new model against candidate i of the old, per prompt.
+
+    Prompts that only one model answered are left out. The two answers' order is drawn per task
+    (seeded by the job, so a job's campaign is reproducible), and each answer's ``meta`` gets its
+    model's id (``model_id``). A prompt with K candidates gives K tasks, with ids ``<prompt id>#i``.
+    """
+    rng = random.Random(job.pk)  # noqa: S311 - the answers' order, not a secret
+    old_by_id = {task["id"]: task for task in old}
+    tasks = []
+    for task in new:
+        match = old_by_id.get(task["id"])
+        if match is None:
+            continue
+        pairs = list(zip(task["responses"], match["responses"], strict=False))
+        for index, (new_answer, old_answer) in enumerate(pairs):
+            responses = [
+                {**new_answer, "meta": {**new_answer.get("meta", {}), "model_id": job.model_id}},
+                {**old_answer, "meta": {**old_answer.get("meta", {}), "model_id": job.compare_with_id}},
+            ]
+            rng.shuffle(responses)
+            meta = {**task.get("meta", {}), "prompt_id": task["id"], "candidate": index}
+            task_id = task["id"] if len(pairs) == 1 else f"{task['id']}#{index + 1}"
+            tasks.append({**task, "id": task_id, "responses": responses, "meta": meta})
+    return tasks
+
+
+def _ab_schema(source: Campaign | None) -> dict[str, Any]:
+    """The A/B question, plus the source campaign's questions that are not comparisons (flags, why).
+
+    A pairwise question of the source keeps its label and strengths, with ties and "both bad" allowed.
+    """
+    question, extras = dict(AB_QUESTION), []
+    if source is not None:
+        for asked in source.question_schema["questions"]:
+            if asked["type"] == "pairwise":
+                question = {**asked, "allow_tie": True, "allow_both_bad": True}
+            elif asked["type"] != "ranking":
+                extras.append(asked)
+    if any(extra["id"] == question["id"] for extra in extras):
+        question["id"] = "ab_preference"
+    return {"questions": [question, *extras]}
+
+
+def _copy_gold_tasks(*, source: Campaign, campaign: Campaign) -> int:
+    """Import the source's gold tasks that fit ``campaign``'s questions, with their answers; returns how many."""
+    schema = campaign.schema
+    rows = []
+    for task in source.tasks.filter(is_gold=True).order_by("id").prefetch_related("responses"):
+        responses = [{"text": r.text, "model": r.model_name, "meta": r.meta} for r in task.responses.all()]
+        if schema.check_response_count(len(responses)) is not None:
+            continue
+        rows.append(
+            {
+                "id": f"gold/{task.external_id or task.pk}",
+                "prompt": task.prompt,
+                "responses": responses,
+                "meta": {**task.meta, "copied_from_task": task.pk},
+                "gold": task.gold,
+            }
+        )
+    if not rows:
+        return 0
+    data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    return tasks_import(campaign=campaign, stream=io.BytesIO(data), file_format="jsonl", size=len(data)).created
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
