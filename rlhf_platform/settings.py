@@ -253,6 +253,8 @@ LOGGING = {
 
 # Training (training/): where runs keep their data and outputs, and how the worker runs them.
 TRAINING_DIR = VAR_DIR / "training"
+# Benchmark data of the evaluate stage (`make benchmark-data` fetches it there); absent, no benchmarks run.
+BENCHMARK_DATA_DIR = Path(env_str("BENCHMARK_DATA_DIR", str(VAR_DIR / "benchmark-data")))
 # The executor class the worker starts the engine with (training/executors.py).
 TRAINING_EXECUTOR = env_str("TRAINING_EXECUTOR", "training.executors.LocalExecutor")
 # GPUs per run: above 1, the local executor starts the engine under `accelerate launch`.

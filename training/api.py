@@ -92,14 +92,22 @@ class RoundSerializer(serializers.ModelSerializer):
 
 class RoundDetailSerializer(RoundSerializer):
     runs = serializers.SerializerMethodField()
+    verdict = serializers.SerializerMethodField(
+        help_text="The evaluate stage's report once it succeeded: summary (verdict, headline, reason, warnings), "
+        "figures (base → new with 95% intervals), example answers. Null before."
+    )
 
     class Meta(RoundSerializer.Meta):
-        fields = [*RoundSerializer.Meta.fields, "runs"]
+        fields = [*RoundSerializer.Meta.fields, "evaluation_corpus", "runs", "verdict"]
         read_only_fields = fields
 
     @extend_schema_field(RunSerializer(many=True))
     def get_runs(self, round_: Round) -> list[dict]:
         return RunSerializer(selectors.round_runs(round_=round_), many=True).data
+
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_verdict(self, round_: Round) -> dict | None:
+        return selectors.round_verdict(round_=round_)
 
 
 class GenerationJobSerializer(serializers.ModelSerializer):
@@ -193,7 +201,16 @@ class RoundListLaunchApi(APIView):
             required=False, default="", allow_blank=True, help_text="Local .txt file/dir or JSONL for pretrain."
         )
         reward_model = serializers.PrimaryKeyRelatedField(
-            queryset=ModelArtifact.objects.all(), required=False, allow_null=True
+            queryset=ModelArtifact.objects.all(),
+            required=False,
+            allow_null=True,
+            help_text="When the round trains none: PPO trains against it, evaluation judges win rates with it.",
+        )
+        evaluate = serializers.BooleanField(
+            default=True, help_text="End with an evaluate stage: the new model against the base, with a verdict."
+        )
+        evaluation_corpus = serializers.CharField(
+            required=False, default="", allow_blank=True, help_text="Local text to measure forgetting on."
         )
         settings = StageSettingsSerializer(required=False, help_text="Shared by every stage.")
         stage_settings = serializers.DictField(

@@ -120,3 +120,27 @@ def terminal_text(text: str) -> str:
         states = [state for state in line.split("\r") if state]
         lines.append(states[-1] if states else "")
     return "\n".join(lines)
+
+
+def format_figure(value: float | None, unit: str) -> str:
+    """An evaluation figure for people: shares as percentages (``93.3%``), perplexity with two
+    decimals, token counts with one, other values (nats, rewards) with three significant digits."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if unit == "share":
+        return f"{value * 100:.1f}%"
+    if unit == "perplexity":
+        return f"{value:.2f}"
+    if unit == "tokens":
+        return f"{value:.1f}"
+    return format_metric(value)
+
+
+def format_change(value: float | None, unit: str) -> str:
+    """A change of an evaluation figure, signed: ``+12.5 pts`` for shares, ``-0.31`` otherwise."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if unit == "share":
+        return f"{value * 100:+.1f} pts"
+    sign = "+" if value >= 0 else "-"
+    return sign + format_figure(abs(value), unit)

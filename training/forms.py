@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 
 from labeling.models import Campaign, PreferenceDataset, Project
-from training.engine.spec import SPEC_CLASSES
+from training.engine.stages import STAGES
 from training.formatting import format_learning_rate
 from training.models import ModelArtifact, Round, Stage
 from training.services.generation import GENERATION_FIELDS
@@ -25,7 +25,8 @@ ADAPTERS = [
 ]
 # How the learning-rate hint names each adapter method ("the defaults with LoRA").
 ADAPTER_NAMES = {"lora": "LoRA", "full": "full fine-tuning", "qlora": "QLoRA", "ia3": "IA3", "freeze": "freezing"}
-STAGE_NAMES = {"pretrain": "pretraining", "sft": "SFT", "reward": "the reward model", "dpo": "DPO", "ppo": "PPO"}
+# What the "One stage" preset can run: every stage that trains.
+TRAINING_STAGES = [(name, label) for name, label in Stage.choices if STAGES[name].trains_on is not None]
 PRESETS = [(Round.Preset.SFT_DPO, "SFT → DPO"), (Round.Preset.SFT_REWARD_PPO, "SFT → reward model → PPO")]
 PRESETS += [(Round.Preset.PRETRAIN_SFT, "Continued pretraining → SFT"), (Round.Preset.SINGLE, "One stage")]
 # The launch form's hyperparameter fields: blank means the engine's default for each stage.
@@ -48,7 +49,7 @@ def _json_object(text: str, field: str) -> dict[str, Any]:
 class RoundLaunchForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Default: the stages and the base model.")
     preset = forms.ChoiceField(choices=PRESETS, initial=Round.Preset.SFT_DPO)
-    stage = forms.ChoiceField(choices=[("", "—"), *Stage.choices], required=False, help_text="For “One stage” only.")
+    stage = forms.ChoiceField(choices=[("", "—"), *TRAINING_STAGES], required=False, help_text="For “One stage” only.")
     base_model = forms.ModelChoiceField(
         queryset=ModelArtifact.objects.exclude(kind=ModelArtifact.Kind.REWARD_MODEL), empty_label=None
     )
@@ -63,7 +64,18 @@ class RoundLaunchForm(forms.Form):
     reward_model = forms.ModelChoiceField(
         queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL),
         required=False,
-        help_text="PPO without a reward stage in the round.",
+        help_text="When the round trains none: PPO trains against it, and evaluation judges win rates with it.",
+    )
+    evaluate = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="End with an evaluation: the new model against the base on the snapshot's held-out rows, "
+        "with a verdict.",
+    )
+    evaluation_corpus = forms.CharField(
+        max_length=1000,
+        required=False,
+        help_text="Evaluation: a local text file or directory to measure forgetting on. Blank: the held-out texts.",
     )
     adapter = forms.ChoiceField(choices=ADAPTERS, initial="lora")
     # Its placeholder and help name the default each stage will train with (learning_rate_hints).
@@ -104,7 +116,7 @@ class RoundLaunchForm(forms.Form):
         """
         hints = {}
         for preset, _label in PRESETS:
-            stages = ["", *Stage.values] if preset == Round.Preset.SINGLE else [""]
+            stages = ["", *(name for name, _label in TRAINING_STAGES)] if preset == Round.Preset.SINGLE else [""]
             hints[preset] = {
                 stage: {
                     adapter: learning_rate_hint(_round_stages(preset, stage), adapter) for adapter, _name in ADAPTERS
@@ -136,12 +148,14 @@ class RoundLaunchForm(forms.Form):
             "reward_model": data["reward_model"],
             "settings": settings,
             "stage_settings": data["stage_settings"],
+            "evaluate": data["evaluate"],
+            "evaluation_corpus": data["evaluation_corpus"].strip(),
         }
 
 
 def _round_stages(preset: str, stage: str) -> list[str]:
     if preset == Round.Preset.SINGLE:
-        return [stage] if stage in Stage.values else []
+        return [stage] if stage in dict(TRAINING_STAGES) else []
     return list(PRESET_STAGES.get(preset, []))
 
 
@@ -151,9 +165,9 @@ def learning_rate_hint(stages: list[str], adapter: str) -> dict[str, str]:
         return {"placeholder": "", "help": "Blank: each stage's default for the adapter method."}
     rates = [format_learning_rate(default_learning_rate(stage, adapter)) for stage in stages]
     if len(stages) == 1:
-        text = f"Blank: {rates[0]}, the default for {STAGE_NAMES[stages[0]]} with {ADAPTER_NAMES[adapter]}."
+        text = f"Blank: {rates[0]}, the default for {STAGES[stages[0]].noun} with {ADAPTER_NAMES[adapter]}."
     else:
-        each = ", ".join(f"{rate} for {STAGE_NAMES[stage]}" for stage, rate in zip(stages, rates, strict=True))
+        each = ", ".join(f"{rate} for {STAGES[stage].noun}" for stage, rate in zip(stages, rates, strict=True))
         text = f"Blank: {each} (the defaults with {ADAPTER_NAMES[adapter]}). A value here applies to every stage."
     return {"placeholder": " / ".join(rates), "help": text}
 
@@ -163,13 +177,14 @@ def engine_defaults() -> dict[str, list[dict[str, Any]]]:
     defaults = {}
     for stage in Stage.values:
         rows = []
-        for spec_field in dataclasses.fields(SPEC_CLASSES[stage]):
+        for spec_field in dataclasses.fields(STAGES[stage].spec):
             if spec_field.name in WIRING_FIELDS:
                 continue
             if spec_field.default is not dataclasses.MISSING:
                 default = spec_field.default
             elif spec_field.default_factory is not dataclasses.MISSING:
-                default = dataclasses.asdict(spec_field.default_factory())
+                made = spec_field.default_factory()
+                default = dataclasses.asdict(made) if dataclasses.is_dataclass(made) else made
             else:
                 continue
             help_text = spec_field.metadata.get("help", "")

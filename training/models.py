@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 
 from labeling.models import Campaign, PreferenceDataset
+from training.engine.stages import STAGES
 
 
 class ModelArtifact(models.Model):
@@ -57,12 +58,10 @@ class ModelArtifact(models.Model):
         return Path(self.path)
 
 
-class Stage(models.TextChoices):
-    PRETRAIN = "pretrain", "Continued pretraining"
-    SFT = "sft", "Supervised fine-tuning"
-    REWARD = "reward", "Reward model"
-    DPO = "dpo", "DPO"
-    PPO = "ppo", "PPO"
+# The stages a round can hold, from the engine's table (Stage.SFT, Stage.EVALUATE, ...).
+Stage = models.TextChoices(
+    "Stage", [(stage.name.upper(), (stage.name, stage.label)) for stage in STAGES.values() if stage.in_rounds]
+)
 
 
 class JobStatus(models.TextChoices):
@@ -151,6 +150,11 @@ class Round(models.Model):
         help_text="A registered reward model for PPO when the round trains none.",
     )  # fmt: skip
     stage_settings = models.JSONField(default=dict, blank=True, help_text="Launch settings: stage -> fields.")
+    evaluation_corpus = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Local text the evaluate stage measures forgetting on (default: held-out).",
+    )
     failure_reason = models.TextField(blank=True)
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -184,7 +188,9 @@ class TrainingRun(Job):
     dataset = models.ForeignKey(
         PreferenceDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs"
     )
-    text_dataset = models.CharField(max_length=1000, blank=True, help_text="Pretrain: local .txt file or dir.")
+    text_dataset = models.CharField(
+        max_length=1000, blank=True, help_text="Pretrain: local .txt file or dir. Evaluate: its corpus."
+    )
     latest_metrics = models.JSONField(default=dict, blank=True)
     final_metrics = models.JSONField(default=dict, blank=True)
     checkpoints = models.JSONField(default=list, blank=True, help_text="[{step, path}] in the order written.")

@@ -12,7 +12,16 @@ from django.shortcuts import get_object_or_404
 from labeling import selectors as labeling_selectors
 from labeling.aggregation import arena
 from labeling.models import Campaign, CampaignStatus, Response
-from training.models import GenerationJob, ModelArtifact, Round, RunMetric, TrainingRun, is_metric_value
+from training.models import (
+    GenerationJob,
+    JobStatus,
+    ModelArtifact,
+    Round,
+    RunMetric,
+    Stage,
+    TrainingRun,
+    is_metric_value,
+)
 from training.realtime import round_payload, run_payload
 
 RUN_RELATED = ("round", "input_model", "reward_model", "output_model", "dataset", "launched_by")
@@ -36,6 +45,12 @@ def round_get(*, round_id: int) -> Round:
 
 def round_runs(*, round_: Round) -> QuerySet[TrainingRun]:
     return round_.runs.select_related(*RUN_RELATED).order_by("position")
+
+
+def round_verdict(*, round_: Round) -> dict[str, Any] | None:
+    """The report of the round's evaluate stage once it succeeded (figures, verdict, example answers)."""
+    run = round_.runs.filter(stage=Stage.EVALUATE, status=JobStatus.SUCCEEDED).order_by("-position").first()
+    return run.final_metrics.get("report") if run is not None else None
 
 
 def run_list(*, status: str | None = None, stage: str | None = None) -> QuerySet[TrainingRun]:

@@ -1,12 +1,11 @@
 """What each stage trains on, made from a dataset snapshot's rows. Pure functions: no ORM.
 
-The rule, per stage:
+The rule, by what the stage trains on (``trains_on`` in the engine's table of stages):
 
-- ``sft``: demonstrations. An SFT snapshot's rows as they are; a preference snapshot's *chosen*
+- demonstrations (SFT): an SFT snapshot's rows as they are; a preference snapshot's *chosen*
   responses (prompt/chosen -> prompt/completion); a KTO snapshot's desirable completions.
-- ``reward`` and ``dpo``: preference pairs (prompt/chosen/rejected/margin); only a preference
-  snapshot has them.
-- ``ppo``: the snapshot's distinct prompts.
+- preference pairs (reward, DPO): prompt/chosen/rejected/margin; only a preference snapshot has them.
+- prompts (PPO): the snapshot's distinct prompts.
 
 Rows keep ``group_id`` so the engine's held-out split keeps a prompt's rows together. The snapshot's
 ``split`` column decides train and test: test rows become the engine's ``eval_dataset``.
@@ -20,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labeling.datasets import read_rows
-
-PAIR_STAGES = ("reward", "dpo")
+from training.engine.stages import STAGES
 
 
 class StageDataError(ValueError):
@@ -30,7 +28,7 @@ class StageDataError(ValueError):
 
 def check_snapshot_kind(*, stage: str, kind: str, dataset_name: str) -> None:
     """Stage requirements that the snapshot's kind alone decides."""
-    if stage in PAIR_STAGES and kind != "preference":
+    if STAGES[stage].trains_on == "preference_pairs" and kind != "preference":
         raise StageDataError(
             f"The {stage} stage trains on preference pairs (chosen/rejected); "
             f"{dataset_name!r} is a {kind} snapshot without pairs. Build a preference snapshot."
@@ -40,7 +38,7 @@ def check_snapshot_kind(*, stage: str, kind: str, dataset_name: str) -> None:
 def stage_rows(*, stage: str, kind: str, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """The rows ``stage`` trains on, from a snapshot of ``kind``; each keeps its ``split``."""
     check_snapshot_kind(stage=stage, kind=kind, dataset_name="the snapshot")
-    if stage == "ppo":
+    if STAGES[stage].trains_on == "prompts":
         yield from _distinct_prompts(rows)
         return
     for row in rows:
@@ -50,14 +48,15 @@ def stage_rows(*, stage: str, kind: str, rows: Iterable[dict[str, Any]]) -> Iter
 
 
 def _convert(stage: str, kind: str, row: dict[str, Any]) -> dict[str, Any] | None:
-    if stage in PAIR_STAGES:
+    trains_on = STAGES[stage].trains_on
+    if trains_on == "preference_pairs":
         return {
             "prompt": row["prompt"],
             "chosen": row["chosen"],
             "rejected": row["rejected"],
             "margin": float(row.get("margin") or 0.0),
         }
-    if stage == "sft":
+    if trains_on == "demonstrations":
         if kind == "preference":
             return {"prompt": row["prompt"], "completion": row["chosen"]}
         if kind == "kto" and not row.get("label"):
@@ -114,3 +113,63 @@ def export_stage_files(
     rows = stage_rows(stage=stage, kind=kind, rows=read_rows(snapshot))
     train, held_out = write_stage_files(rows, directory, limit=limit)
     return str(train), str(held_out) if held_out else None
+
+
+def export_evaluation_files(*, kind: str, snapshot: Path, directory: Path) -> dict[str, str]:
+    """The evaluate stage's held-out files, from the snapshot's test rows only.
+
+    ``preferences.jsonl`` (a preference snapshot's pairs, with the votes' agreement), ``prompts.jsonl``
+    (the distinct prompts) and ``texts.jsonl`` (each prompt with its chosen or demonstrated answer,
+    as plain text, for perplexity). Returns the paths by name; raises ``StageDataError`` when the
+    snapshot holds nothing out.
+    """
+    test_rows = list(read_rows(snapshot, split="test"))
+    if not test_rows:
+        raise StageDataError(
+            "The snapshot holds no rows out (its test share is 0), so there is nothing to evaluate on "
+            "that the round did not train on."
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+    if kind == "preference":
+        pairs = [
+            {
+                "prompt": row["prompt"],
+                "chosen": row["chosen"],
+                "rejected": row["rejected"],
+                "agreement": row.get("agreement"),
+                "group_id": row.get("group_id", ""),
+            }
+            for row in test_rows
+        ]
+        files["preferences"] = _write_jsonl(directory / "preferences.jsonl", pairs)
+    files["prompts"] = _write_jsonl(directory / "prompts.jsonl", _distinct_prompts(test_rows))
+    texts = [{"text": text} for text in map(_plain_text, test_rows) if text]
+    if texts:
+        files["texts"] = _write_jsonl(directory / "texts.jsonl", texts)
+    return files
+
+
+def _plain_text(row: dict[str, Any]) -> str:
+    """A held-out row as reference text: its prompt, then its chosen or demonstrated answer."""
+    if "messages" in row:
+        parts = [message["content"] for message in row["messages"]]
+    else:
+        answer = row.get("chosen", row.get("completion"))
+        if row.get("label") is False:
+            answer = None  # an undesirable KTO completion is no reference of good text
+        parts = [_content(row.get("prompt")), _content(answer)]
+    return "\n\n".join(part for part in parts if part)
+
+
+def _content(value: Any) -> str:
+    if isinstance(value, list):
+        return "\n\n".join(str(message.get("content", "")) for message in value)
+    return value or ""
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> str:
+    with path.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return str(path)

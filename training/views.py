@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -17,7 +18,7 @@ from training.charts import metric_charts
 from training.errors import TrainingError
 from training.formatting import format_learning_rate
 from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
-from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, GenerationJob, JobStatus, TrainingRun
+from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, GenerationJob, JobStatus, Round, TrainingRun
 from training.services.generation import GENERATION_FIELDS, generation_campaign_start, generation_job_create
 from training.services.rounds import round_cancel, round_launch, run_cancel, run_resume
 from training.specs import run_learning_rate
@@ -32,16 +33,20 @@ def training_home(request: HttpRequest) -> HttpResponse:
 
 @manager_required
 def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
-    training_round = selectors.round_get(round_id=round_id)
-    runs = selectors.round_runs(round_=training_round)
-    return render(request, "training/round_detail.html", {"round": training_round, "runs": runs})
+    return render(request, "training/round_detail.html", _round_context(selectors.round_get(round_id=round_id)))
 
 
 @manager_required
 def round_live(request: HttpRequest, round_id: int) -> HttpResponse:
-    training_round = selectors.round_get(round_id=round_id)
-    runs = selectors.round_runs(round_=training_round)
-    return render(request, "training/_round_live.html", {"round": training_round, "runs": runs})
+    return render(request, "training/_round_live.html", _round_context(selectors.round_get(round_id=round_id)))
+
+
+def _round_context(training_round: Round) -> dict[str, Any]:
+    return {
+        "round": training_round,
+        "runs": selectors.round_runs(round_=training_round),
+        "verdict": selectors.round_verdict(round_=training_round),
+    }
 
 
 @manager_required

@@ -21,6 +21,8 @@ from training.models import JobStatus, ModelArtifact, Round, Stage, TrainingRun
 from training.services.registry import model_register
 from training.worker import Worker
 
+# Share of the judged campaign's prompts the snapshots hold out.
+HELD_OUT = 0.25
 # Hyperparameters that keep a CPU stage to a few seconds.
 FAST_SETTINGS = {
     "adapter": "full",
@@ -89,14 +91,18 @@ def judged_campaign(manager, reviewers):
 
 @pytest.fixture
 def preference_snapshot(judged_campaign, manager):
-    dataset, _ = dataset_build(campaigns=[judged_campaign], params=BuildParams(method="majority"), created_by=manager)
+    """Majority pairs, with a quarter of the prompts held out (the evaluate stage's data)."""
+    params = BuildParams(method="majority", test_fraction=HELD_OUT)
+    dataset, _ = dataset_build(campaigns=[judged_campaign], params=params, created_by=manager)
     return dataset
 
 
 @pytest.fixture
 def sft_snapshot(judged_campaign, manager):
     dataset, _ = dataset_build(
-        campaigns=[judged_campaign], params=BuildParams(kind="sft", method="majority"), created_by=manager
+        campaigns=[judged_campaign],
+        params=BuildParams(kind="sft", method="majority", test_fraction=HELD_OUT),
+        created_by=manager,
     )
     return dataset
 

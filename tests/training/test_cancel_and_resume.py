@@ -40,6 +40,7 @@ def launch_sft(tiny_model, dataset, manager, **settings) -> TrainingRun:
         dataset=dataset,
         launched_by=manager,
         settings={**FAST_SETTINGS, **settings},
+        evaluate=False,
     )
     return round_.runs.get()
 

@@ -32,7 +32,7 @@ def learning_rate_input(page: str) -> str:
     ],
 )
 def test_a_dpo_spec_names_the_learning_rate_it_trains_with(launch_settings, expected):
-    spec = build_spec(stage="dpo", settings=launch_settings, model="m", output_dir="out", dataset="d.jsonl")
+    spec = build_spec(stage="dpo", settings=launch_settings, model="m", output_dir="out", wiring={"dataset": "d.jsonl"})
     assert spec["learning_rate"] == expected
     assert stage_learning_rate("dpo", launch_settings) == expected
 

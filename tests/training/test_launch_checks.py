@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from labeling.datasets import BuildParams
+from labeling.services.datasets import dataset_build
 from tests.training.conftest import FAST_SETTINGS
 from training.models import ModelArtifact, Round, TrainingRun
 
@@ -53,7 +55,10 @@ def test_it_refuses_a_causal_lm_as_the_reward_model(manager_api, tiny_model, pre
     assert_refused(response, "reward_model", "not a reward model")
 
 
-def test_it_refuses_a_dataset_without_the_stages_columns(manager_api, tiny_model, tmp_path, sft_snapshot):
+@pytest.mark.django_db(transaction=True)  # the worker commits its own transactions
+def test_a_dataset_without_the_stages_columns_fails_its_stage_with_the_engines_message(
+    manager_api, tiny_model, tmp_path, sft_snapshot, worker
+):
     texts = tmp_path / "corpus.jsonl"
     texts.write_text(json.dumps({"body": "no text column here"}) + "\n")
     response = launch(
@@ -63,7 +68,37 @@ def test_it_refuses_a_dataset_without_the_stages_columns(manager_api, tiny_model
         dataset=sft_snapshot.pk,
         pretrain_dataset=str(texts),
     )
-    assert_refused(response, "settings", "pretrain", "needs columns {text}")
+    # Launch runs the field checks only; files are the engine's to read, when the stage starts.
+    assert response.status_code == 201, response.json()
+    assert worker.run_once()
+    pretrain = TrainingRun.objects.get(stage="pretrain")
+    assert pretrain.status == "failed"
+    assert "dataset:" in pretrain.error and "needs columns {text}" in pretrain.error
+    assert Round.objects.get().status == "failed"
+
+
+def test_it_refuses_evaluation_without_held_out_data(manager_api, tiny_model, judged_campaign, manager):
+    everything, _ = dataset_build(
+        campaigns=[judged_campaign], params=BuildParams(method="majority"), created_by=manager
+    )
+    response = launch(manager_api, preset="sft_dpo", base_model=tiny_model.pk, dataset=everything.pk)
+    assert_refused(response, "dataset", "holds none out", "test share", "switch evaluation off")
+    switched_off = launch(
+        manager_api, preset="sft_dpo", base_model=tiny_model.pk, dataset=everything.pk, evaluate=False
+    )
+    assert switched_off.status_code == 201, switched_off.json()
+    assert [run["stage"] for run in switched_off.json()["runs"]] == ["sft", "dpo"]
+
+
+def test_it_refuses_an_advanced_setting_no_stage_has(manager_api, tiny_model, preference_snapshot):
+    response = launch(
+        manager_api,
+        preset="sft_dpo",
+        base_model=tiny_model.pk,
+        dataset=preference_snapshot.pk,
+        settings={**FAST_SETTINGS, "advanced": {"lr_schedular": "cosine"}},
+    )
+    assert_refused(response, "advanced", "advanced.lr_schedular is not a setting of any stage", "lr_scheduler")
 
 
 def test_it_refuses_a_stage_without_a_snapshot(manager_api, tiny_model):
@@ -103,10 +138,11 @@ def test_it_queues_a_valid_round_with_later_stages_waiting(manager_api, tiny_mod
         ("sft", "queued"),
         ("reward", "waiting"),
         ("ppo", "waiting"),
+        ("evaluate", "waiting"),
     ]
     single = launch(
         manager_api, preset="single", stage="ppo", base_model=tiny_model.pk, dataset=preference_snapshot.pk,
         reward_model=reward.pk,
     )  # fmt: skip
     assert single.status_code == 201, single.json()
-    assert TrainingRun.objects.get(round_id=single.json()["id"]).reward_model == reward
+    assert TrainingRun.objects.get(round_id=single.json()["id"], stage="ppo").reward_model == reward

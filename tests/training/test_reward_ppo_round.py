@@ -18,17 +18,27 @@ def test_it_runs_sft_reward_ppo_and_wires_each_stage_to_the_next(tiny_model, pre
         dataset=preference_snapshot,
         launched_by=manager,
         settings=FAST_SETTINGS,
-        stage_settings={"ppo": {"response_length": 4, "advanced": {"num_ppo_epochs": 1}}},
+        stage_settings={
+            "ppo": {"response_length": 4, "advanced": {"num_ppo_epochs": 1}},
+            "evaluate": {"advanced": {"max_new_tokens": 4}},
+        },
     )
-    for _ in range(3):
+    for _ in range(4):
         assert worker.run_once()
     round_.refresh_from_db()
-    sft, reward, ppo = round_.runs.order_by("position")
-    assert round_.status == Round.Status.SUCCEEDED, [(run.stage, run.error) for run in (sft, reward, ppo)]
+    sft, reward, ppo, evaluate = round_.runs.order_by("position")
+    assert round_.status == Round.Status.SUCCEEDED, [(run.stage, run.error) for run in round_.runs.all()]
     assert reward.input_model == sft.output_model and reward.output_model.kind == ModelArtifact.Kind.REWARD_MODEL
     assert ppo.input_model == sft.output_model and ppo.reward_model == reward.output_model
     assert ppo.spec["reward_model"] == reward.output_model.path
     assert ppo.output_model.produced_by == ppo and ppo.output_model.kind == ModelArtifact.Kind.CAUSAL_LM
+    # The verdict: PPO's policy against the base, judged by the round's reward model, whose own
+    # accuracy on the held-out pairs is measured beside it.
+    assert evaluate.input_model == ppo.output_model and evaluate.output_model is None
+    assert evaluate.spec["reward_model"] == reward.output_model.path
+    assert evaluate.spec["reference_model"] == tiny_model.path
+    figures = {figure["name"] for figure in evaluate.final_metrics["report"]["figures"]}
+    assert {"reward_model_accuracy", "win_rate", "mean_reward", "preference_accuracy", "kl_from_base"} <= figures
 
 
 @pytest.mark.django_db(transaction=True)
@@ -43,10 +53,13 @@ def test_it_runs_a_pretrain_then_sft_round_on_a_local_text_corpus(tiny_model, sf
         pretrain_dataset=str(corpus),
         launched_by=manager,
         settings={**FAST_SETTINGS, "max_length": 32},
+        stage_settings={"evaluate": {"advanced": {"max_new_tokens": 4}}},
     )
-    assert worker.run_once() and worker.run_once()
+    assert worker.run_once() and worker.run_once() and worker.run_once()
     round_.refresh_from_db()
-    pretrain, sft = round_.runs.order_by("position")
-    assert round_.status == Round.Status.SUCCEEDED, (pretrain.error, sft.error)
+    pretrain, sft, evaluate = round_.runs.order_by("position")
+    assert round_.status == Round.Status.SUCCEEDED, [(run.stage, run.error) for run in round_.runs.all()]
+    report = evaluate.final_metrics["report"]
+    assert "perplexity" in {figure["name"] for figure in report["figures"]} and "preferences" not in evaluate.spec
     assert pretrain.spec["dataset"] == str(corpus) and sft.input_model == pretrain.output_model
     assert pretrain.output_model.dataset is None and sft.output_model.dataset == sft_snapshot

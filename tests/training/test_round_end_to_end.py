@@ -33,19 +33,34 @@ def test_it_trains_an_sft_then_dpo_round_and_generates_the_next_campaign(
             "base_model": base["id"],
             "dataset": preference_snapshot.pk,
             "settings": FAST_SETTINGS,
-            "stage_settings": {"dpo": {"beta": 0.2}},
+            "stage_settings": {"dpo": {"beta": 0.2}, "evaluate": {"advanced": {"max_new_tokens": 6}}},
         },
         format="json",
     )
     assert launched.status_code == 201, launched.json()
     round_data = launched.json()
-    assert [(r["stage"], r["status"]) for r in round_data["runs"]] == [("sft", "queued"), ("dpo", "waiting")]
+    assert [(r["stage"], r["status"]) for r in round_data["runs"]] == [
+        ("sft", "queued"),
+        ("dpo", "waiting"),
+        ("evaluate", "waiting"),
+    ]
+    assert round_data["verdict"] is None
 
     assert worker.run_once()  # SFT
     assert worker.run_once()  # DPO
+    assert worker.run_once()  # evaluate
     round_ = Round.objects.get(pk=round_data["id"])
-    sft, dpo = TrainingRun.objects.filter(round=round_).order_by("position")
-    assert (sft.status, dpo.status, round_.status) == ("succeeded", "succeeded", "succeeded"), (sft.error, dpo.error)
+    sft, dpo, evaluate = TrainingRun.objects.filter(round=round_).order_by("position")
+    statuses = (sft.status, dpo.status, evaluate.status, round_.status)
+    assert statuses == ("succeeded",) * 4, (sft.error, dpo.error, evaluate.error)
+
+    # The verdict: the DPO policy against the base on the snapshot's held-out rows, in the API.
+    verdict = manager_api.get(f"/api/training/rounds/{round_.pk}/").json()["verdict"]
+    assert verdict["summary"]["verdict"] in ("better", "worse", "no clear change")
+    held_out = preference_snapshot.counts["splits"]["test"]
+    figures = {figure["name"]: figure for figure in verdict["figures"]}
+    assert figures["preference_accuracy"]["n"] == held_out and figures["perplexity"]["n"] == held_out
+    assert evaluate.input_model == dpo.output_model and evaluate.spec["reference_model"] == base["path"]
 
     # Metric series, progress and checkpoints were stored from the engine's events.
     for run in (sft, dpo):

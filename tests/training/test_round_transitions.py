@@ -21,7 +21,7 @@ def manager_api(api_client, manager):
 def queued_round(tiny_model, preference_snapshot, manager) -> Round:
     return round_launch(
         name="r", preset="sft_dpo", base_model=tiny_model, dataset=preference_snapshot, launched_by=manager,
-        settings=FAST_SETTINGS,
+        settings=FAST_SETTINGS, evaluate=False,
     )  # fmt: skip
 
 

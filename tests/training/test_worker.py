@@ -58,6 +58,7 @@ def launch_sft_dpo(tiny_model, dataset, manager) -> Round:
         dataset=dataset,
         launched_by=manager,
         settings=FAST_SETTINGS,
+        evaluate=False,
     )
 
 

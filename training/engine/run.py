@@ -10,7 +10,6 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,10 @@ from transformers import set_seed
 from training.engine.events import CancelFlag, Cancelled, EventStream
 from training.engine.models import detect_device
 from training.engine.runner import write_json
-from training.engine.spec import ModelSource, SpecError, load_spec, spec_to_dict, stage_of
-from training.engine.stages import dpo, evaluate, generate, ppo, pretrain, reward, sft
+from training.engine.spec import ModelSource, SpecError
+from training.engine.stages import load_spec, spec_to_dict, stage_of
 
 logger = logging.getLogger("training.engine")
-
-StageRun = Callable[[Any, EventStream, CancelFlag], dict[str, Any]]
-
-STAGES: dict[str, StageRun] = {
-    "pretrain": pretrain.run,
-    "sft": sft.run,
-    "reward": reward.run,
-    "dpo": dpo.run,
-    "ppo": ppo.run,
-    "generate": generate.run,
-    "evaluate": evaluate.run,
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +91,7 @@ def run_spec(spec: ModelSource, events: EventStream, cancel: CancelFlag) -> int:
     output_dir = Path(spec.output_dir)
     events.emit(
         "started",
-        stage=stage,
+        stage=stage.name,
         output_dir=str(output_dir),
         device="cuda" if device.cuda else "cpu",
         dtype=str(device.dtype).removeprefix("torch."),
@@ -116,12 +103,12 @@ def run_spec(spec: ModelSource, events: EventStream, cancel: CancelFlag) -> int:
     # before a Trainer would seed, and a run must repeat exactly (a resumed run depends on it).
     set_seed(spec.seed)
     try:
-        metrics = STAGES[stage](spec, events, cancel)
+        metrics = stage.run(spec, events, cancel)
     except Cancelled as cancelled:
         events.emit("cancelled", checkpoint=cancelled.checkpoint)
         return 0
     except Exception as error:
-        logger.exception("%s stage failed", stage)
+        logger.exception("%s stage failed", stage.name)
         events.emit("failed", error=f"{type(error).__name__}: {error}", error_type=type(error).__name__)
         return 1
     write_json(output_dir / "metrics.json", metrics)

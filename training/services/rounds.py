@@ -4,14 +4,16 @@ A round is an ordered list of runs, each waiting for the one before it. It is qu
 its runs starts (``round_mark_running``), which may be after other rounds' runs. Models flow like this: a
 policy stage (pretrain, sft, dpo, ppo) trains the newest policy of the round (the base model at
 first); a reward stage starts from that policy too, and its output becomes the reward model of a
-later PPO stage. A failed or cancelled stage stops the round; later stages are cancelled with the
-reason. Launch checks everything it can before writing anything: stage requirements, and the
-engine's own spec checks (``load_spec``) against a sample of the exported data.
+later PPO stage. Unless switched off, the round ends with an evaluate stage: the newest policy
+against the base model on the snapshot's held-out rows (``training.services.evaluation``). A
+failed or cancelled stage stops the round; later stages are cancelled with the reason. Launch
+checks everything it can before writing anything: stage requirements, the snapshot's rows, and the
+engine's field checks of every stage's spec (paths are the engine's to check, when a stage starts:
+the models later stages train from do not exist yet).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from django.utils import timezone
 
 from labeling.models import PreferenceDataset
 from training import stage_data
+from training.engine.stages import STAGES
 from training.errors import Conflict, TrainingError
 from training.models import (
     ACTIVE_STATUSES,
@@ -34,15 +37,16 @@ from training.models import (
     TrainingRun,
 )
 from training.realtime import notify_round, notify_run
-from training.specs import LaunchError, build_spec, check_spec, settings_for
+from training.services.evaluation import evaluation_wiring
+from training.specs import LaunchError, build_spec, check_shared_settings, check_spec, settings_for
 
+# The training stages of each preset; the evaluate stage follows them unless it is switched off.
 PRESET_STAGES = {
     Round.Preset.SFT_REWARD_PPO: ["sft", "reward", "ppo"],
     Round.Preset.SFT_DPO: ["sft", "dpo"],
     Round.Preset.PRETRAIN_SFT: ["pretrain", "sft"],
 }
-SNAPSHOT_STAGES = ("sft", "reward", "dpo", "ppo")
-# Rows exported per stage when checking a launch: enough for the engine to see the columns.
+# Rows exported per stage when checking a launch: enough to know the snapshot feeds the stage.
 CHECK_ROWS = 20
 
 
@@ -58,20 +62,17 @@ def round_launch(
     reward_model: ModelArtifact | None = None,
     settings: dict[str, Any] | None = None,
     stage_settings: dict[str, dict[str, Any]] | None = None,
+    evaluate: bool = True,
+    evaluation_corpus: str = "",
 ) -> Round:
     """Check and queue a round: the round and its first run queued, the others waiting.
 
-    Raises ``TrainingError``, writing nothing.
+    ``evaluate`` appends the evaluate stage; ``evaluation_corpus`` is a local text file it measures
+    forgetting on (default: the snapshot's held-out texts). Raises ``TrainingError``, writing nothing.
     """
     settings, stage_settings = settings or {}, stage_settings or {}
-    stages = _stages_of(preset, stage)
-    _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model)
-    for stage_name in stage_settings:
-        if stage_name not in stages:
-            raise TrainingError(
-                f"stage_settings names {stage_name!r}, which is not a stage of this round.",
-                {"stage_settings": stage_name},
-            )
+    stages = _stages_of(preset, stage, evaluate)
+    _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus.strip())
     _check_specs(stages, base_model, dataset, pretrain_dataset, reward_model, settings, stage_settings)
     with transaction.atomic():
         round_ = Round.objects.create(
@@ -83,6 +84,7 @@ def round_launch(
             pretrain_dataset=pretrain_dataset,
             reward_model=reward_model,
             stage_settings={"shared": settings, "stages": stage_settings},
+            evaluation_corpus=evaluation_corpus.strip(),
             launched_by=launched_by,
         )
         previous = None
@@ -95,9 +97,9 @@ def round_launch(
                 status=JobStatus.QUEUED if previous is None else JobStatus.WAITING,
                 params=settings_for(stage_name, settings, stage_settings),
                 input_model=base_model if previous is None else None,
-                reward_model=reward_model if stage_name == "ppo" and "reward" not in stages else None,
-                dataset=dataset if stage_name in SNAPSHOT_STAGES else None,
-                text_dataset=pretrain_dataset if stage_name == "pretrain" else "",
+                reward_model=reward_model if _uses_registered_reward_model(stage_name, stages) else None,
+                dataset=dataset if STAGES[stage_name].reads_snapshot or stage_name == Stage.EVALUATE else None,
+                text_dataset=_text_dataset(stage_name, pretrain_dataset, evaluation_corpus.strip()),
                 launched_by=launched_by,
             )
             notify_run(run)
@@ -215,14 +217,30 @@ def round_mark_running(*, round_id: int) -> None:
 # --- launch checks -------------------------------------------------------------------------------
 
 
-def _stages_of(preset: str, stage: str | None) -> list[str]:
+def _stages_of(preset: str, stage: str | None, evaluate: bool) -> list[str]:
     if preset not in Round.Preset.values:
         raise TrainingError(f"Unknown preset {preset!r}.", {"preset": f"One of {', '.join(Round.Preset.values)}."})
     if preset == Round.Preset.SINGLE:
-        if stage not in Stage.values:
-            raise TrainingError("Choose the stage to run.", {"stage": f"One of {', '.join(Stage.values)}."})
-        return [stage]
-    return PRESET_STAGES[preset]
+        trainable = [name for name in Stage.values if STAGES[name].trains_on is not None]
+        if stage not in trainable:
+            raise TrainingError("Choose the stage to run.", {"stage": f"One of {', '.join(trainable)}."})
+        stages = [stage]
+    else:
+        stages = list(PRESET_STAGES[preset])
+    return [*stages, Stage.EVALUATE] if evaluate else stages
+
+
+def _uses_registered_reward_model(stage: str, stages: list[str]) -> bool:
+    """PPO trains against, and evaluation scores with, the round's registered reward model when no
+    reward stage comes before it."""
+    trained_before = any(STAGES[name].makes == "reward_model" for name in stages[: stages.index(stage)])
+    return (STAGES[stage].needs_reward_model or stage == Stage.EVALUATE) and not trained_before
+
+
+def _text_dataset(stage: str, pretrain_dataset: str, evaluation_corpus: str) -> str:
+    if STAGES[stage].trains_on == "text":
+        return pretrain_dataset
+    return evaluation_corpus if stage == Stage.EVALUATE else ""
 
 
 def _check_inputs(
@@ -231,21 +249,24 @@ def _check_inputs(
     dataset: PreferenceDataset | None,
     pretrain_dataset: str,
     reward_model: ModelArtifact | None,
+    evaluation_corpus: str,
 ) -> None:
     if base_model.kind == ModelArtifact.Kind.REWARD_MODEL:
         raise TrainingError("The base model is a reward model; choose a causal LM.", {"base_model": "Not a policy."})
-    if any(stage in SNAPSHOT_STAGES for stage in stages):
+    snapshot_stages = [stage for stage in stages if STAGES[stage].reads_snapshot]
+    if snapshot_stages:
         if dataset is None:
-            first = next(stage for stage in stages if stage in SNAPSHOT_STAGES)
-            raise TrainingError(f"The {first} stage needs a dataset snapshot.", {"dataset": "This field is required."})
+            raise TrainingError(
+                f"The {snapshot_stages[0]} stage needs a dataset snapshot.", {"dataset": "This field is required."}
+            )
         if not dataset.path.is_file():
             raise TrainingError(f"The snapshot's file {dataset.path} is missing.", {"dataset": "File missing."})
-        for stage in stages:
+        for stage in snapshot_stages:
             try:
                 stage_data.check_snapshot_kind(stage=stage, kind=dataset.kind, dataset_name=dataset.name)
             except stage_data.StageDataError as error:
                 raise TrainingError(str(error), {"dataset": str(error)}) from None
-    if "pretrain" in stages:
+    if any(STAGES[stage].trains_on == "text" for stage in stages):
         if not pretrain_dataset:
             raise TrainingError(
                 "The pretrain stage needs a local text dataset.", {"pretrain_dataset": "This field is required."}
@@ -254,16 +275,39 @@ def _check_inputs(
             raise TrainingError(
                 f"{pretrain_dataset} does not exist on this machine.", {"pretrain_dataset": "No such local path."}
             )
-    if "ppo" in stages:
-        trains_reward = "reward" in stages[: stages.index("ppo")]
-        if not trains_reward and reward_model is None:
+    for stage in stages:
+        if STAGES[stage].needs_reward_model and reward_model is None and _uses_registered_reward_model(stage, stages):
             raise TrainingError(
-                "PPO needs a reward model: add a reward stage before it (preset sft_reward_ppo) "
+                f"{STAGES[stage].label} needs a reward model: add a reward stage before it (preset sft_reward_ppo) "
                 "or choose a registered reward model.",
-                {"reward_model": "This field is required for PPO."},
+                {"reward_model": f"This field is required for {STAGES[stage].label}."},
             )
     if reward_model is not None and reward_model.kind != ModelArtifact.Kind.REWARD_MODEL:
         raise TrainingError(f"{reward_model.name} is not a reward model.", {"reward_model": "Not a reward model."})
+    if Stage.EVALUATE in stages:
+        _check_evaluation_inputs(dataset, evaluation_corpus)
+
+
+def _check_evaluation_inputs(dataset: PreferenceDataset | None, evaluation_corpus: str) -> None:
+    """An honest verdict needs data the round never trains on: the snapshot's test split."""
+    if dataset is None:
+        if not evaluation_corpus:
+            raise TrainingError(
+                "The evaluate stage needs held-out data: a dataset snapshot with a test split, or a text corpus "
+                "to measure forgetting on. Choose one, or switch evaluation off.",
+                {"evaluate": "No held-out data."},
+            )
+    elif not dataset.counts.get("splits", {}).get("test"):
+        raise TrainingError(
+            f"The evaluate stage compares the models on held-out prompts, and {dataset.name!r} holds none out "
+            "(its test share is 0). Build the snapshot again with a test share (10% is usual), or switch "
+            "evaluation off.",
+            {"dataset": "No test split."},
+        )
+    if evaluation_corpus and not Path(evaluation_corpus).exists():
+        raise TrainingError(
+            f"{evaluation_corpus} does not exist on this machine.", {"evaluation_corpus": "No such local path."}
+        )
 
 
 def _check_specs(
@@ -275,28 +319,37 @@ def _check_specs(
     settings: dict[str, Any],
     stage_settings: dict[str, dict[str, Any]],
 ) -> None:
-    """Build each stage's spec against a sample of its data and stand-ins for models earlier stages will make."""
+    """The snapshot feeds each stage (a sample of its rows is exported), and each stage's spec passes
+    the engine's field checks. Models earlier stages will make are named by where they will be."""
+    try:
+        check_shared_settings(stages, settings)
+    except LaunchError as error:
+        raise TrainingError(error.message, {error.field: error.message}) from None
+    for stage_name in stage_settings:
+        if stage_name not in stages:
+            raise TrainingError(
+                f"stage_settings names {stage_name!r}, which is not a stage of this round.",
+                {"stage_settings": stage_name},
+            )
     with tempfile.TemporaryDirectory(prefix="launch-check-") as work:
         work_dir = Path(work)
-        stand_in = _stand_in_model(work_dir / "earlier-stage-model")
         for index, stage in enumerate(stages):
-            model, gguf_file = (base_model.path, base_model.gguf_file) if index == 0 else (str(stand_in), "")
-            if stage == "pretrain":
-                train_path, eval_path = pretrain_dataset, None
+            model, gguf_file = (
+                (base_model.path, base_model.gguf_file) if index == 0 else ("(earlier stage's model)", "")
+            )
+            if stage == Stage.EVALUATE:
+                trains_reward = any(STAGES[name].makes == "reward_model" for name in stages)
+                wiring = evaluation_wiring(
+                    kind="policy",
+                    files=_evaluation_check_files(dataset),
+                    base_model=base_model,
+                    reward_model_path="(reward model)" if trains_reward or reward_model is not None else None,
+                    benchmark_data="(benchmark data)",
+                )
             else:
-                try:
-                    train_path, eval_path = stage_data.export_stage_files(
-                        stage=stage,
-                        kind=dataset.kind,
-                        snapshot=dataset.path,
-                        directory=work_dir / stage,
-                        limit=CHECK_ROWS,
-                    )
-                except stage_data.StageDataError as error:
-                    raise TrainingError(str(error), {"dataset": str(error)}) from None
-            reward_path = None
-            if stage == "ppo":
-                reward_path = reward_model.path if reward_model is not None else str(stand_in)
+                wiring = {"dataset": _check_stage_rows(stage, dataset, pretrain_dataset, work_dir)}
+                if STAGES[stage].needs_reward_model:
+                    wiring["reward_model"] = reward_model.path if reward_model is not None else "(reward model)"
             try:
                 spec = build_spec(
                     stage=stage,
@@ -304,18 +357,31 @@ def _check_specs(
                     model=model,
                     gguf_file=gguf_file,
                     output_dir=str(work_dir / "out" / stage),
-                    dataset=train_path,
-                    eval_dataset=eval_path,
-                    reward_model=reward_path,
+                    wiring=wiring,
                 )
                 check_spec(spec)
             except LaunchError as error:
                 raise TrainingError(error.message, {error.field: error.message}) from None
 
 
-def _stand_in_model(directory: Path) -> Path:
-    """An empty model directory that passes the engine's path checks for a model not trained yet."""
-    directory.mkdir(parents=True)
-    (directory / "config.json").write_text(json.dumps({"stand_in": True}))
-    (directory / "model.safetensors").write_bytes(b"")
-    return directory
+def _check_stage_rows(stage: str, dataset: PreferenceDataset | None, pretrain_dataset: str, work_dir: Path) -> str:
+    """A sample of the rows the stage will train on (the snapshot has some for it), as the spec's ``dataset``."""
+    if STAGES[stage].trains_on == "text":
+        return pretrain_dataset
+    try:
+        train_path, _held_out = stage_data.export_stage_files(
+            stage=stage, kind=dataset.kind, snapshot=dataset.path, directory=work_dir / stage, limit=CHECK_ROWS
+        )
+    except stage_data.StageDataError as error:
+        raise TrainingError(str(error), {"dataset": str(error)}) from None
+    return train_path
+
+
+def _evaluation_check_files(dataset: PreferenceDataset | None) -> dict[str, str]:
+    """The held-out files the evaluate stage will get, by name (none is read at launch)."""
+    if dataset is None:
+        return {"texts": "(corpus)"}
+    files = {"prompts": "(held-out prompts)", "texts": "(held-out texts)"}
+    if dataset.kind == "preference":
+        files["preferences"] = "(held-out pairs)"
+    return files

@@ -16,9 +16,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from training import stage_data
+from training.engine.stages import STAGES
 from training.errors import TrainingError
 from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun, is_metric_value
 from training.realtime import notify_run
+from training.services.evaluation import (
+    benchmark_data_dir,
+    default_benchmarks,
+    evaluation_files,
+    evaluation_wiring,
+    model_record_evaluation,
+)
 from training.services.registry import model_register_run_output
 from training.services.rounds import round_advance, round_stop
 from training.specs import LaunchError, build_spec
@@ -38,23 +46,30 @@ def run_prepare(*, run: TrainingRun) -> Path:
     """
     workdir = run_workdir(run)
     workdir.mkdir(parents=True, exist_ok=True)
+    stage = STAGES[run.stage]
     input_model = run.input_model or _policy_from_earlier_stages(run)
     reward_model = run.reward_model
-    if run.stage == Stage.PPO and reward_model is None:
+    if reward_model is None and (stage.needs_reward_model or run.stage == Stage.EVALUATE):
         reward_model = _reward_from_earlier_stage(run)
-        if reward_model is None:
-            raise TrainingError("PPO needs a reward model, and no earlier stage of the round produced one.")
-    if run.stage == Stage.PRETRAIN:
-        train_path, eval_path = run.text_dataset, None
+    if run.stage == Stage.EVALUATE and _trains_only_a_reward_model(run):
+        input_model = reward_model  # a reward round's verdict is its reward model's accuracy
+    if stage.needs_reward_model and reward_model is None:
+        raise TrainingError(f"{stage.label} needs a reward model, and no earlier stage of the round produced one.")
+    if run.stage == Stage.EVALUATE:
+        wiring = _evaluation_wiring(run, input_model, reward_model, workdir)
     else:
-        if run.dataset is None or not run.dataset.path.is_file():
-            raise TrainingError("The run's dataset snapshot file is missing.")
-        try:
-            train_path, eval_path = stage_data.export_stage_files(
-                stage=run.stage, kind=run.dataset.kind, snapshot=run.dataset.path, directory=workdir / "data"
-            )
-        except stage_data.StageDataError as error:
-            raise TrainingError(str(error)) from None
+        wiring = {"dataset": run.text_dataset, "eval_dataset": None}
+        if stage.reads_snapshot:
+            if run.dataset is None or not run.dataset.path.is_file():
+                raise TrainingError("The run's dataset snapshot file is missing.")
+            try:
+                wiring["dataset"], wiring["eval_dataset"] = stage_data.export_stage_files(
+                    stage=run.stage, kind=run.dataset.kind, snapshot=run.dataset.path, directory=workdir / "data"
+                )
+            except stage_data.StageDataError as error:
+                raise TrainingError(str(error)) from None
+        if stage.needs_reward_model:
+            wiring["reward_model"] = reward_model.path
     try:
         spec = build_spec(
             stage=run.stage,
@@ -62,10 +77,8 @@ def run_prepare(*, run: TrainingRun) -> Path:
             model=input_model.path,
             gguf_file=input_model.gguf_file,
             output_dir=str(workdir / "output"),
-            dataset=train_path,
-            eval_dataset=eval_path,
-            reward_model=reward_model.path if reward_model is not None else None,
-            resume_from=run.resume_from,
+            wiring=wiring,
+            resume_from=run.resume_from if stage.trains_on is not None else "",
         )
     except LaunchError as error:
         raise TrainingError(error.message) from None
@@ -74,6 +87,31 @@ def run_prepare(*, run: TrainingRun) -> Path:
     run.input_model, run.reward_model, run.spec, run.workdir = input_model, reward_model, spec, str(workdir)
     run.save(update_fields=["input_model", "reward_model", "spec", "workdir"])
     return spec_path
+
+
+def _evaluation_wiring(
+    run: TrainingRun, model: ModelArtifact, reward_model: ModelArtifact | None, workdir: Path
+) -> dict[str, Any]:
+    """An evaluate run's held-out files and models: the newest policy against the round's base model."""
+    files = evaluation_files(run=run, directory=workdir / "data")
+    if model.kind == ModelArtifact.Kind.REWARD_MODEL:
+        if "preferences" not in files:
+            raise TrainingError("A reward model is evaluated on held-out preference pairs; the snapshot has none.")
+        return evaluation_wiring(
+            kind="reward", files=files, base_model=None, reward_model_path=None, benchmark_data=None
+        )
+    base_model = run.round.base_model if run.round_id is not None else None
+    data_dir = benchmark_data_dir()
+    wiring = evaluation_wiring(
+        kind="policy",
+        files=files,
+        base_model=base_model if base_model is not None and base_model.pk != model.pk else None,
+        reward_model_path=reward_model.path if reward_model is not None else None,
+        benchmark_data=data_dir,
+    )
+    if "benchmarks" not in (run.params.get("advanced") or {}):
+        wiring["benchmarks"] = default_benchmarks(data_dir)
+    return wiring
 
 
 def run_record_event(*, run: TrainingRun, event: dict[str, Any]) -> None:
@@ -96,13 +134,18 @@ def run_record_event(*, run: TrainingRun, event: dict[str, Any]) -> None:
 
 @transaction.atomic
 def run_succeed(*, run: TrainingRun, final_metrics: dict[str, Any], log_tail: str) -> TrainingRun:
-    """The engine finished: register the output model with its lineage, and move the round on.
+    """The engine finished: register the output model with its lineage (an evaluation's report goes
+    on the model it evaluated), and move the round on.
 
     Locks the run's round (``round_advance``).
     """
-    output_model = model_register_run_output(
-        run=run, output_dir=Path(run.workdir) / "output", final_metrics=final_metrics
-    )
+    output_model = None
+    if STAGES[run.stage].makes is not None:
+        output_model = model_register_run_output(
+            run=run, output_dir=Path(run.workdir) / "output", final_metrics=final_metrics
+        )
+    elif "report" in final_metrics and run.input_model_id is not None:
+        model_record_evaluation(model=run.input_model, run=run, report=final_metrics["report"])
     run.status, run.finished_at, run.log_tail = JobStatus.SUCCEEDED, timezone.now(), log_tail
     run.final_metrics, run.output_model, run.eta_s = final_metrics, output_model, 0.0
     if run.total_steps:
@@ -140,9 +183,9 @@ def run_mark_cancelled(*, run: TrainingRun, checkpoint: str | None, log_tail: st
 
 def _policy_from_earlier_stages(run: TrainingRun) -> ModelArtifact:
     """The newest policy of the round before this run: the last non-reward stage's output, or the base model."""
+    policy_stages = [name for name, stage in STAGES.items() if stage.makes == "policy"]
     earlier = (
-        run.round.runs.filter(position__lt=run.position, status=JobStatus.SUCCEEDED)
-        .exclude(stage=Stage.REWARD)
+        run.round.runs.filter(position__lt=run.position, status=JobStatus.SUCCEEDED, stage__in=policy_stages)
         .order_by("-position")
         .first()
     )
@@ -151,9 +194,15 @@ def _policy_from_earlier_stages(run: TrainingRun) -> ModelArtifact:
     return run.round.base_model
 
 
+def _trains_only_a_reward_model(run: TrainingRun) -> bool:
+    stages = [STAGES[name] for name in run.round.runs.values_list("stage", flat=True)] if run.round_id else []
+    return any(s.makes == "reward_model" for s in stages) and not any(s.makes == "policy" for s in stages)
+
+
 def _reward_from_earlier_stage(run: TrainingRun) -> ModelArtifact | None:
     if run.round_id is None:
         return None
-    earlier = run.round.runs.filter(position__lt=run.position, stage=Stage.REWARD, status=JobStatus.SUCCEEDED)
+    reward_stages = [name for name, stage in STAGES.items() if stage.makes == "reward_model"]
+    earlier = run.round.runs.filter(position__lt=run.position, stage__in=reward_stages, status=JobStatus.SUCCEEDED)
     found = earlier.order_by("-position").first()
     return found.output_model if found is not None else None

@@ -3,13 +3,15 @@
 - ``{{ value|metric:name }}``: a metric value for people (``training.formatting.format_metric``).
 - ``{{ run.eta_s|eta }}``: time left for people (``ETA 12 min``).
 - ``{{ run.log_tail|terminal_text }}``: engine output as a terminal shows it, without ANSI escapes.
+- ``{{ figure.new|figure:figure.unit }}`` and ``{{ figure.change|change:figure.unit }}``: an
+  evaluation figure and its change (``93.3%``, ``+12.5 pts``).
 """
 
 from __future__ import annotations
 
 from django import template
 
-from training.formatting import format_eta, format_metric, terminal_text
+from training.formatting import format_change, format_eta, format_figure, format_metric, terminal_text
 
 register = template.Library()
 
@@ -27,3 +29,13 @@ def terminal_text_filter(text: str) -> str:
 @register.filter(name="eta")
 def eta(seconds: float | None) -> str:
     return format_eta(seconds)
+
+
+@register.filter(name="figure")
+def figure(value: float | None, unit: str) -> str:
+    return format_figure(value, unit)
+
+
+@register.filter(name="change")
+def change(value: float | None, unit: str) -> str:
+    return format_change(value, unit)

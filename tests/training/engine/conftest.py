@@ -92,7 +92,7 @@ def run_spec_in_process(spec: dict, cancel=None) -> tuple[int, list[dict]]:
 
     from training.engine.events import CancelFlag, EventStream
     from training.engine.run import run_spec
-    from training.engine.spec import load_spec
+    from training.engine.stages import load_spec
 
     out = io.StringIO()
     status = run_spec(load_spec(spec), EventStream(out), cancel or CancelFlag())

@@ -105,7 +105,7 @@ def test_it_reports_a_bad_spec_as_a_failed_event_and_exit_status_2(tmp_path):
     )
     assert result.returncode == 2
     (event,) = parse_events(result.stdout)
-    assert event["event"] == "failed" and event["error"].startswith("model:")
+    assert event["event"] == "failed" and event["error"] == "dataset: is required"
 
 
 def test_it_stops_on_sigterm_with_a_checkpoint_and_resumes_to_the_same_end(tiny_model, tmp_path):
@@ -299,7 +299,7 @@ def test_an_event_stream_whose_reader_is_gone_asks_to_cancel_once_and_stops_writ
 
 def test_latest_is_the_newest_complete_checkpoint(tmp_path):
     from training.engine.runner import resume_checkpoint
-    from training.engine.spec import SFTSpec
+    from training.engine.stages.sft_spec import SFTSpec
 
     checkpoints = tmp_path / "out" / "checkpoints"
     for step, complete in ((5, True), (10, True), (15, False)):  # 15 was cut short while saving

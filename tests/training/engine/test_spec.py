@@ -8,7 +8,10 @@ import pytest
 
 from tests.training.engine.conftest import marker_preferences, write_jsonl
 from training.engine import spec as spec_module
-from training.engine.spec import DPOSpec, SFTSpec, SpecError, load_spec, spec_to_dict
+from training.engine.spec import SpecError
+from training.engine.stages import STAGES, load_spec, spec_to_dict
+from training.engine.stages.dpo_spec import DPOSpec
+from training.engine.stages.sft_spec import SFTSpec
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def test_a_given_learning_rate_wins_over_the_default(dpo_spec):
 
 
 def test_each_stage_trains_adapters_at_ten_times_its_full_rate_or_more():
-    for stage, spec_class in spec_module.SPEC_CLASSES.items():
+    for stage, spec_class in ((name, stage.spec) for name, stage in STAGES.items()):
         if issubclass(spec_class, spec_module.TrainingSpec):
             full, lora = spec_class.default_learning_rate("full"), spec_class.default_learning_rate("lora")
             assert 10 * full == pytest.approx(lora) or 10 * full < lora <= 100 * full, stage
@@ -127,7 +130,19 @@ def test_it_checks_stage_specific_requirements(tiny_model, tmp_path, preferences
     rejects({**generate, "temperature": [0.7, 1.0, 1.3]}, "temperature: needs one value per candidate")
     rejects({**generate, "top_p": 1.5}, "top_p: must be <= 1")
     rejects({"stage": "evaluate", **base, "kind": "reward"}, "preferences: is required")
-    rejects({"stage": "evaluate", **base, "prompts": str(prompts)}, "reward_model: is required")
+    rejects({"stage": "evaluate", **base, "benchmarks": ["arc_easy"]}, "benchmark_data: is required")
+    rejects({"stage": "evaluate", **base, "benchmarks": ["truthfulqa_mc1"]}, "truthfulqa: is required", "no package")
+    rejects({"stage": "evaluate", **base, "benchmarks": ["boolq"]}, "benchmarks: unknown benchmark 'boolq'")
+
+
+def test_field_checks_read_no_file_and_path_checks_come_after_them(tmp_path):
+    """The web app checks fields at launch, before the models later stages train exist; the engine
+    checks paths when the stage starts."""
+    spec = {"stage": "dpo", "model": "/not/yet/trained", "output_dir": "out", "dataset": "/not/yet/exported.jsonl"}
+    assert load_spec(spec, check_paths=False).learning_rate == 5e-5
+    rejects(spec, "model: /not/yet/trained is not a local directory")
+    with pytest.raises(SpecError, match="beta: must be > 0"):
+        load_spec({**spec, "beta": 0}, check_paths=False)
 
 
 def test_it_resolves_paths_so_saved_adapters_name_an_absolute_base(tiny_model, tmp_path, monkeypatch, preferences):

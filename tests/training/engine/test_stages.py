@@ -193,7 +193,9 @@ def test_it_evaluates_a_reward_model_and_a_policy(tiny_model, tmp_path):
     )
     assert status == 0, events[-1]
     reward_metrics = only(events, "finished")[0]["metrics"]
-    assert reward_metrics["pairs"] == 8 and 0 <= reward_metrics["pairwise_accuracy"] <= 1
+    accuracy = reward_metrics["report"]["figures"][0]
+    assert accuracy["name"] == "pairwise_accuracy" and accuracy["n"] == 8
+    assert accuracy["new_interval"][0] <= reward_metrics["pairwise_accuracy"] <= accuracy["new_interval"][1]
 
     policy_spec = {
         **base,
@@ -208,12 +210,19 @@ def test_it_evaluates_a_reward_model_and_a_policy(tiny_model, tmp_path):
     status, events = run_spec_in_process(policy_spec)
     assert status == 0, events[-1]
     metrics = only(events, "finished")[0]["metrics"]
-    # The policy is its own reference here: every figure matches, and each answer ties.
-    assert metrics["win_rate"] == 0.5
+    # The policy is its own reference here: every figure matches, and no change is called.
     assert metrics["perplexity"] == pytest.approx(metrics["reference_perplexity"])
     assert 1 < metrics["perplexity"] < 10 * 400  # a random model over a 400-token vocabulary
     assert metrics["logprob_margin"] == pytest.approx(metrics["reference_logprob_margin"])
-    assert torch.isfinite(torch.tensor(metrics["mean_reward"]))
+    assert metrics["kl_from_base"] == pytest.approx(0.0, abs=1e-4)
+    assert torch.isfinite(torch.tensor(metrics["mean_reward"])) and 0 <= metrics["win_rate"] <= 1
+    report = metrics["report"]
+    assert report["summary"]["verdict"] == "no clear change", report["summary"]
+    assert all(figure["verdict"] in (None, "no clear change") for figure in report["figures"])
+    assert len(report["examples"]) == 4 and report["examples"][0]["new_tokens"] <= 4
+    progress = only(events, "progress")
+    assert progress[-1]["step"] == progress[-1]["total_steps"] > 0
+    assert [event["step"] for event in progress] == sorted(event["step"] for event in progress)
 
 
 def test_it_keeps_only_the_chosen_sft_sources(tiny_model, tmp_path):
@@ -250,8 +259,8 @@ def test_a_tokenizer_without_a_chat_template_gets_the_default_for_conversations(
 
 
 def test_generation_draws_empty_candidates_again_and_leaves_out_prompts_that_stay_empty(monkeypatch):
-    from training.engine.spec import GenerateSpec
     from training.engine.stages import generate
+    from training.engine.stages.generate_spec import GenerateSpec
 
     class Tokenizer:
         chat_template = None
@@ -280,8 +289,8 @@ def test_generated_text_loses_control_characters_but_keeps_tabs_and_line_breaks(
 @pytest.mark.parametrize(("as_chat", "expected_start"), [(None, "<s>user\n"), (True, "<s>user\n"), (False, "Q?")])
 def test_a_chat_model_is_asked_text_prompts_as_a_user_message(tiny_model, monkeypatch, as_chat, expected_start):
     from training.engine.models import load_tokenizer
-    from training.engine.spec import GenerateSpec
     from training.engine.stages import generate
+    from training.engine.stages.generate_spec import GenerateSpec
 
     asked = []
 

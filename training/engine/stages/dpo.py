@@ -10,7 +10,7 @@ from training.engine import data, runner
 from training.engine.adapters import apply_adapter
 from training.engine.events import CancelFlag, EventStream
 from training.engine.models import detect_device, frozen_reference, load_causal_lm, load_tokenizer
-from training.engine.spec import DPOSpec
+from training.engine.stages.dpo_spec import DPOSpec
 
 
 def run(spec: DPOSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:

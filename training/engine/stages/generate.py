@@ -20,7 +20,7 @@ from training.engine import data
 from training.engine.events import CancelFlag, Cancelled, EventStream
 from training.engine.models import detect_device, load_causal_lm, load_tokenizer
 from training.engine.prompts import prompt_text
-from training.engine.spec import GenerateSpec
+from training.engine.stages.generate_spec import GenerateSpec
 
 
 def run(spec: GenerateSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from training.engine.models import (
     load_reward_model,
     load_tokenizer,
 )
-from training.engine.spec import PPOSpec
+from training.engine.stages.ppo_spec import PPOSpec
 
 # Inside each checkpoint, beside the policy TRL saves.
 VALUE_MODEL_DIR = "value_model"

@@ -10,7 +10,7 @@ from training.engine import data, runner
 from training.engine.adapters import apply_adapter
 from training.engine.events import CancelFlag, EventStream
 from training.engine.models import detect_device, load_causal_lm, load_tokenizer
-from training.engine.spec import PretrainSpec
+from training.engine.stages.pretrain_spec import PretrainSpec
 
 
 def run(spec: PretrainSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from training.engine import data, runner
 from training.engine.adapters import apply_adapter
 from training.engine.events import CancelFlag, EventStream
 from training.engine.models import detect_device, load_reward_model, load_tokenizer
-from training.engine.spec import RewardSpec
+from training.engine.stages.reward_spec import RewardSpec
 
 
 def run(spec: RewardSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from training.engine import data, runner
 from training.engine.adapters import apply_adapter
 from training.engine.events import CancelFlag, EventStream
 from training.engine.models import detect_device, load_causal_lm, load_tokenizer
-from training.engine.spec import SFTSpec
+from training.engine.stages.sft_spec import SFTSpec
 
 
 def run(spec: SFTSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:

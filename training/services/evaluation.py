@@ -1,0 +1,87 @@
+"""The evaluate stage's inputs, and where its verdict goes.
+
+In a round, the evaluate stage compares the round's newest policy with the round's base model on
+the snapshot's held-out (test) rows: its pairs, its distinct prompts, and its texts (or a corpus
+the manager names) for forgetting; benchmarks run when their data is on this machine
+(``make benchmark-data``). The reward model that judges the win rate is the round's own reward
+stage's, or the registered one the round names. When the run succeeds, its report is kept on the
+run (``final_metrics["report"]``) and on the evaluated model (``ModelArtifact.evaluation["verdict"]``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from training import stage_data
+from training.errors import TrainingError
+from training.models import ModelArtifact, TrainingRun
+
+
+def evaluation_wiring(
+    *,
+    kind: str,
+    files: dict[str, str],
+    base_model: ModelArtifact | None,
+    reward_model_path: str | None,
+    benchmark_data: str | None,
+) -> dict[str, Any]:
+    """The spec fields the platform sets for an evaluate stage (``files``: preferences, prompts, texts)."""
+    wiring: dict[str, Any] = {"kind": kind, "preferences": files.get("preferences")}
+    if kind == "policy":
+        wiring.update(prompts=files.get("prompts"), perplexity_texts=files.get("texts"), reward_model=reward_model_path)
+        if base_model is not None:
+            wiring.update(reference_model=base_model.path, reference_gguf_file=base_model.gguf_file or None)
+        wiring["benchmark_data"] = benchmark_data
+    return wiring
+
+
+def evaluation_files(*, run: TrainingRun, directory: Path) -> dict[str, str]:
+    """The held-out files of an evaluate run: from its snapshot's test split, and its corpus if it names one.
+
+    Raises ``TrainingError`` when there is nothing held out to evaluate on.
+    """
+    files: dict[str, str] = {}
+    if run.dataset is not None:
+        if not run.dataset.path.is_file():
+            raise TrainingError("The run's dataset snapshot file is missing.")
+        try:
+            files = stage_data.export_evaluation_files(
+                kind=run.dataset.kind, snapshot=run.dataset.path, directory=directory
+            )
+        except stage_data.StageDataError as error:
+            raise TrainingError(str(error)) from None
+    if run.text_dataset:
+        if not Path(run.text_dataset).exists():
+            raise TrainingError(f"The evaluation corpus {run.text_dataset} does not exist on this machine.")
+        files["texts"] = run.text_dataset
+    if not files:
+        raise TrainingError("The evaluation has no held-out data: no snapshot test split and no corpus.")
+    return files
+
+
+def benchmark_data_dir() -> str | None:
+    """The benchmarks' data directory, when this machine has it."""
+    directory = Path(settings.BENCHMARK_DATA_DIR)
+    return str(directory) if directory.is_dir() else None
+
+
+def default_benchmarks(data_dir: str | None) -> list[str]:
+    """The benchmarks an evaluate stage runs when its settings name none: those whose data is here."""
+    if data_dir is None:
+        return []
+    from training.engine.benchmarks import available_benchmarks
+
+    return available_benchmarks(data_dir)
+
+
+def model_record_evaluation(*, model: ModelArtifact, run: TrainingRun, report: dict[str, Any]) -> None:
+    """Keep an evaluation's verdict and figures on the model it evaluated (the answers stay on the run).
+
+    Runs inside the caller's transaction (``run_succeed``).
+    """
+    kept = {key: value for key, value in report.items() if key != "examples"}
+    model.evaluation = {**model.evaluation, "verdict": {"run": run.pk, "round": run.round_id, **kept}}
+    model.save(update_fields=["evaluation"])
