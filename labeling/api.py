@@ -465,7 +465,9 @@ class DatasetListCreateApi(APIView):
         exclude_flagged_reviewers = serializers.BooleanField(
             default=False, help_text="Also leave out the reviewers the quality table flags."
         )
-        test_fraction = serializers.FloatField(default=0.0)
+        test_fraction = serializers.FloatField(
+            default=0.1, help_text="Share of prompts held out for evaluation (a round's verdict needs some)."
+        )
         seed = serializers.IntegerField(default=0)
 
     @extend_schema(responses=DatasetSerializer(many=True), tags=["datasets"])

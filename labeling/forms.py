@@ -188,5 +188,8 @@ class DatasetBuildForm(forms.Form):
         label="Leave out flagged reviewers",
         help_text="Reviewers the quality page flags (low gold accuracy, too fast, position bias).",
     )
-    test_fraction = forms.FloatField(initial=0.0, help_text="Share of prompts held out for evaluation.")
+    test_fraction = forms.FloatField(
+        initial=0.1,
+        help_text="Share of prompts held out: no stage trains on them, and a round's verdict is measured on them.",
+    )
     seed = forms.IntegerField(initial=0)

@@ -234,6 +234,52 @@ class RoundListLaunchApi(APIView):
         return Response(RoundDetailSerializer(round_).data, status=status.HTTP_201_CREATED)
 
 
+class EvaluationLaunchApi(APIView):
+    """Evaluate a registered model, alone or against another one: a round of one evaluate stage."""
+
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+        model = serializers.PrimaryKeyRelatedField(queryset=ModelArtifact.objects.all())
+        compare_with = serializers.PrimaryKeyRelatedField(
+            queryset=ModelArtifact.objects.all(),
+            required=False,
+            allow_null=True,
+            help_text="The baseline policy: every figure is taken on both, with the change and its interval.",
+        )
+        dataset = serializers.PrimaryKeyRelatedField(
+            queryset=PreferenceDataset.objects.all(),
+            required=False,
+            allow_null=True,
+            help_text="Its test split (all of its rows when it holds none out and the model did not train on it).",
+        )
+        evaluation_corpus = serializers.CharField(
+            required=False, default="", allow_blank=True, help_text="Local text to measure perplexity on."
+        )
+        reward_model = serializers.PrimaryKeyRelatedField(
+            queryset=ModelArtifact.objects.all(), required=False, allow_null=True, help_text="Judges the answers."
+        )
+        settings = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text='The evaluate stage\'s settings, e.g. {"advanced": {"benchmarks": ["arc_easy"], '
+            '"benchmark_limit": 50, "max_new_tokens": 128}}.',
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: RoundDetailSerializer, **ERRORS},
+        description="Check and queue an evaluation. Nothing is queued when a check fails.",
+        tags=["training"],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        round_ = round_services.round_launch_evaluation(launched_by=request.user, **data.validated_data)
+        return Response(RoundDetailSerializer(round_).data, status=status.HTTP_201_CREATED)
+
+
 class RoundDetailApi(APIView):
     permission_classes = [IsManager]
 

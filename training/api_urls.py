@@ -8,6 +8,7 @@ urlpatterns = [
     path("models/<int:model_id>/ab-results/", api.ModelABResultsApi.as_view(), name="api-training-model-ab-results"),
     path("rounds/", api.RoundListLaunchApi.as_view(), name="api-training-rounds"),
     path("rounds/<int:round_id>/", api.RoundDetailApi.as_view(), name="api-training-round"),
+    path("evaluations/", api.EvaluationLaunchApi.as_view(), name="api-training-evaluations"),
     path("rounds/<int:round_id>/cancel/", api.RoundCancelApi.as_view(), name="api-training-round-cancel"),
     path("runs/", api.RunListApi.as_view(), name="api-training-runs"),
     path("runs/<int:run_id>/", api.RunDetailApi.as_view(), name="api-training-run"),

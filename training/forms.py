@@ -10,6 +10,7 @@ from django import forms
 
 from labeling.models import Campaign, PreferenceDataset, Project
 from training.engine.stages import STAGES
+from training.engine.stages.evaluate_spec import BENCHMARK_LABELS, BENCHMARK_NAMES
 from training.formatting import format_learning_rate
 from training.models import ModelArtifact, Round, Stage
 from training.services.generation import GENERATION_FIELDS
@@ -236,4 +237,71 @@ class GenerateForm(forms.Form):
             "project": data["project"],
             "campaign_name": data["campaign_name"],
             "params": params,
+        }
+
+
+class EvaluationForm(forms.Form):
+    """Evaluate one registered model, alone or against another; the fields of ``round_launch_evaluation``."""
+
+    compare_with = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.exclude(kind=ModelArtifact.Kind.REWARD_MODEL),
+        required=False,
+        help_text="A baseline policy: every figure is taken on both models, with the change and its interval.",
+    )
+    dataset = forms.ModelChoiceField(
+        queryset=PreferenceDataset.objects.all(),
+        required=False,
+        help_text="Its held-out split (all of its rows when it holds none out and the model never trained on it).",
+    )
+    reward_model = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL),
+        required=False,
+        help_text="Judges the answers: mean reward and the win rate against the baseline.",
+    )
+    evaluation_corpus = forms.CharField(
+        max_length=1000, required=False, help_text="A local text file or directory to measure perplexity on."
+    )
+    benchmarks = forms.MultipleChoiceField(
+        choices=[(name, BENCHMARK_LABELS.get(name, name)) for name in BENCHMARK_NAMES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Through lm-evaluation-harness, on local data (make benchmark-data). TruthfulQA needs its file "
+        "(advanced setting truthfulqa).",
+    )
+    benchmark_limit = forms.IntegerField(initial=100, min_value=1, required=False, help_text="Items per benchmark.")
+    max_new_tokens = forms.IntegerField(initial=128, min_value=1, max_value=4096, help_text="Tokens per answer.")
+    advanced = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono", "placeholder": '{"temperature": 0.7}'}),
+        help_text="Any other setting of the evaluate stage, as JSON.",
+    )
+
+    def __init__(self, *args: Any, model: ModelArtifact, available_benchmarks: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model = model
+        self.fields["compare_with"].queryset = self.fields["compare_with"].queryset.exclude(pk=model.pk)
+        self.fields["benchmarks"].initial = available_benchmarks
+        if model.kind == ModelArtifact.Kind.REWARD_MODEL:
+            for name in ("compare_with", "reward_model", "evaluation_corpus", "benchmarks", "benchmark_limit"):
+                del self.fields[name]
+            self.fields["max_new_tokens"].required = False
+            self.fields["dataset"].help_text = "Preference pairs: its held-out split, or all of it."
+
+    def clean_advanced(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["advanced"], "advanced")
+
+    def evaluation_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``round_launch_evaluation`` (without who launches)."""
+        data = self.cleaned_data
+        advanced = dict(data["advanced"])
+        for name in ("benchmarks", "benchmark_limit", "max_new_tokens"):
+            if data.get(name) not in (None, []):
+                advanced.setdefault(name, data[name])
+        return {
+            "model": self.model,
+            "compare_with": data.get("compare_with"),
+            "dataset": data["dataset"],
+            "reward_model": data.get("reward_model"),
+            "evaluation_corpus": (data.get("evaluation_corpus") or "").strip(),
+            "settings": {"advanced": advanced} if advanced else {},
         }

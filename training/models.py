@@ -126,6 +126,8 @@ class Round(models.Model):
         SFT_DPO = "sft_dpo", "SFT → DPO"
         PRETRAIN_SFT = "pretrain_sft", "Pretrain → SFT"
         SINGLE = "single", "Single stage"
+        # A registered model evaluated on its own, or against another one (``base_model``).
+        EVALUATION = "evaluation", "Evaluation"
 
     class Status(models.TextChoices):
         # Queued until one of its runs starts (a run may wait behind other rounds' runs).

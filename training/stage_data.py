@@ -115,8 +115,11 @@ def export_stage_files(
     return str(train), str(held_out) if held_out else None
 
 
-def export_evaluation_files(*, kind: str, snapshot: Path, directory: Path) -> dict[str, str]:
-    """The evaluate stage's held-out files, from the snapshot's test rows only.
+def export_evaluation_files(
+    *, kind: str, snapshot: Path, directory: Path, all_rows_when_none_held_out: bool = False
+) -> dict[str, str]:
+    """The evaluate stage's held-out files, from the snapshot's test rows (or, when it holds none
+    out and ``all_rows_when_none_held_out``, from all of them: a model that never trained on it).
 
     ``preferences.jsonl`` (a preference snapshot's pairs, with the votes' agreement), ``prompts.jsonl``
     (the distinct prompts) and ``texts.jsonl`` (each prompt with its chosen or demonstrated answer,
@@ -124,6 +127,8 @@ def export_evaluation_files(*, kind: str, snapshot: Path, directory: Path) -> di
     snapshot holds nothing out.
     """
     test_rows = list(read_rows(snapshot, split="test"))
+    if not test_rows and all_rows_when_none_held_out:
+        test_rows = list(read_rows(snapshot))
     if not test_rows:
         raise StageDataError(
             "The snapshot holds no rows out (its test share is 0), so there is nothing to evaluate on "

@@ -17,6 +17,7 @@ urlpatterns = [
     path("training/models/", views.models_page, name="models"),
     path("training/models/<int:model_id>/", views.model_detail, name="model-detail"),
     path("training/models/<int:model_id>/ab/", views.model_ab_live, name="model-ab"),
+    path("training/models/<int:model_id>/evaluate/", views.model_evaluate_page, name="model-evaluate"),
     path("training/generate/", views.generate_page, name="generate"),
     path("training/generation/<int:job_id>/", views.generation_job_detail, name="generation-job"),
     path("training/generation/<int:job_id>/live/", views.generation_job_live, name="generation-job-live"),

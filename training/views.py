@@ -17,10 +17,19 @@ from training import selectors
 from training.charts import metric_charts
 from training.errors import TrainingError
 from training.formatting import format_learning_rate
-from training.forms import GenerateForm, RoundLaunchForm, engine_defaults
-from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, GenerationJob, JobStatus, Round, TrainingRun
+from training.forms import EvaluationForm, GenerateForm, RoundLaunchForm, engine_defaults
+from training.models import (
+    FINAL_STATUSES,
+    RESUMABLE_STATUSES,
+    GenerationJob,
+    JobStatus,
+    ModelArtifact,
+    Round,
+    TrainingRun,
+)
+from training.services.evaluation import benchmark_data_dir, default_benchmarks
 from training.services.generation import GENERATION_FIELDS, generation_campaign_start, generation_job_create
-from training.services.rounds import round_cancel, round_launch, run_cancel, run_resume
+from training.services.rounds import round_cancel, round_launch, round_launch_evaluation, run_cancel, run_resume
 from training.specs import run_learning_rate
 
 
@@ -223,6 +232,35 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
         "generate_url": reverse("training:generate"),
     }
     return render(request, "training/model_detail.html", context)
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def model_evaluate_page(request: HttpRequest, model_id: int) -> HttpResponse:
+    """Evaluate a registered model, alone or against another one; the evaluation runs as a round."""
+    model = selectors.model_get(model_id=model_id)
+    form = EvaluationForm(
+        request.POST or None,
+        model=model,
+        available_benchmarks=default_benchmarks(benchmark_data_dir()),
+        initial={"compare_with": model.base_model_id or _trained_from(model), "dataset": model.dataset_id},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            training_round = round_launch_evaluation(launched_by=request.user, **form.evaluation_arguments())
+        except TrainingError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(request, f"“{training_round.name}” is queued; the worker starts it.")
+            return redirect("training:round-detail", round_id=training_round.pk)
+    context = {"form": form, "model": model, "benchmark_data": benchmark_data_dir()}
+    return render(request, "training/model_evaluate.html", context)
+
+
+def _trained_from(model: ModelArtifact) -> int | None:
+    """The model a run trained this one from: the natural baseline of its evaluation."""
+    run = model.produced_by
+    return run.input_model_id if run is not None else None
 
 
 @manager_required

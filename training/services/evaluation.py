@@ -17,7 +17,7 @@ from django.conf import settings
 
 from training import stage_data
 from training.errors import TrainingError
-from training.models import ModelArtifact, TrainingRun
+from training.models import ModelArtifact, Round, TrainingRun
 
 
 def evaluation_wiring(
@@ -49,7 +49,11 @@ def evaluation_files(*, run: TrainingRun, directory: Path) -> dict[str, str]:
             raise TrainingError("The run's dataset snapshot file is missing.")
         try:
             files = stage_data.export_evaluation_files(
-                kind=run.dataset.kind, snapshot=run.dataset.path, directory=directory
+                kind=run.dataset.kind,
+                snapshot=run.dataset.path,
+                directory=directory,
+                # An evaluation of its own was checked at launch: the model did not train on the snapshot.
+                all_rows_when_none_held_out=run.round_id is not None and run.round.preset == Round.Preset.EVALUATION,
             )
         except stage_data.StageDataError as error:
             raise TrainingError(str(error)) from None
@@ -57,8 +61,6 @@ def evaluation_files(*, run: TrainingRun, directory: Path) -> dict[str, str]:
         if not Path(run.text_dataset).exists():
             raise TrainingError(f"The evaluation corpus {run.text_dataset} does not exist on this machine.")
         files["texts"] = run.text_dataset
-    if not files:
-        raise TrainingError("The evaluation has no held-out data: no snapshot test split and no corpus.")
     return files
 
 

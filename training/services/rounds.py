@@ -73,7 +73,9 @@ def round_launch(
     settings, stage_settings = settings or {}, stage_settings or {}
     stages = _stages_of(preset, stage, evaluate)
     _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus.strip())
-    _check_specs(stages, base_model, dataset, pretrain_dataset, reward_model, settings, stage_settings)
+    _check_specs(
+        stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus.strip(), settings, stage_settings
+    )
     with transaction.atomic():
         round_ = Round.objects.create(
             name=(name or "").strip()[:200] or f"{' → '.join(stages)} on {base_model.name}"[:200],
@@ -105,6 +107,136 @@ def round_launch(
             notify_run(run)
             previous = run
     return round_
+
+
+def round_launch_evaluation(
+    *,
+    model: ModelArtifact,
+    launched_by: AbstractBaseUser | None,
+    compare_with: ModelArtifact | None = None,
+    dataset: PreferenceDataset | None = None,
+    evaluation_corpus: str = "",
+    reward_model: ModelArtifact | None = None,
+    settings: dict[str, Any] | None = None,
+    name: str = "",
+) -> Round:
+    """Queue an evaluation of a registered model, alone or against ``compare_with`` (its baseline),
+    as a round of one evaluate stage. A reward model is scored on preference pairs; a policy gets
+    every figure its data allows. Data: the snapshot's test split when it has one, else all of its
+    rows (unless the model was trained on that snapshot), and the corpus for perplexity.
+
+    Raises ``TrainingError``, writing nothing.
+    """
+    evaluation_corpus = (evaluation_corpus or "").strip()
+    settings = settings or {}
+    _check_evaluation_models(model, compare_with, reward_model, dataset)
+    if dataset is None and not evaluation_corpus and not _names_benchmarks(settings):
+        raise TrainingError(
+            "Choose what to evaluate on: a dataset snapshot, a text corpus, or benchmarks.",
+            {"dataset": "This field is required without a corpus or benchmarks."},
+        )
+    if dataset is not None:
+        if not dataset.path.is_file():
+            raise TrainingError(f"The snapshot's file {dataset.path} is missing.", {"dataset": "File missing."})
+        held_out = dataset.counts.get("splits", {}).get("test")
+        if not held_out and model.dataset_id == dataset.pk:
+            raise TrainingError(
+                f"{model.name} was trained on {dataset.name!r}, which holds nothing out: evaluate it on "
+                "another snapshot, or on one built with a test share.",
+                {"dataset": "The model trained on all of it."},
+            )
+    if evaluation_corpus and not Path(evaluation_corpus).exists():
+        raise TrainingError(
+            f"{evaluation_corpus} does not exist on this machine.", {"evaluation_corpus": "No such local path."}
+        )
+    _check_evaluation_spec(model, compare_with, dataset, evaluation_corpus, reward_model, settings)
+    baseline = compare_with or model
+    with transaction.atomic():
+        round_ = Round.objects.create(
+            name=(name or "").strip()[:200]
+            or (f"{model.name} against {compare_with.name}" if compare_with else f"Evaluation of {model.name}")[:200],
+            preset=Round.Preset.EVALUATION,
+            status=Round.Status.QUEUED,
+            base_model=baseline,
+            dataset=dataset,
+            reward_model=reward_model,
+            evaluation_corpus=evaluation_corpus,
+            stage_settings={"shared": {}, "stages": {Stage.EVALUATE: settings}},
+            launched_by=launched_by,
+        )
+        run = TrainingRun.objects.create(
+            round=round_,
+            stage=Stage.EVALUATE,
+            status=JobStatus.QUEUED,
+            params=settings_for(Stage.EVALUATE, {}, {Stage.EVALUATE: settings}),
+            input_model=model,
+            reward_model=reward_model,
+            dataset=dataset,
+            text_dataset=evaluation_corpus,
+            launched_by=launched_by,
+        )
+        notify_run(run)
+    return round_
+
+
+def _check_evaluation_models(
+    model: ModelArtifact,
+    compare_with: ModelArtifact | None,
+    reward_model: ModelArtifact | None,
+    dataset: PreferenceDataset | None,
+) -> None:
+    is_reward = model.kind == ModelArtifact.Kind.REWARD_MODEL
+    if compare_with is not None:
+        if compare_with.pk == model.pk:
+            raise TrainingError("Compare the model with another one.", {"compare_with": "The same model."})
+        if is_reward or compare_with.kind == ModelArtifact.Kind.REWARD_MODEL:
+            raise TrainingError(
+                "Side by side compares two policies; a reward model is evaluated on its own.",
+                {"compare_with": "Not a policy." if not is_reward else "Leave it empty for a reward model."},
+            )
+    if reward_model is not None and reward_model.kind != ModelArtifact.Kind.REWARD_MODEL:
+        raise TrainingError(f"{reward_model.name} is not a reward model.", {"reward_model": "Not a reward model."})
+    if is_reward and (dataset is None or dataset.kind != "preference"):
+        raise TrainingError(
+            "A reward model is evaluated on preference pairs: choose a preference snapshot.",
+            {"dataset": "A preference snapshot is required for a reward model."},
+        )
+
+
+def _names_benchmarks(settings: dict[str, Any]) -> bool:
+    return bool((settings.get("advanced") or {}).get("benchmarks"))
+
+
+def _check_evaluation_spec(
+    model: ModelArtifact,
+    compare_with: ModelArtifact | None,
+    dataset: PreferenceDataset | None,
+    evaluation_corpus: str,
+    reward_model: ModelArtifact | None,
+    settings: dict[str, Any],
+) -> None:
+    """The evaluate stage's spec, with these settings, passes the engine's field checks."""
+    kind = "reward" if model.kind == ModelArtifact.Kind.REWARD_MODEL else "policy"
+    files = _evaluation_check_files(dataset, evaluation_corpus)
+    wiring = evaluation_wiring(
+        kind=kind,
+        files=files,
+        base_model=compare_with,
+        reward_model_path=reward_model.path if reward_model is not None else None,
+        benchmark_data="(benchmark data)",
+    )
+    try:
+        spec = build_spec(
+            stage=Stage.EVALUATE,
+            settings=settings_for(Stage.EVALUATE, {}, {Stage.EVALUATE: settings}),
+            model=model.path,
+            gguf_file=model.gguf_file,
+            output_dir="(output)",
+            wiring=wiring,
+        )
+        check_spec(spec)
+    except LaunchError as error:
+        raise TrainingError(error.message, {error.field: error.message}) from None
 
 
 @transaction.atomic
@@ -316,6 +448,7 @@ def _check_specs(
     dataset: PreferenceDataset | None,
     pretrain_dataset: str,
     reward_model: ModelArtifact | None,
+    evaluation_corpus: str,
     settings: dict[str, Any],
     stage_settings: dict[str, dict[str, Any]],
 ) -> None:
@@ -341,7 +474,7 @@ def _check_specs(
                 trains_reward = any(STAGES[name].makes == "reward_model" for name in stages)
                 wiring = evaluation_wiring(
                     kind="policy",
-                    files=_evaluation_check_files(dataset),
+                    files=_evaluation_check_files(dataset, evaluation_corpus),
                     base_model=base_model,
                     reward_model_path="(reward model)" if trains_reward or reward_model is not None else None,
                     benchmark_data="(benchmark data)",
@@ -377,11 +510,13 @@ def _check_stage_rows(stage: str, dataset: PreferenceDataset | None, pretrain_da
     return train_path
 
 
-def _evaluation_check_files(dataset: PreferenceDataset | None) -> dict[str, str]:
+def _evaluation_check_files(dataset: PreferenceDataset | None, corpus: str) -> dict[str, str]:
     """The held-out files the evaluate stage will get, by name (none is read at launch)."""
-    if dataset is None:
-        return {"texts": "(corpus)"}
-    files = {"prompts": "(held-out prompts)", "texts": "(held-out texts)"}
-    if dataset.kind == "preference":
-        files["preferences"] = "(held-out pairs)"
+    files = {}
+    if dataset is not None:
+        files = {"prompts": "(held-out prompts)", "texts": "(held-out texts)"}
+        if dataset.kind == "preference":
+            files["preferences"] = "(held-out pairs)"
+    if corpus:
+        files["texts"] = corpus
     return files

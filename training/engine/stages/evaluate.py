@@ -38,7 +38,7 @@ from training.engine.events import CancelFlag, Cancelled, EventStream
 from training.engine.models import Device, detect_device, load_causal_lm, load_reward_model, load_tokenizer
 from training.engine.prompts import Prompt, conversation_text, prompt_text
 from training.engine.runner import write_json
-from training.engine.stages.evaluate_spec import EvaluateSpec
+from training.engine.stages.evaluate_spec import BENCHMARK_LABELS, EvaluateSpec
 from training.engine.stages.generate import as_user_message
 
 PROGRESS_INTERVAL_S = 1.0
@@ -355,7 +355,7 @@ def benchmark_figures(
     figures = []
     for name, new in results["new"].items():
         base = results.get("base", {}).get(name)
-        label = f"{benchmarks.BENCHMARK_LABELS.get(name, name)} ({new['metric']})"
+        label = f"{BENCHMARK_LABELS.get(name, name)} ({new['metric']})"
         figures.append(statistics.benchmark_figure(f"benchmark:{name}", label, new=new, base=base))
     return figures
 

@@ -8,7 +8,16 @@ from typing import Literal
 from training.engine import data
 from training.engine.spec import ModelSource, check_columns, check_model_dir, require
 
-BENCHMARK_NAMES = ("arc_easy", "arc_challenge", "hellaswag", "mmlu", "piqa", "truthfulqa_mc1", "truthfulqa_mc2")
+BENCHMARK_LABELS = {
+    "arc_easy": "ARC-Easy",
+    "arc_challenge": "ARC-Challenge",
+    "hellaswag": "HellaSwag",
+    "mmlu": "MMLU",
+    "piqa": "PIQA",
+    "truthfulqa_mc1": "TruthfulQA MC1",
+    "truthfulqa_mc2": "TruthfulQA MC2",
+}
+BENCHMARK_NAMES = tuple(BENCHMARK_LABELS)
 # Their data is a file the user gives (`truthfulqa`), not part of `benchmark_data`.
 TRUTHFULQA = {"truthfulqa_mc1", "truthfulqa_mc2"}
 
