@@ -170,8 +170,10 @@ def win_rate_heatmap(models: list[str], head_to_head: list[dict[str, Any]]) -> d
             cell: dict[str, Any] = {"x": x, "y": y, "cx": x + size / 2, "cy": y + size / 2, "model": model}
             cell["opponent"] = opponent
             record = by_pair.get((model, opponent))
-            if model == opponent or record is None or not record["n"]:
-                cell |= {"fill": "#f3f4f7", "empty": True, "diagonal": model == opponent}
+            if model == opponent:
+                cell |= {"fill": "#e4e7ed", "empty": True, "diagonal": True}
+            elif record is None or not record["n"]:
+                cell |= {"fill": "#f6f7f9", "empty": True, "diagonal": False}
             else:
                 fill, light = _blend(record["win_rate"])
                 cell |= {

@@ -170,7 +170,7 @@ def leaderboard(
     seed: int = 0,
     l2: float = 0.1,
 ) -> pd.DataFrame:
-    """Models ranked by Bradley-Terry strength, with bootstrap intervals; best first.
+    """Models ranked by Bradley-Terry strength, with bootstrap intervals; by group, then best first.
 
     The fit is ``methods.bradley_terry`` with the models as the responses of one task:
     ``P(m beats o) = sigmoid(s_m - s_o)``, ties half a win each way, both-bad battles left out, and
@@ -190,7 +190,8 @@ def leaderboard(
       model's (Chatbot Arena's rank: models whose intervals overlap share a rank);
     - ``n_battles``: the model's battles, both-bad ones included; ``wins, losses, ties, both_bad``;
     - ``group``: which connected part of the comparison graph the model is in (0 for the largest).
-      Ratings of different groups were never compared: they share a scale by convention only.
+      Ratings of different groups were never compared: they share a scale by convention only, so
+      the rows come group by group.
 
     A model whose every battle was both-bad has no rating (NaN) and ranks last.
     """
@@ -249,7 +250,9 @@ def leaderboard(
         }
     )
     board["rank"] = _ranks(board)
-    board = board.sort_values(["rating", "model"], ascending=[False, True], na_position="last", ignore_index=True)
+    board = board.sort_values(
+        ["group", "rating", "model"], ascending=[True, False, True], na_position="last", ignore_index=True
+    )
     return board[list(LEADERBOARD_COLUMNS)]
 
 

@@ -195,7 +195,11 @@ def test_it_marks_models_never_compared_with_the_others():
     table = battles(
         [("a1", "a2", "a"), ("a2", "a3", "a"), ("a1", "a3", "tie"), ("b1", "b2", "b"), ("c", "d", "both_bad")]
     )
-    board = leaderboard(table, n_bootstrap=50).set_index("model")
+    board = leaderboard(table, n_bootstrap=50)
+    # Group by group, the largest first; best first within each.
+    assert board["model"].tolist() == ["a1", "a2", "a3", "b2", "b1", "c", "d"]
+    assert board["rank"].tolist()[:5] == [1, 1, 1, 1, 1]  # five battles say little
+    board = board.set_index("model")
     assert board.loc[["a1", "a2", "a3"], "group"].tolist() == [0, 0, 0]
     assert board.loc["b1", "group"] == board.loc["b2", "group"] != 0
     # Only both-bad verdicts: no rating, ranked last, battles still counted.
