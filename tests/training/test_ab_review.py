@@ -192,6 +192,16 @@ def test_it_starts_the_campaign_set_up_like_its_source(tiny_model, previous, man
         generation_campaign_start(job=job)
 
 
+def test_the_copied_pool_leaves_out_people_who_are_no_longer_reviewers(
+    tiny_model, previous, manager, source_campaign, pool
+):
+    pool[1].is_active = False
+    pool[1].save(update_fields=["is_active"])
+    job = finished_job(model=tiny_model, compare_with=previous, manager=manager, source_campaign=source_campaign)
+    campaign = generation_campaign_start(job=job)
+    assert list(campaign.reviewers.values_list("username", flat=True)) == ["ab-reviewer-0"]
+
+
 def test_it_starts_nothing_before_the_job_has_its_campaign(tiny_model, previous, manager, source_campaign):
     job = generation_job_create(
         model=tiny_model, compare_with=previous, campaign_name="x", launched_by=manager, source_campaign=source_campaign
@@ -376,6 +386,7 @@ def test_the_model_page_shows_lineage_and_is_linked_from_the_models_list(tiny_mo
     lineage = page[page.index('class="lineage"') : page.index("</p>", page.index('class="lineage"'))]
     assert lineage.index("tiny-llama") < lineage.index("tiny-sft") < lineage.index("<strong>tiny-dpo</strong>")
     assert "No A/B reviews yet" in page
+    assert f'href="{reverse("training:model-evaluate", kwargs={"model_id": grandchild.pk})}"' in page
     parent = manager_client.get(reverse("training:model-detail", kwargs={"model_id": child.pk})).content.decode()
     assert "Trained from it:" in parent and "tiny-dpo" in parent
 

@@ -38,6 +38,7 @@ from labeling.errors import LabelingError
 from labeling.models import Campaign, CampaignStatus, Project
 from labeling.services.campaigns import campaign_create, campaign_set_reviewers, campaign_set_status, campaign_update
 from labeling.services.imports import tasks_import, tasks_import_file
+from rlhf_platform.roles import Role
 from training.errors import Conflict, TrainingError
 from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, GenerationJob, JobStatus, ModelArtifact
 from training.realtime import notify_generation
@@ -201,7 +202,9 @@ def generation_campaign_start(*, job: GenerationJob, reviewers: list[str] | None
         )
     source = job.source_campaign
     if reviewers is None and source is not None:
-        reviewers = list(source.reviewers.order_by("username").values_list("username", flat=True))
+        # Its pool as it stands: people who left the reviewers group since are not carried over.
+        pool = source.reviewers.filter(is_active=True, groups__name=Role.REVIEWER).distinct().order_by("username")
+        reviewers = list(pool.values_list("username", flat=True))
     if not reviewers:
         where = "its prompts came from" if source is not None else "of its prompts (they were a list)"
         raise TrainingError(
