@@ -112,6 +112,9 @@ def test_a_newcomer_labels_builds_a_dataset_and_trains_a_round(demo_server, brow
     page.evaluate("window.stillTheSamePage = true")  # a reload would wipe it
     expect(page.locator(".page-header .badge")).to_have_text("Succeeded", timeout=180_000)
     assert page.evaluate("window.stillTheSamePage") is True
+    # The round ended with its evaluate stage: a verdict on the held-out prompts, live too.
+    expect(page.locator(".verdict [data-figure='preference_accuracy']")).to_contain_text("held-out human preferences")
+    expect(page.locator(".verdict .badge").first).to_have_text(re.compile("Better|Worse|No clear change"))
 
     assert page.js_errors == []
     assert server_errors == []

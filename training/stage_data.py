@@ -14,6 +14,7 @@ Rows keep ``group_id`` so the engine's held-out split keeps a prompt's rows toge
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,45 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> str:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return str(path)
+
+
+# One piece of a pretraining corpus in this many is held out when the round evaluates.
+HELD_OUT_EVERY = 10
+
+
+def split_text_corpus(*, source: str, directory: Path, text_field: str) -> dict[str, str]:
+    """Hold out a slice of a pretraining corpus, for the round's evaluation to measure perplexity on.
+
+    The corpus (a .txt file or directory, or rows with ``text_field``) is cut into paragraphs (into
+    lines when it has few paragraphs), and every ``HELD_OUT_EVERY``-th piece is held out. Writes
+    ``train.txt`` (what the pretrain stage trains on), ``held_out.txt`` (its eval set) and
+    ``held_out.jsonl`` (one ``text`` row per piece, for the evaluate stage); returns them by name.
+    """
+    from training.engine import data
+
+    rows = data.load_rows(source)
+    column = "text" if data.is_text_source(source) else text_field
+    if column not in rows.column_names:
+        raise StageDataError(
+            f"dataset: {source} needs columns {{{column}}}; it has {sorted(rows.column_names)} (set text_field to its "
+            "text column)."
+        )
+    pieces = []
+    for document in rows[column]:
+        pieces += [piece.strip() for piece in re.split(r"\n\s*\n", document or "") if piece.strip()]
+    if len(pieces) < 2 * HELD_OUT_EVERY:
+        pieces = [line.strip() for piece in pieces for line in piece.splitlines() if line.strip()]
+    if len(pieces) < 2:
+        raise StageDataError(f"{source} is too short to hold a slice out for the evaluation: switch evaluation off.")
+    held_out_indices = {index for index in range(len(pieces)) if index % HELD_OUT_EVERY == HELD_OUT_EVERY - 1}
+    held_out_indices = held_out_indices or {len(pieces) - 1}
+    held_out = [pieces[index] for index in sorted(held_out_indices)]
+    train = [piece for index, piece in enumerate(pieces) if index not in held_out_indices]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "train.txt").write_text("\n\n".join(train) + "\n", encoding="utf-8")
+    (directory / "held_out.txt").write_text("\n\n".join(held_out) + "\n", encoding="utf-8")
+    return {
+        "train": str(directory / "train.txt"),
+        "held_out": str(directory / "held_out.txt"),
+        "held_out_rows": _write_jsonl(directory / "held_out.jsonl", ({"text": piece} for piece in held_out)),
+    }

@@ -82,24 +82,29 @@ class Worker:
         close_old_connections()
         run = job_claim_next(model=TrainingRun, worker=self.name)
         if run is not None:
-            self._guarded(run, self.execute_run, run_services.run_fail)
+            self._guarded(run, self.execute_run, lambda error: run_services.run_fail(run=run, error=error))
             return True
         job = job_claim_next(model=GenerationJob, worker=self.name)
         if job is not None:
-            self._guarded(job, self.execute_generation, generation_services.generation_job_fail)
+            self._guarded(
+                job,
+                self.execute_generation,
+                lambda error: generation_services.generation_job_fail(job=job, error=error),
+            )
             return True
         return False
 
-    def _guarded(self, job: Job, execute: Callable[[Any], None], fail: Callable[..., Any]) -> None:
-        """Run ``execute(job)``; a bug or an unexpected error fails that job instead of stopping the worker."""
+    def _guarded(self, job: Job, execute: Callable[[Any], None], fail: Callable[[str], Any]) -> None:
+        """Run ``execute(job)``; a bug or an unexpected error fails that job (``fail(error)``) instead of
+        stopping the worker."""
         try:
             execute(job)
         except UserError as error:  # e.g. an input gone missing before the engine started
-            fail(job=job, error=error.message)
+            fail(error.message)
             self.log(f"{job}: failed: {error.message}")
         except Exception as error:
             logger.exception("worker error on %s", job)
-            fail(job=job, error=f"Worker error: {type(error).__name__}: {error}")
+            fail(f"Worker error: {type(error).__name__}: {error}")
 
     def run_forever(self, *, poll_s: float, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()

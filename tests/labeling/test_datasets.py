@@ -227,7 +227,11 @@ def test_it_builds_lists_and_downloads_through_the_api(campaign, manager, review
     import shutil
 
     shutil.unpack_archive(archive, tmp_path / "hf")
-    assert hf_datasets.load_from_disk(str(tmp_path / "hf"))["train"].num_rows == 6
+    # A build holds 10% of the prompts out unless told otherwise: the HF export keeps them apart.
+    splits = built.json()["counts"]["splits"]
+    assert splits.get("test", 0) >= 1 and splits["train"] + splits["test"] == 6
+    exported = hf_datasets.load_from_disk(str(tmp_path / "hf"))
+    assert (exported["train"].num_rows, exported["test"].num_rows) == (splits["train"], splits["test"])
     assert api.get(url, {"file_format": "csv"}).status_code == 400
 
     reviewer_api = APIClient()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.training.conftest import FAST_SETTINGS
@@ -44,7 +46,9 @@ def test_it_runs_sft_reward_ppo_and_wires_each_stage_to_the_next(tiny_model, pre
 @pytest.mark.django_db(transaction=True)
 def test_it_runs_a_pretrain_then_sft_round_on_a_local_text_corpus(tiny_model, sft_snapshot, manager, worker, tmp_path):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("The quick brown fox jumps over the lazy dog. A good answer is correct and helpful.\n" * 40)
+    corpus.write_text(
+        "".join(f"Note {i}: the quick brown fox jumps over the lazy dog. A good answer helps.\n" for i in range(40))
+    )
     round_ = round_launch(
         name="domain",
         preset=Round.Preset.PRETRAIN_SFT,
@@ -61,5 +65,10 @@ def test_it_runs_a_pretrain_then_sft_round_on_a_local_text_corpus(tiny_model, sf
     assert round_.status == Round.Status.SUCCEEDED, [(run.stage, run.error) for run in round_.runs.all()]
     report = evaluate.final_metrics["report"]
     assert "perplexity" in {figure["name"] for figure in report["figures"]} and "preferences" not in evaluate.spec
-    assert pretrain.spec["dataset"] == str(corpus) and sft.input_model == pretrain.output_model
+    # Forgetting is measured on a slice of the corpus the pretrain stage held out, not on what it trained on.
+    held_out = Path(evaluate.spec["perplexity_texts"]).read_text()
+    trained_on = Path(pretrain.spec["dataset"]).read_text()
+    assert pretrain.spec["eval_dataset"].endswith("held_out.txt") and held_out.count('"text"') >= 1
+    assert "Note 9:" in held_out and "Note 9:" not in trained_on and "Note 8:" in trained_on
+    assert sft.input_model == pretrain.output_model
     assert pretrain.output_model.dataset is None and sft.output_model.dataset == sft_snapshot

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('training', '0003_evaluate_stage'),
+        ("training", "0003_evaluate_stage"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='round',
-            name='preset',
-            field=models.CharField(choices=[('sft_reward_ppo', 'SFT → reward → PPO'), ('sft_dpo', 'SFT → DPO'), ('pretrain_sft', 'Pretrain → SFT'), ('single', 'Single stage'), ('evaluation', 'Evaluation')], max_length=20),
+            model_name="round",
+            name="preset",
+            field=models.CharField(
+                choices=[
+                    ("sft_reward_ppo", "SFT → reward → PPO"),
+                    ("sft_dpo", "SFT → DPO"),
+                    ("pretrain_sft", "Pretrain → SFT"),
+                    ("single", "Single stage"),
+                    ("evaluation", "Evaluation"),
+                ],
+                max_length=20,
+            ),
         ),
     ]

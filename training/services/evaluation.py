@@ -1,8 +1,9 @@
 """The evaluate stage's inputs, and where its verdict goes.
 
 In a round, the evaluate stage compares the round's newest policy with the round's base model on
-the snapshot's held-out (test) rows: its pairs, its distinct prompts, and its texts (or a corpus
-the manager names) for forgetting; benchmarks run when their data is on this machine
+the snapshot's held-out (test) rows: its pairs, its distinct prompts, and its texts for
+forgetting (or, in a round that pretrains, the slice of the corpus the pretrain stage held out;
+or a corpus the manager names); benchmarks run when their data is on this machine
 (``make benchmark-data``). The reward model that judges the win rate is the round's own reward
 stage's, or the registered one the round names. When the run succeeds, its report is kept on the
 run (``final_metrics["report"]``) and on the evaluated model (``ModelArtifact.evaluation["verdict"]``).
@@ -16,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from training import stage_data
+from training.engine.stages import STAGES
 from training.errors import TrainingError
 from training.models import ModelArtifact, Round, TrainingRun
 
@@ -57,11 +59,27 @@ def evaluation_files(*, run: TrainingRun, directory: Path) -> dict[str, str]:
             )
         except stage_data.StageDataError as error:
             raise TrainingError(str(error)) from None
+    pretrain_slice = _pretrain_held_out_slice(run)
+    if pretrain_slice is not None:
+        files["texts"] = pretrain_slice
     if run.text_dataset:
         if not Path(run.text_dataset).exists():
             raise TrainingError(f"The evaluation corpus {run.text_dataset} does not exist on this machine.")
         files["texts"] = run.text_dataset
     return files
+
+
+def _pretrain_held_out_slice(run: TrainingRun) -> str | None:
+    """The slice of the corpus the round's pretrain stage held out (``stage_data.split_text_corpus``)."""
+    if run.round_id is None:
+        return None
+    text_stages = [name for name, stage in STAGES.items() if stage.trains_on == "text"]
+    earlier = run.round.runs.filter(position__lt=run.position, stage__in=text_stages).exclude(workdir="")
+    for pretrain in earlier.order_by("-position"):
+        held_out = Path(pretrain.workdir) / "data" / "held_out.jsonl"
+        if held_out.is_file():
+            return str(held_out)
+    return None
 
 
 def benchmark_data_dir() -> str | None:

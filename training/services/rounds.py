@@ -417,13 +417,14 @@ def _check_inputs(
     if reward_model is not None and reward_model.kind != ModelArtifact.Kind.REWARD_MODEL:
         raise TrainingError(f"{reward_model.name} is not a reward model.", {"reward_model": "Not a reward model."})
     if Stage.EVALUATE in stages:
-        _check_evaluation_inputs(dataset, evaluation_corpus)
+        _check_evaluation_inputs(dataset, evaluation_corpus, pretrain_dataset)
 
 
-def _check_evaluation_inputs(dataset: PreferenceDataset | None, evaluation_corpus: str) -> None:
-    """An honest verdict needs data the round never trains on: the snapshot's test split."""
+def _check_evaluation_inputs(dataset: PreferenceDataset | None, evaluation_corpus: str, pretrain_dataset: str) -> None:
+    """An honest verdict needs data the round never trains on: the snapshot's test split, or a slice
+    of the pretraining corpus (held out when the pretrain stage starts)."""
     if dataset is None:
-        if not evaluation_corpus:
+        if not evaluation_corpus and not pretrain_dataset:
             raise TrainingError(
                 "The evaluate stage needs held-out data: a dataset snapshot with a test split, or a text corpus "
                 "to measure forgetting on. Choose one, or switch evaluation off.",
@@ -474,7 +475,7 @@ def _check_specs(
                 trains_reward = any(STAGES[name].makes == "reward_model" for name in stages)
                 wiring = evaluation_wiring(
                     kind="policy",
-                    files=_evaluation_check_files(dataset, evaluation_corpus),
+                    files=_evaluation_check_files(dataset, evaluation_corpus or pretrain_dataset),
                     base_model=base_model,
                     reward_model_path="(reward model)" if trains_reward or reward_model is not None else None,
                     benchmark_data="(benchmark data)",

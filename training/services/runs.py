@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from training import stage_data
+from training.engine.data import DataError
 from training.engine.stages import STAGES
 from training.errors import TrainingError
 from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun, is_metric_value
@@ -59,6 +60,14 @@ def run_prepare(*, run: TrainingRun) -> Path:
         wiring = _evaluation_wiring(run, input_model, reward_model, workdir)
     else:
         wiring = {"dataset": run.text_dataset, "eval_dataset": None}
+        if stage.trains_on == "text" and _round_evaluates(run):
+            try:
+                corpus = stage_data.split_text_corpus(
+                    source=run.text_dataset, directory=workdir / "data", text_field=run.params.get("text_field", "text")
+                )
+            except (stage_data.StageDataError, DataError) as error:
+                raise TrainingError(str(error)) from None
+            wiring["dataset"], wiring["eval_dataset"] = corpus["train"], corpus["held_out"]
         if stage.reads_snapshot:
             if run.dataset is None or not run.dataset.path.is_file():
                 raise TrainingError("The run's dataset snapshot file is missing.")
@@ -192,6 +201,11 @@ def _policy_from_earlier_stages(run: TrainingRun) -> ModelArtifact:
     if earlier is not None and earlier.output_model is not None:
         return earlier.output_model
     return run.round.base_model
+
+
+def _round_evaluates(run: TrainingRun) -> bool:
+    """The run's round ends with an evaluate stage (which then needs text the run did not train on)."""
+    return run.round_id is not None and run.round.runs.filter(stage=Stage.EVALUATE).exists()
 
 
 def _trains_only_a_reward_model(run: TrainingRun) -> bool:
