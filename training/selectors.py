@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from labeling import selectors as labeling_selectors
 from labeling.aggregation import arena
 from labeling.models import Campaign, CampaignStatus, Response
+from training.engine.stages import STAGES
 from training.models import (
     GenerationJob,
     JobStatus,
@@ -45,6 +46,19 @@ def round_get(*, round_id: int) -> Round:
 
 def round_runs(*, round_: Round) -> QuerySet[TrainingRun]:
     return round_.runs.select_related(*RUN_RELATED).order_by("position")
+
+
+def round_new_policy(*, round_: Round) -> ModelArtifact | None:
+    """The newest policy the round made: the output of its last succeeded stage that trains a policy."""
+    policy_stages = [name for name, stage in STAGES.items() if stage.makes == "policy"]
+    run = (
+        round_.runs.filter(stage__in=policy_stages, status=JobStatus.SUCCEEDED)
+        .exclude(output_model=None)
+        .select_related("output_model")
+        .order_by("-position")
+        .first()
+    )
+    return run.output_model if run is not None else None
 
 
 def round_verdict(*, round_: Round) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("training/rounds/new/", views.round_launch_page, name="round-launch"),
     path("training/rounds/<int:round_id>/", views.round_detail, name="round-detail"),
     path("training/rounds/<int:round_id>/live/", views.round_live, name="round-live"),
+    path("training/rounds/<int:round_id>/ab/", views.round_ab_live, name="round-ab"),
     path("training/rounds/<int:round_id>/cancel/", views.round_cancel_page, name="round-cancel"),
     path("training/runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("training/runs/<int:run_id>/live/", views.run_live, name="run-live"),

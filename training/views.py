@@ -42,7 +42,9 @@ def training_home(request: HttpRequest) -> HttpResponse:
 
 @manager_required
 def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
-    return render(request, "training/round_detail.html", _round_context(selectors.round_get(round_id=round_id)))
+    training_round = selectors.round_get(round_id=round_id)
+    context = {**_round_ab_context(training_round), **_round_context(training_round)}
+    return render(request, "training/round_detail.html", context)
 
 
 @manager_required
@@ -56,6 +58,20 @@ def _round_context(training_round: Round) -> dict[str, Any]:
         "runs": selectors.round_runs(round_=training_round),
         "verdict": selectors.round_verdict(round_=training_round),
     }
+
+
+@manager_required
+def round_ab_live(request: HttpRequest, round_id: int) -> HttpResponse:
+    """The round page's human A/B result (its new policy against its base), re-fetched as judgements arrive."""
+    return render(request, "training/_round_ab.html", _round_ab_context(selectors.round_get(round_id=round_id)))
+
+
+def _round_ab_context(training_round: Round) -> dict[str, Any]:
+    new_policy = selectors.round_new_policy(round_=training_round)
+    ab = None
+    if new_policy is not None:
+        ab = selectors.ab_result_for_models(new_model=new_policy, old_model=training_round.base_model)
+    return {"round": training_round, "new_policy": new_policy, "ab": ab, "generate_url": reverse("training:generate")}
 
 
 @manager_required
@@ -168,7 +184,8 @@ def round_launch_page(request: HttpRequest) -> HttpResponse:
 @manager_required
 @require_http_methods(["GET", "POST"])
 def generate_page(request: HttpRequest) -> HttpResponse:
-    form = GenerateForm(request.POST or None, initial={"model": request.GET.get("model")})
+    initial = {"model": request.GET.get("model"), "compare_with": request.GET.get("compare_with")}
+    form = GenerateForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             job = generation_job_create(launched_by=request.user, **form.job_arguments())
@@ -230,6 +247,8 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
         "jobs": selectors.model_generation_jobs(model=model),
         "ab_results": selectors.ab_results_for_model(model=model),
         "generate_url": reverse("training:generate"),
+        # The run's final metrics; its verdict has a section of its own.
+        "training_metrics": [(name, value) for name, value in model.evaluation.items() if name != "verdict"],
     }
     return render(request, "training/model_detail.html", context)
 
