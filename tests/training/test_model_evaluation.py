@@ -122,3 +122,10 @@ def test_the_models_page_evaluates_a_model_against_the_model_it_was_trained_from
     run = round_.runs.get()
     assert (run.input_model, round_.base_model) == (tiny_model, other_policy)
     assert run.params["advanced"]["max_new_tokens"] == 8
+
+
+def test_a_reviewer_cannot_open_the_evaluation_page(client, make_user, tiny_model):
+    client.force_login(make_user("someone-else", role="reviewer"))
+    assert client.get(f"/training/models/{tiny_model.pk}/evaluate/").status_code == 403
+    assert client.post(f"/training/models/{tiny_model.pk}/evaluate/", {"max_new_tokens": 8}).status_code == 403
+    assert not Round.objects.exists()
