@@ -167,14 +167,15 @@ def rate_figure(
 
 def benchmark_figure(name: str, label: str, *, new: dict[str, float], base: dict[str, float] | None) -> dict[str, Any]:
     """A benchmark's accuracy (``{"accuracy", "stderr", "items"}`` per model, as the harness reports
-    it); the change counts when it is more than two standard errors of the difference."""
+    it); the change counts when it is more than two standard errors of the difference. Without a
+    standard error (the harness gives none for one item) there is no interval and no verdict."""
     figure = {
         "name": name,
         "label": label,
         "unit": "share",
         "better": "higher",
         "new": new["accuracy"],
-        "new_interval": _two_errors(new["accuracy"], new["stderr"]),
+        "new_interval": _two_errors(new["accuracy"], new["stderr"]) if new["stderr"] is not None else None,
         "base": None,
         "base_interval": None,
         "change": None,
@@ -184,15 +185,11 @@ def benchmark_figure(name: str, label: str, *, new: dict[str, float], base: dict
         "note": "",
     }
     if base is not None:
-        change = new["accuracy"] - base["accuracy"]
-        stderr = math.hypot(new["stderr"], base["stderr"])
-        figure.update(
-            base=base["accuracy"],
-            base_interval=_two_errors(base["accuracy"], base["stderr"]),
-            change=change,
-            change_interval=_two_errors(change, stderr),
-        )
-        figure["verdict"] = change_verdict(figure["change_interval"], "higher", items=new["items"])
+        figure.update(base=base["accuracy"], change=new["accuracy"] - base["accuracy"])
+        if new["stderr"] is not None and base["stderr"] is not None:
+            figure["base_interval"] = _two_errors(base["accuracy"], base["stderr"])
+            figure["change_interval"] = _two_errors(figure["change"], math.hypot(new["stderr"], base["stderr"]))
+            figure["verdict"] = change_verdict(figure["change_interval"], "higher", items=new["items"])
     return figure
 
 

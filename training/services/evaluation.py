@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from training import stage_data
+from training.engine.benchmarks import BENCHMARK_NAMES, TRUTHFULQA_NAMES, missing_benchmark_data
 from training.engine.stages import STAGES
 from training.errors import TrainingError
 from training.models import ModelArtifact, Round, TrainingRun
@@ -89,12 +90,13 @@ def benchmark_data_dir() -> str | None:
 
 
 def default_benchmarks(data_dir: str | None) -> list[str]:
-    """The benchmarks an evaluate stage runs when its settings name none: those whose data is here."""
+    """The benchmarks an evaluate stage runs when its settings name none: those whose data is here
+    (TruthfulQA only when asked for, with its file)."""
     if data_dir is None:
         return []
-    from training.engine.benchmarks import available_benchmarks
-
-    return available_benchmarks(data_dir)
+    names = [name for name in BENCHMARK_NAMES if name not in TRUTHFULQA_NAMES]
+    missing = missing_benchmark_data(names=names, data_dir=data_dir)
+    return [name for name in names if name not in missing]
 
 
 def model_record_evaluation(*, model: ModelArtifact, run: TrainingRun, report: dict[str, Any]) -> None:

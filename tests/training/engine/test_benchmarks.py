@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.training.engine.conftest import only, run_spec_in_process
 from training.engine import benchmarks
 from training.engine.benchmarks import (
     BENCHMARK_NAMES,
@@ -347,3 +348,26 @@ def test_it_loads_a_model_directory_or_a_peft_adapter_on_its_base(tiny_model, ti
 
     assert run(model=str(tiny_model)) == run(model=model, tokenizer=tokenizer)
     assert run(model=str(tmp_path / "adapter")) == run(model=merged, tokenizer=tokenizer)
+
+
+def test_the_evaluate_stage_puts_benchmarks_in_the_verdict_and_notes_missing_data(tiny_model, data_dir, tmp_path):
+    spec = {
+        "stage": "evaluate",
+        "model": str(tiny_model),
+        "reference_model": str(tiny_model),
+        "output_dir": str(tmp_path / "eval"),
+        "benchmarks": ["arc_easy", "piqa", "truthfulqa_mc1"],
+        "benchmark_data": str(data_dir),
+        "truthfulqa": str(tmp_path / "not-given.jsonl"),
+    }
+    status, events = run_spec_in_process(spec)
+    assert status == 0, events[-1]
+    report = only(events, "finished")[0]["metrics"]["report"]
+    figures = {figure["name"]: figure for figure in report["figures"]}
+    assert set(figures) == {"benchmark:arc_easy", "benchmark:piqa"}
+    arc = figures["benchmark:arc_easy"]
+    assert arc["label"] == "ARC-Easy (acc_norm)" and arc["n"] == 3 and arc["base"] == arc["new"]
+    assert arc["verdict"] == "no clear change"  # the same model on both sides, and too few items to call one
+    assert any("truthfulqa_mc1" in warning and "does not exist" in warning for warning in report["summary"]["warnings"])
+    progress = only(events, "progress")
+    assert progress[-1]["step"] == progress[-1]["total_steps"] > 0

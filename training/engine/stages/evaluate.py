@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from training.engine import data, statistics
+from training.engine import benchmarks, data, statistics
 from training.engine.events import CancelFlag, Cancelled, EventStream
 from training.engine.models import Device, detect_device, load_causal_lm, load_reward_model, load_tokenizer
 from training.engine.prompts import Prompt, conversation_text, prompt_text
@@ -234,14 +234,17 @@ def policy_report(spec: EvaluateSpec, device: Device, progress: Progress) -> dic
             )
         )
 
+    notes: list[str] = []
     if spec.benchmarks:
-        figures += benchmark_figures(spec, tokenizer, new_model, reference, progress)
+        figures += benchmark_figures(spec, tokenizer, new_model, reference, progress, notes)
 
+    summary = statistics.summarize(figures, reward_model_trusted=reward_model_trusted)
+    summary["warnings"] += notes
     return {
         "kind": "policy",
         "figures": figures,
         "reward_model_trusted": reward_model_trusted,
-        "summary": statistics.summarize(figures, reward_model_trusted=reward_model_trusted),
+        "summary": summary,
         "examples": examples,
     }
 
@@ -332,31 +335,36 @@ def benchmark_figures(
     new_model: PreTrainedModel,
     reference: PreTrainedModel | None,
     progress: Progress,
+    notes: list[str],
 ) -> list[dict[str, Any]]:
-    from training.engine import benchmarks  # lm-evaluation-harness: imported only when benchmarks run
-
+    """Each benchmark's accuracy on both models; one whose data is missing is left out with a note."""
+    missing = benchmarks.missing_benchmark_data(
+        names=spec.benchmarks, data_dir=spec.benchmark_data, truthfulqa=spec.truthfulqa
+    )
+    notes += [f"Benchmark left out: {why}." for why in missing.values()]
+    names = [name for name in spec.benchmarks if name not in missing]
+    if not names:
+        return []
     results = {}
     for role, model in (("new", new_model), ("base", reference)):
-        if model is None:
-            continue
-        results[role] = benchmarks.run_benchmarks(
-            model=model,
-            tokenizer=tokenizer,
-            names=spec.benchmarks,
-            data_dir=spec.benchmark_data,
-            truthfulqa=spec.truthfulqa,
-            limit=spec.benchmark_limit,
-            batch_size=spec.batch_size,
-            on_progress=BenchmarkProgress(progress).report,
-            should_stop=lambda: progress.cancel.requested,
-        )
-        if progress.cancel.requested:
-            raise Cancelled(None)
+        if model is not None:
+            results[role] = benchmarks.run_benchmarks(
+                model=model,
+                tokenizer=tokenizer,
+                names=names,
+                data_dir=spec.benchmark_data,
+                truthfulqa=spec.truthfulqa,
+                limit=spec.benchmark_limit,
+                batch_size=spec.batch_size,
+                on_progress=BenchmarkProgress(progress).report,
+                should_stop=lambda: progress.cancel.requested,
+            )
     figures = []
     for name, new in results["new"].items():
-        base = results.get("base", {}).get(name)
         label = f"{BENCHMARK_LABELS.get(name, name)} ({new['metric']})"
-        figures.append(statistics.benchmark_figure(f"benchmark:{name}", label, new=new, base=base))
+        figures.append(
+            statistics.benchmark_figure(f"benchmark:{name}", label, new=new, base=results.get("base", {}).get(name))
+        )
     return figures
 
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from training.engine import data
+from training.engine.benchmarks import BENCHMARK_NAMES, DEFAULT_LIMIT, TRUTHFULQA_NAMES
 from training.engine.spec import ModelSource, check_columns, check_model_dir, require
 
+# For people: the pages and the verdict name the benchmarks so.
 BENCHMARK_LABELS = {
     "arc_easy": "ARC-Easy",
     "arc_challenge": "ARC-Challenge",
@@ -17,9 +19,6 @@ BENCHMARK_LABELS = {
     "truthfulqa_mc1": "TruthfulQA MC1",
     "truthfulqa_mc2": "TruthfulQA MC2",
 }
-BENCHMARK_NAMES = tuple(BENCHMARK_LABELS)
-# Their data is a file the user gives (`truthfulqa`), not part of `benchmark_data`.
-TRUTHFULQA = {"truthfulqa_mc1", "truthfulqa_mc2"}
 
 
 @dataclass
@@ -54,7 +53,9 @@ class EvaluateSpec(ModelSource):
     )
     benchmark_data: str | None = field(default=None, metadata={"help": "directory of the benchmarks' data files"})
     truthfulqa: str | None = field(default=None, metadata={"help": "TruthfulQA multiple-choice file (its HF format)"})
-    benchmark_limit: int | None = field(default=100, metadata={"help": "items per benchmark (None: all)"})
+    benchmark_limit: int | None = field(
+        default=DEFAULT_LIMIT, metadata={"help": "items per benchmark, drawn with a fixed seed (None: all)"}
+    )
     max_new_tokens: int = field(default=128, metadata={"help": "policy: tokens per sampled answer"})
     temperature: float = field(default=1.0, metadata={"help": "policy: sampling temperature of the answers"})
     max_length: int = field(default=1024, metadata={"help": "tokens per scored sequence"})
@@ -81,12 +82,12 @@ class EvaluateSpec(ModelSource):
             "a policy evaluation needs `prompts`, `preferences`, `perplexity_texts` or `benchmarks`",
         )
         require(
-            not self.benchmarks or self.benchmark_data is not None or set(self.benchmarks) <= TRUTHFULQA,
+            not self.benchmarks or self.benchmark_data is not None or set(self.benchmarks) <= TRUTHFULQA_NAMES,
             "benchmark_data",
             "is required to run benchmarks (make benchmark-data fetches it)",
         )
         require(
-            not (set(self.benchmarks) & TRUTHFULQA) or self.truthfulqa is not None,
+            not (set(self.benchmarks) & TRUTHFULQA_NAMES) or self.truthfulqa is not None,
             "truthfulqa",
             "is required to run TruthfulQA: no package ships its data; give its multiple-choice file",
         )
