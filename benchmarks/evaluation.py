@@ -1,4 +1,5 @@
-"""Evaluation speed on the demo model: items/s of each benchmark through lm-evaluation-harness.
+"""Evaluation speed on the demo model: items/s of each benchmark through lm-evaluation-harness, and of
+the evaluate stage's answer scoring (sampled answers, KL, reward, preference margins, perplexity).
 
 Loads one model (default: the demo model, made by ``make demo-model``) and runs each section of
 ``SECTIONS`` on it in turn. The benchmarks section scores each benchmark separately with
@@ -10,6 +11,7 @@ TruthfulQA only with ``--truthfulqa FILE`` in its published multiple-choice form
 
     .venv/bin/python benchmarks/evaluation.py --threads 1                  # default limit: ~1.5 min
     .venv/bin/python benchmarks/evaluation.py --threads 1 --limit 20 --names arc_easy,mmlu
+    .venv/bin/python benchmarks/evaluation.py --threads 1 --sections answer_scoring
 
 On a shared 2-core machine pass ``--threads 1``: two torch threads contending with other work can
 be many times slower.
@@ -78,8 +80,95 @@ def benchmark_speed(loaded: Loaded) -> None:
     )
 
 
+def answer_scoring(loaded: Loaded) -> None:
+    """Items/s of the evaluate stage's other parts, on the demo campaign's prompts and answer pairs:
+    sampled answers (lengths, win rate), the base's log-probability of them (KL), reward scoring
+    (the demo model given a fresh score head: the speed of a reward model of its size), preference
+    margins (agreement with human pairs) and perplexity; then what a round's evaluation of the
+    demo snapshot's held-out split takes with the default settings."""
+    import io
+
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rlhf_platform.settings")
+    import django
+
+    django.setup()
+    from labeling.services.demo import REALISTIC_CAMPAIGN, realistic_task_rows
+    from training.engine.events import CancelFlag, EventStream
+    from training.engine.models import detect_device, load_reward_model
+    from training.engine.stages import evaluate
+    from training.engine.stages.evaluate_spec import EvaluateSpec
+
+    arguments = loaded.arguments
+    rows = realistic_task_rows(regular=arguments.prompts, gold=0, seed=0)[: arguments.prompts]
+    prompts = [row["prompt"] for row in rows]
+    answers_of = [[response["text"] for response in row["responses"]] for row in rows]
+    pairs = [
+        {"prompt": prompt, "chosen": texts[0], "rejected": texts[1]}
+        for prompt, texts in zip(prompts, answers_of, strict=True)
+    ]
+    texts = [f"{prompt}\n\n{answered[0]}" for prompt, answered in zip(prompts, answers_of, strict=True)]
+    spec = EvaluateSpec(model=arguments.model, output_dir="unused", max_new_tokens=arguments.max_new_tokens)
+    progress = evaluate.Progress(EventStream(io.StringIO()), CancelFlag())
+    progress.plan(10**9)  # progress is not what is measured here
+    model, tokenizer = loaded.model, loaded.tokenizer
+    reward_model = load_reward_model(arguments.model, detect_device()).to(model.device).eval()
+    reward_model.config.pad_token_id = tokenizer.pad_token_id
+
+    answers = None
+
+    def sample() -> None:
+        nonlocal answers
+        answers = evaluate.sampled_answers(model, tokenizer, prompts, spec, progress)
+
+    parts = [
+        ("sampled answers", len(prompts), sample),
+        (
+            "KL: base log-probs",
+            len(prompts),
+            lambda: evaluate.answer_log_probs(model, tokenizer, answers, spec, progress),
+        ),
+        (
+            "reward scoring",
+            len(prompts),
+            lambda: evaluate.reward_scores(reward_model, tokenizer, prompts, answers.texts, spec, progress),
+        ),
+        (
+            "preference margins",
+            len(pairs),
+            lambda: evaluate.preference_margins(model, tokenizer, pairs, spec, progress),
+        ),
+        ("perplexity", len(texts), lambda: evaluate.text_log_likelihoods(model, tokenizer, texts, spec, progress)),
+    ]
+    print(f"{len(prompts)} prompts of {REALISTIC_CAMPAIGN.name!r}, answers of at most {spec.max_new_tokens} tokens")
+    print(f"{'part':<20} {'items':>6} {'s':>8} {'items/s':>8}")
+    rates = {}
+    for name, items, part in parts:
+        started = time.perf_counter()
+        part()
+        seconds = time.perf_counter() - started
+        rates[name] = items / seconds
+        print(f"{name:<20} {items:>6} {seconds:>8.1f} {rates[name]:>8.2f}")
+    mean_tokens = float(answers.lengths.mean())
+    print(f"answers: {mean_tokens:.0f} tokens on average, {answers.truncated.mean():.0%} cut at the limit")
+    held_out = arguments.held_out
+    # Per round: both models answer, are scored by the reward model and score the pairs and texts;
+    # the base scores the new model's answers once.
+    seconds = held_out * (
+        2 / rates["sampled answers"]
+        + 1 / rates["KL: base log-probs"]
+        + 2 / rates["reward scoring"]
+        + 2 / rates["preference margins"]
+        + 2 / rates["perplexity"]
+    )
+    print(
+        f"a round's evaluation of {held_out} held-out prompts and pairs (both models, with a reward model): "
+        f"about {seconds / 60:.1f} min, besides loading the models and the benchmarks"
+    )
+
+
 # Each section takes the loaded model and prints its figures; main() runs them in this order.
-SECTIONS: list[Callable[[Loaded], None]] = [benchmark_speed]
+SECTIONS: list[Callable[[Loaded], None]] = [benchmark_speed, answer_scoring]
 
 
 def main() -> None:
@@ -91,6 +180,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=benchmarks.DEFAULT_LIMIT, help="items per benchmark")
     parser.add_argument("--batch-size", type=int, default=8, help="requests per forward pass")
     parser.add_argument("--threads", type=int, help="torch threads (CPU runs)")
+    parser.add_argument("--prompts", type=int, default=16, help="answer scoring: prompts timed")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="answer scoring: tokens per answer")
+    parser.add_argument(
+        "--held-out", type=int, default=34, help="answer scoring: held-out prompts of the round to estimate"
+    )
+    parser.add_argument("--sections", help="comma-separated sections to run (default: all)")
     arguments = parser.parse_args()
 
     import torch
@@ -109,9 +204,11 @@ def main() -> None:
         f"{time.perf_counter() - started:.1f} s, load average {os.getloadavg()[0]:.1f}"
     )
     loaded = Loaded(model=model, tokenizer=tokenizer, arguments=arguments)
+    chosen = arguments.sections.split(",") if arguments.sections else [section.__name__ for section in SECTIONS]
     for section in SECTIONS:
-        print(f"\n== {section.__name__}")
-        section(loaded)
+        if section.__name__ in chosen:
+            print(f"\n== {section.__name__}")
+            section(loaded)
 
 
 if __name__ == "__main__":

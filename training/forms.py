@@ -71,6 +71,7 @@ class RoundLaunchForm(forms.Form):
     evaluate = forms.BooleanField(
         required=False,
         initial=True,
+        label="End with an evaluation",
         help_text="End with an evaluation: the new model against the base on the snapshot's held-out rows, "
         "with a verdict.",
     )
