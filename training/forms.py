@@ -267,8 +267,14 @@ class EvaluationForm(forms.Form):
         choices=[(name, BENCHMARK_LABELS.get(name, name)) for name in BENCHMARK_NAMES],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Through lm-evaluation-harness, on local data (make benchmark-data). TruthfulQA needs its file "
-        "(advanced setting truthfulqa).",
+        help_text="Through lm-evaluation-harness, on local data (make benchmark-data). TruthfulQA needs its file.",
+    )
+    truthfulqa = forms.CharField(
+        max_length=1000,
+        required=False,
+        label="TruthfulQA file",
+        help_text="A local file of TruthfulQA's multiple-choice data in its published format (question, mc1_targets, "
+        "mc2_targets; JSON, JSONL, Parquet or a dataset directory): no package ships it.",
     )
     benchmark_limit = forms.IntegerField(
         initial=DEFAULT_LIMIT,
@@ -290,7 +296,14 @@ class EvaluationForm(forms.Form):
         self.fields["compare_with"].queryset = self.fields["compare_with"].queryset.exclude(pk=model.pk)
         self.fields["benchmarks"].initial = available_benchmarks
         if model.kind == ModelArtifact.Kind.REWARD_MODEL:
-            for name in ("compare_with", "reward_model", "evaluation_corpus", "benchmarks", "benchmark_limit"):
+            for name in (
+                "compare_with",
+                "reward_model",
+                "evaluation_corpus",
+                "benchmarks",
+                "benchmark_limit",
+                "truthfulqa",
+            ):
                 del self.fields[name]
             self.fields["max_new_tokens"].required = False
             self.fields["dataset"].help_text = "Preference pairs: its held-out split, or all of it."
@@ -305,6 +318,8 @@ class EvaluationForm(forms.Form):
         for name in ("benchmarks", "benchmark_limit", "max_new_tokens"):
             if data.get(name) not in (None, []):
                 advanced.setdefault(name, data[name])
+        if (data.get("truthfulqa") or "").strip():
+            advanced.setdefault("truthfulqa", data["truthfulqa"].strip())
         return {
             "model": self.model,
             "compare_with": data.get("compare_with"),

@@ -129,3 +129,17 @@ def test_a_reviewer_cannot_open_the_evaluation_page(client, make_user, tiny_mode
     assert client.get(f"/training/models/{tiny_model.pk}/evaluate/").status_code == 403
     assert client.post(f"/training/models/{tiny_model.pk}/evaluate/", {"max_new_tokens": 8}).status_code == 403
     assert not Round.objects.exists()
+
+
+def test_truthfulqa_runs_from_the_file_the_manager_names(client, manager, tiny_model, preference_snapshot):
+    client.force_login(manager)
+    url = f"/training/models/{tiny_model.pk}/evaluate/"
+    without_file = client.post(url, {"benchmarks": ["truthfulqa_mc1"], "max_new_tokens": 8})
+    assert without_file.status_code == 200 and "no package ships its data" in without_file.content.decode()
+    assert not Round.objects.exists()
+    response = client.post(
+        url, {"benchmarks": ["truthfulqa_mc1"], "truthfulqa": " /data/truthfulqa_mc.jsonl ", "max_new_tokens": 8}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    advanced = Round.objects.get().runs.get().params["advanced"]
+    assert advanced["benchmarks"] == ["truthfulqa_mc1"] and advanced["truthfulqa"] == "/data/truthfulqa_mc.jsonl"

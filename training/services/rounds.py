@@ -78,7 +78,7 @@ def round_launch(
     )
     with transaction.atomic():
         round_ = Round.objects.create(
-            name=(name or "").strip()[:200] or f"{' → '.join(stages)} on {base_model.name}"[:200],
+            name=(name or "").strip()[:200] or f"{' → '.join(_trained(stages))} on {base_model.name}"[:200],
             preset=preset,
             status=Round.Status.QUEUED,
             base_model=base_model,
@@ -360,6 +360,11 @@ def _stages_of(preset: str, stage: str | None, evaluate: bool) -> list[str]:
     else:
         stages = list(PRESET_STAGES[preset])
     return [*stages, Stage.EVALUATE] if evaluate else stages
+
+
+def _trained(stages: list[str]) -> list[str]:
+    """The stages that train, as a round's default name lists them (its evaluation goes without saying)."""
+    return [stage for stage in stages if STAGES[stage].trains_on is not None]
 
 
 def _uses_registered_reward_model(stage: str, stages: list[str]) -> bool:
