@@ -304,3 +304,23 @@ def test_a_chat_model_is_asked_text_prompts_as_a_user_message(tiny_model, monkey
     tasks, _ = generate.candidate_tasks(None, tokenizer, [{"prompt": "Q?"}], {(1.0, 1.0): [0]}, "m", spec)
     assert asked[0].startswith(expected_start) and "Q?" in asked[0]
     assert tasks[0]["prompt"] == "Q?"  # the file keeps the prompt as it was
+
+
+def test_an_evaluation_stops_when_cancelled_and_keeps_no_report(tiny_model, tmp_path):
+    from training.engine.events import CancelFlag
+
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Question {i}:"} for i in range(24)])
+    spec = {
+        "stage": "evaluate",
+        "model": str(tiny_model),
+        "reference_model": str(tiny_model),
+        "output_dir": str(tmp_path / "eval"),
+        "prompts": str(prompts),
+        "max_new_tokens": 4,
+        "batch_size": 4,
+    }
+    cancel = CancelFlag()
+    cancel.request()  # as SIGTERM does: the stage stops after the batch it is on
+    status, events = run_spec_in_process(spec, cancel=cancel)
+    assert status == 0 and events[-1]["event"] == "cancelled" and events[-1]["checkpoint"] is None
+    assert not only(events, "finished") and not (tmp_path / "eval" / "evaluation.json").exists()
