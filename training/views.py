@@ -195,7 +195,7 @@ def generate_page(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request, f"Generating candidates for “{job.campaign_name}”; the campaign appears when done."
             )
-            return redirect("training:home")
+            return redirect("training:generation-job", job_id=job.pk)
     return render(request, "training/generate.html", {"form": form})
 
 

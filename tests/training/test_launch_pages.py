@@ -65,3 +65,14 @@ def test_generation_needs_one_prompt_source_and_a_campaign_name(base_model, mana
     assert response.status_code == 200
     assert response.context["form"].errors
     assert not GenerationJob.objects.exists()
+
+
+def test_a_queued_generation_job_opens_its_own_page(base_model, manager_client, judged_campaign):
+    response = manager_client.post(
+        "/training/generate/",
+        {"model": base_model.pk, "source_campaign": judged_campaign.pk, "campaign_name": "Next round",
+         "num_candidates": 1, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 8},
+    )  # fmt: skip
+    job = GenerationJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/training/generation/{job.pk}/"
+    assert "Next round" in manager_client.get(response["Location"]).content.decode()
