@@ -4,31 +4,31 @@ from labeling import api
 
 urlpatterns = [
     # The reviewer loop first: Django tries patterns in order, and these take most requests.
-    path("campaigns/<int:campaign_id>/next/", api.NextTaskApi.as_view(), name="api-next-task"),
-    path("assignments/<int:assignment_id>/submit/", api.SubmitApi.as_view(), name="api-submit"),
+    path("campaigns/<id:campaign_id>/next/", api.NextTaskApi.as_view(), name="api-next-task"),
+    path("assignments/<id:assignment_id>/submit/", api.SubmitApi.as_view(), name="api-submit"),
     path("projects/", api.ProjectListCreateApi.as_view(), name="api-projects"),
-    path("projects/<int:project_id>/", api.ProjectDetailApi.as_view(), name="api-project"),
-    path("projects/<int:project_id>/leaderboard/", api.ProjectLeaderboardApi.as_view(), name="api-project-leaderboard"),
+    path("projects/<id:project_id>/", api.ProjectDetailApi.as_view(), name="api-project"),
+    path("projects/<id:project_id>/leaderboard/", api.ProjectLeaderboardApi.as_view(), name="api-project-leaderboard"),
     path("campaigns/", api.CampaignListCreateApi.as_view(), name="api-campaigns"),
-    path("campaigns/<int:campaign_id>/", api.CampaignDetailApi.as_view(), name="api-campaign"),
-    path("campaigns/<int:campaign_id>/status/", api.CampaignStatusApi.as_view(), name="api-campaign-status"),
-    path("campaigns/<int:campaign_id>/reviewers/", api.CampaignReviewersApi.as_view(), name="api-campaign-reviewers"),
-    path("campaigns/<int:campaign_id>/import/", api.CampaignImportApi.as_view(), name="api-campaign-import"),
-    path("campaigns/<int:campaign_id>/stats/", api.CampaignStatsApi.as_view(), name="api-campaign-stats"),
-    path("campaigns/<int:campaign_id>/quality/", api.CampaignQualityApi.as_view(), name="api-campaign-quality"),
+    path("campaigns/<id:campaign_id>/", api.CampaignDetailApi.as_view(), name="api-campaign"),
+    path("campaigns/<id:campaign_id>/status/", api.CampaignStatusApi.as_view(), name="api-campaign-status"),
+    path("campaigns/<id:campaign_id>/reviewers/", api.CampaignReviewersApi.as_view(), name="api-campaign-reviewers"),
+    path("campaigns/<id:campaign_id>/import/", api.CampaignImportApi.as_view(), name="api-campaign-import"),
+    path("campaigns/<id:campaign_id>/stats/", api.CampaignStatsApi.as_view(), name="api-campaign-stats"),
+    path("campaigns/<id:campaign_id>/quality/", api.CampaignQualityApi.as_view(), name="api-campaign-quality"),
     path(
-        "campaigns/<int:campaign_id>/judgements.jsonl",
+        "campaigns/<id:campaign_id>/judgements.jsonl",
         api.CampaignJudgementsExportApi.as_view(),
         name="api-campaign-judgements",
     ),
-    path("campaigns/<int:campaign_id>/held/", api.HeldTasksApi.as_view(), name="api-held-tasks"),
-    path("campaigns/<int:campaign_id>/undo/", api.UndoApi.as_view(), name="api-undo"),
-    path("campaigns/<int:campaign_id>/progress/", api.ProgressApi.as_view(), name="api-progress"),
-    path("assignments/<int:assignment_id>/skip/", api.SkipApi.as_view(), name="api-skip"),
+    path("campaigns/<id:campaign_id>/held/", api.HeldTasksApi.as_view(), name="api-held-tasks"),
+    path("campaigns/<id:campaign_id>/undo/", api.UndoApi.as_view(), name="api-undo"),
+    path("campaigns/<id:campaign_id>/progress/", api.ProgressApi.as_view(), name="api-progress"),
+    path("assignments/<id:assignment_id>/skip/", api.SkipApi.as_view(), name="api-skip"),
 ]
 
 urlpatterns += [
     path("datasets/", api.DatasetListCreateApi.as_view(), name="api-datasets"),
-    path("datasets/<int:dataset_id>/", api.DatasetDetailApi.as_view(), name="api-dataset"),
-    path("datasets/<int:dataset_id>/download/", api.DatasetDownloadApi.as_view(), name="api-dataset-download"),
+    path("datasets/<id:dataset_id>/", api.DatasetDetailApi.as_view(), name="api-dataset"),
+    path("datasets/<id:dataset_id>/download/", api.DatasetDownloadApi.as_view(), name="api-dataset-download"),
 ]

@@ -18,5 +18,5 @@ urlpatterns = [
     path("manage/campaigns/<slug:slug>/reviewers/", manager.campaign_reviewers, name="campaign-reviewers"),
     path("manage/campaigns/<slug:slug>/quality/", manager.campaign_quality, name="campaign-quality"),
     path("manage/datasets/", manager.datasets_page, name="datasets"),
-    path("manage/datasets/<int:dataset_id>/", manager.dataset_detail, name="dataset-detail"),
+    path("manage/datasets/<id:dataset_id>/", manager.dataset_detail, name="dataset-detail"),
 ]

@@ -5,6 +5,6 @@ from django.urls import path
 from training.consumers import TrainingProgressConsumer
 
 websocket_urlpatterns = [
-    path("ws/training/runs/<int:run_id>/", TrainingProgressConsumer.as_asgi()),
-    path("ws/training/rounds/<int:round_id>/", TrainingProgressConsumer.as_asgi()),
+    path("ws/training/runs/<id:run_id>/", TrainingProgressConsumer.as_asgi()),
+    path("ws/training/rounds/<id:round_id>/", TrainingProgressConsumer.as_asgi()),
 ]
