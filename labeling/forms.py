@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from labeling.models import Campaign, PreferenceDataset, Project
+from rlhf_platform import json_limits
 
 # Starting points for the schema editor's preset buttons; each is a valid question schema.
 SCHEMA_PRESETS: dict[str, dict[str, Any]] = {
@@ -134,13 +135,15 @@ class CampaignForm(forms.Form):
     def clean_question_schema(self) -> Any:
         text = self.cleaned_data["question_schema"]
         try:
-            return json.loads(text)
+            return json_limits.loads(text)
         except json.JSONDecodeError as error:
             raise forms.ValidationError(
                 "Invalid JSON at line %(line)s, column %(column)s: %(reason)s.",
                 params={"line": error.lineno, "column": error.colno, "reason": error.msg},
                 code="invalid_json",
             ) from None
+        except json_limits.NestedTooDeeply as error:
+            raise forms.ValidationError(str(error), code="nested_too_deeply") from None
 
     def campaign_fields(self) -> dict[str, Any]:
         """The cleaned fields as the campaign services take them (without the project)."""

@@ -71,8 +71,9 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """Pages only listen; anything they send is ignored."""
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """Pages only listen; anything they send is ignored, unparsed (a message nested thousands
+        deep would otherwise crash the consumer in ``json.loads``)."""
 
     async def run_update(self, event: dict[str, Any]) -> None:
         run = event["run"]

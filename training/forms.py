@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 
 from labeling.models import Campaign, PreferenceDataset, Project
+from rlhf_platform import json_limits
 from training.engine.benchmarks import BENCHMARK_NAMES, DEFAULT_LIMIT
 from training.engine.stages import STAGES
 from training.engine.stages.evaluate_spec import BENCHMARK_LABELS
@@ -39,10 +40,12 @@ def _json_object(text: str, field: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        value = json.loads(text)
+        value = json_limits.loads(text)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
         raise forms.ValidationError(f"Not valid JSON: {error.msg} ({where}).") from None
+    except json_limits.NestedTooDeeply as error:
+        raise forms.ValidationError(str(error)) from None
     if not isinstance(value, dict):
         raise forms.ValidationError(f"{field} must be a JSON object.")
     return value

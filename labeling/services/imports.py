@@ -31,6 +31,7 @@ from django.utils import timezone
 from labeling.errors import LabelingError
 from labeling.models import Campaign, CampaignStatus, Response, Task
 from labeling.schema import QuestionSchema
+from rlhf_platform import json_limits
 
 FORMATS = ("jsonl", "csv", "parquet")
 BATCH_SIZE = 2000
@@ -99,9 +100,11 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield line_number, json.loads(line)
+            yield line_number, json_limits.loads(line)
         except json.JSONDecodeError as error:
             yield line_number, RowError(f"is not valid JSON ({error.msg} at column {error.colno})")
+        except json_limits.NestedTooDeeply as error:
+            yield line_number, RowError(f"is not accepted: {error}")
 
 
 def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
@@ -137,9 +140,11 @@ def _csv_json_cell(record: dict[str, str], column: str) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return json_limits.loads(raw)
     except json.JSONDecodeError:
         return RowError(f"column {column!r} must hold JSON")
+    except json_limits.NestedTooDeeply as error:
+        return RowError(f"column {column!r}: {error}")
 
 
 def _csv_record_to_row(record: dict[str, str], response_columns: list[str]) -> dict[str, Any] | RowError:
