@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,6 +36,21 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
+
+from rlhf_platform.body_limits import body_limit_for, too_large_response
+
+
+class BodyTooLarge(Exception):
+    """The request body is over its route's limit (``rlhf_platform.body_limits``)."""
+
+
+def _declared_length(scope) -> int:
+    """The body's ``Content-Length``, 0 when none (or not a number: the body is counted as it comes)."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
 
 # Threads beyond this many idle ones are stopped after a burst.
 MAX_IDLE_REQUEST_THREADS = 64
@@ -77,11 +93,18 @@ class SyncChainASGIHandler(ASGIHandler):
         it is sent, as the connection is no longer needed; a streamed response is closed after
         its body has been sent, as before.
         """
+        set_script_prefix(get_script_prefix(scope))
+        limit = body_limit_for(scope["path"])
         try:
-            body_file = await self.read_body(receive)
+            if _declared_length(scope) > limit:
+                raise BodyTooLarge()
+            body_file = await self.read_limited_body(receive, limit)
         except RequestAborted:
             return
-        set_script_prefix(get_script_prefix(scope))
+        except BodyTooLarge:
+            response = too_large_response(scope["path"], limit)
+            await self.send_response(response, send)
+            return
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             await signals.request_started.asend(sender=self.__class__, scope=scope)
@@ -122,6 +145,27 @@ class SyncChainASGIHandler(ASGIHandler):
             if not response.closed:
                 await sync_to_async(response.close)()
         body_file.close()
+
+    async def read_limited_body(self, receive, limit: int):
+        """Django's ``read_body``, counting the bytes: past ``limit`` it stops with ``BodyTooLarge``
+        (a chunked body declares no length)."""
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")  # noqa: SIM115 - returned open, closed by handle()
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                body_file.close()
+                raise BodyTooLarge()
+            body_file.write(chunk)
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
 
     async def _respond(self, scope, request: HttpRequest) -> HttpResponseBase:
         def respond() -> HttpResponseBase:

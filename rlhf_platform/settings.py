@@ -163,6 +163,8 @@ else:
 DATASETS_DIR = VAR_DIR / "datasets"
 # Largest task file an import accepts (upload, API or command line).
 LABELING_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 512, minimum=1) * 2**20
+# Largest request body anywhere else; both are refused before they are read (rlhf_platform/body_limits.py).
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_MAX_MB", 10, minimum=1) * 2**20
 # Uploads above this size are streamed to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 
