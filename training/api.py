@@ -191,7 +191,10 @@ class RoundListLaunchApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
-        preset = serializers.ChoiceField(choices=Round.Preset.choices)
+        # An evaluation on its own is launched at evaluations/.
+        preset = serializers.ChoiceField(
+            choices=[(value, label) for value, label in Round.Preset.choices if value != Round.Preset.EVALUATION]
+        )
         stage = serializers.ChoiceField(choices=Stage.choices, required=False, help_text="For the single preset.")
         base_model = serializers.PrimaryKeyRelatedField(queryset=ModelArtifact.objects.all())
         dataset = serializers.PrimaryKeyRelatedField(

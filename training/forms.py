@@ -319,7 +319,8 @@ class EvaluationForm(forms.Form):
         data = self.cleaned_data
         advanced = dict(data["advanced"])
         for name in ("benchmarks", "benchmark_limit", "max_new_tokens"):
-            if data.get(name) not in (None, []):
+            # An empty list of benchmarks is a choice too: none, rather than every one whose data is here.
+            if name in self.fields and data.get(name) is not None:
                 advanced.setdefault(name, data[name])
         if (data.get("truthfulqa") or "").strip():
             advanced.setdefault("truthfulqa", data["truthfulqa"].strip())

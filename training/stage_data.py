@@ -193,20 +193,7 @@ def split_text_corpus(*, source: str, directory: Path, text_field: str) -> dict[
     ``train.txt`` (what the pretrain stage trains on), ``held_out.txt`` (its eval set) and
     ``held_out.jsonl`` (one ``text`` row per piece, for the evaluate stage); returns them by name.
     """
-    from training.engine import data
-
-    rows = data.load_rows(source)
-    column = "text" if data.is_text_source(source) else text_field
-    if column not in rows.column_names:
-        raise StageDataError(
-            f"dataset: {source} needs columns {{{column}}}; it has {sorted(rows.column_names)} (set text_field to its "
-            "text column)."
-        )
-    pieces = []
-    for document in rows[column]:
-        pieces += [piece.strip() for piece in re.split(r"\n\s*\n", document or "") if piece.strip()]
-    if len(pieces) < 2 * HELD_OUT_EVERY:
-        pieces = [line.strip() for piece in pieces for line in piece.splitlines() if line.strip()]
+    pieces = _corpus_pieces(source, text_field)
     if len(pieces) < 2:
         raise StageDataError(f"{source} is too short to hold a slice out for the evaluation: switch evaluation off.")
     held_out_indices = {index for index in range(len(pieces)) if index % HELD_OUT_EVERY == HELD_OUT_EVERY - 1}
@@ -221,3 +208,32 @@ def split_text_corpus(*, source: str, directory: Path, text_field: str) -> dict[
         "held_out": str(directory / "held_out.txt"),
         "held_out_rows": _write_jsonl(directory / "held_out.jsonl", ({"text": piece} for piece in held_out)),
     }
+
+
+def corpus_pieces_file(*, source: str, path: Path, text_field: str) -> str:
+    """A corpus as ``text`` rows, one per paragraph (per line when it has few), for perplexity per piece."""
+    pieces = _corpus_pieces(source, text_field)
+    if not pieces:
+        raise StageDataError(f"{source} holds no text.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _write_jsonl(path, ({"text": piece} for piece in pieces))
+
+
+def _corpus_pieces(source: str, text_field: str) -> list[str]:
+    """The corpus (a .txt file or directory, or rows with ``text_field``) cut into paragraphs, or into
+    lines when it has fewer than ``2 * HELD_OUT_EVERY`` paragraphs."""
+    from training.engine import data
+
+    rows = data.load_rows(source)
+    column = "text" if data.is_text_source(source) else text_field
+    if column not in rows.column_names:
+        raise StageDataError(
+            f"dataset: {source} needs columns {{{column}}}; it has {sorted(rows.column_names)} (set text_field to its "
+            "text column)."
+        )
+    pieces = []
+    for document in rows[column]:
+        pieces += [piece.strip() for piece in re.split(r"\n\s*\n", document or "") if piece.strip()]
+    if len(pieces) < 2 * HELD_OUT_EVERY:
+        pieces = [line.strip() for piece in pieces for line in piece.splitlines() if line.strip()]
+    return pieces

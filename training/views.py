@@ -258,10 +258,11 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
 def model_evaluate_page(request: HttpRequest, model_id: int) -> HttpResponse:
     """Evaluate a registered model, alone or against another one; the evaluation runs as a round."""
     model = selectors.model_get(model_id=model_id)
+    available = default_benchmarks(benchmark_data_dir())
     form = EvaluationForm(
         request.POST or None,
         model=model,
-        available_benchmarks=default_benchmarks(benchmark_data_dir()),
+        available_benchmarks=available,
         initial={"compare_with": model.base_model_id or _trained_from(model), "dataset": model.dataset_id},
     )
     if request.method == "POST" and form.is_valid():
@@ -272,7 +273,7 @@ def model_evaluate_page(request: HttpRequest, model_id: int) -> HttpResponse:
         else:
             messages.success(request, f"“{training_round.name}” is queued; the worker starts it.")
             return redirect("training:round-detail", round_id=training_round.pk)
-    context = {"form": form, "model": model, "benchmark_data": benchmark_data_dir()}
+    context = {"form": form, "model": model, "benchmark_data": bool(available)}
     return render(request, "training/model_evaluate.html", context)
 
 

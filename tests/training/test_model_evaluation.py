@@ -143,3 +143,32 @@ def test_truthfulqa_runs_from_the_file_the_manager_names(client, manager, tiny_m
     assert response.status_code == 302, response.content.decode()[:2000]
     advanced = Round.objects.get().runs.get().params["advanced"]
     assert advanced["benchmarks"] == ["truthfulqa_mc1"] and advanced["truthfulqa"] == "/data/truthfulqa_mc.jsonl"
+
+
+def test_unticking_every_benchmark_runs_none(client, manager, tiny_model, preference_snapshot):
+    client.force_login(manager)
+    client.post(f"/training/models/{tiny_model.pk}/evaluate/", {"dataset": preference_snapshot.pk, "max_new_tokens": 8})
+    assert Round.objects.get().runs.get().params["advanced"]["benchmarks"] == []
+
+
+def test_an_evaluation_is_not_a_preset_of_the_round_api(manager_api, tiny_model, preference_snapshot):
+    response = manager_api.post(
+        "/api/training/rounds/", {"preset": "evaluation", "base_model": tiny_model.pk}, format="json"
+    )
+    body = response.json()
+    assert response.status_code == 400 and "preset" in body.get("errors", body)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_text_corpus_is_measured_paragraph_by_paragraph(manager_api, tiny_model, other_policy, worker, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(25)))
+    response = evaluate(
+        manager_api, model=tiny_model.pk, compare_with=other_policy.pk, evaluation_corpus=str(corpus), settings=SHORT
+    )
+    assert response.status_code == 201, response.json()
+    assert worker.run_once()
+    run = TrainingRun.objects.get(round_id=response.json()["id"])
+    assert run.status == "succeeded", run.error
+    perplexity = next(f for f in run.final_metrics["report"]["figures"] if f["name"] == "perplexity")
+    assert perplexity["n"] == 25 and perplexity["verdict"] == "no clear change"

@@ -46,39 +46,40 @@ def wilson_interval(successes: float, n: int) -> tuple[float, float]:
 
 def bootstrap_interval(
     statistic: Callable[..., float], *columns: Sequence[float], seed: int = 0
-) -> tuple[float, float]:
-    """95% percentile bootstrap interval of ``statistic(*columns)``, resampling rows of the columns together."""
+) -> tuple[float, float] | None:
+    """95% percentile bootstrap interval of ``statistic(*columns)``, resampling rows of the columns
+    together; None with fewer than two rows (no interval to speak of)."""
     arrays = [np.asarray(column, dtype=float) for column in columns]
     n = len(arrays[0])
-    if n == 0:
-        return math.nan, math.nan
+    if n < 2:
+        return None
     rows = np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP_SAMPLES, n))
     values = np.array([statistic(*(array[sample] for array in arrays)) for sample in rows])
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
 
 
-def mean_interval(values: Sequence[float]) -> tuple[float, float]:
-    """95% interval of a mean: Wilson's for 0/1 values, else Student's t."""
+def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """95% interval of a mean: Wilson's for 0/1 values, else Student's t (None for a single value)."""
     array = np.asarray(values, dtype=float)
     n = len(array)
     if n == 0:
-        return math.nan, math.nan
+        return None
     if np.all((array == 0) | (array == 1)):
         return wilson_interval(float(array.sum()), n)
     if n == 1:
-        return -math.inf, math.inf
+        return None
     half = float(scipy.stats.t.ppf(0.975, n - 1) * array.std(ddof=1) / math.sqrt(n))
     centre = float(array.mean())
     return centre - half, centre + half
 
 
-def difference_interval(new: Sequence[float], base: Sequence[float]) -> tuple[float, float]:
-    """95% Student's t interval of the mean paired difference new - base."""
+def difference_interval(new: Sequence[float], base: Sequence[float]) -> tuple[float, float] | None:
+    """95% Student's t interval of the mean paired difference new - base (None under two pairs)."""
     differences = np.asarray(new, dtype=float) - np.asarray(base, dtype=float)
     n = len(differences)
     if n < 2:
-        return -math.inf, math.inf
+        return None
     half = float(scipy.stats.t.ppf(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n))
     return float(differences.mean()) - half, float(differences.mean()) + half
 
@@ -116,22 +117,22 @@ def paired_figure(
         "note": note,
     }
     if weights is None:
-        figure.update(new=float(np.mean(new)), new_interval=list(mean_interval(new)))
+        figure.update(new=float(np.mean(new)), new_interval=_listed(mean_interval(new)))
         if base is not None:
-            figure.update(base=float(np.mean(base)), base_interval=list(mean_interval(base)))
-            figure["change_interval"] = list(difference_interval(new, base))
+            figure.update(base=float(np.mean(base)), base_interval=_listed(mean_interval(base)))
+            figure["change_interval"] = _listed(difference_interval(new, base))
     else:
         new_weights, base_weights = weights
         figure.update(new=float(statistic(np.asarray(new), np.asarray(new_weights))))
-        figure["new_interval"] = list(bootstrap_interval(statistic, new, new_weights))
+        figure["new_interval"] = _listed(bootstrap_interval(statistic, new, new_weights))
         if base is not None:
 
             def difference(new_values, new_counts, base_values, base_counts) -> float:
                 return float(statistic(new_values, new_counts) - statistic(base_values, base_counts))
 
             figure.update(base=float(statistic(np.asarray(base), np.asarray(base_weights))))
-            figure["base_interval"] = list(bootstrap_interval(statistic, base, base_weights))
-            figure["change_interval"] = list(bootstrap_interval(difference, new, new_weights, base, base_weights))
+            figure["base_interval"] = _listed(bootstrap_interval(statistic, base, base_weights))
+            figure["change_interval"] = _listed(bootstrap_interval(difference, new, new_weights, base, base_weights))
     if base is not None:
         figure["change"] = figure["new"] - figure["base"]
         figure["verdict"] = change_verdict(figure["change_interval"], better, items=figure["n"])
@@ -145,19 +146,19 @@ def rate_figure(
     accuracy against chance. Wilson's interval when every outcome is 0 or 1, else Student's t."""
     values = np.asarray(outcomes, dtype=float)
     n = len(values)
-    rate = float(values.mean()) if n else math.nan
+    rate = float(values.mean()) if n else None
     interval = mean_interval(values)
-    change_interval = [interval[0] - against, interval[1] - against]
+    change_interval = [interval[0] - against, interval[1] - against] if interval else None
     return {
         "name": name,
         "label": label,
         "unit": "share",
         "better": better,
         "new": rate,
-        "new_interval": list(interval),
+        "new_interval": _listed(interval),
         "base": against,
         "base_interval": None,
-        "change": rate - against,
+        "change": rate - against if rate is not None else None,
         "change_interval": change_interval,
         "n": n,
         "verdict": change_verdict(change_interval, better, items=n) if n else None,
@@ -193,12 +194,14 @@ def benchmark_figure(name: str, label: str, *, new: dict[str, float], base: dict
     return figure
 
 
-def change_verdict(change_interval: Sequence[float], better: str | None, *, items: int) -> str | None:
+def change_verdict(change_interval: Sequence[float] | None, better: str | None, *, items: int) -> str | None:
     """better / worse when the interval of the change leaves out zero (over enough items), else no clear change."""
     if better is None:
         return None
+    if change_interval is None or items < MIN_ITEMS:
+        return NO_CLEAR_CHANGE
     low, high = change_interval
-    if items < MIN_ITEMS or not (math.isfinite(low) and math.isfinite(high)):
+    if not (math.isfinite(low) and math.isfinite(high)):
         return NO_CLEAR_CHANGE
     sign = 1 if better == "higher" else -1
     if sign * low > 0 and sign * high > 0:
@@ -223,11 +226,15 @@ def summarize(figures: list[dict[str, Any]], *, reward_model_trusted: bool | Non
     by_name = {figure["name"]: figure for figure in figures}
     warnings = []
     usable = [name for name in HEADLINE_FIGURES if name in by_name and by_name[name]["verdict"] is not None]
-    if "win_rate" in usable and reward_model_trusted is False:
-        usable.remove("win_rate")
+    if "win_rate" in usable and reward_model_trusted is not True:
+        usable.remove("win_rate")  # a judge that was not shown to beat chance decides nothing
         warnings.append(
             "The reward model is no better than chance on the held-out human preferences, so its win rate and "
             "mean reward say nothing about quality."
+            if reward_model_trusted is False
+            else "The reward model was not checked against held-out human preferences (the snapshot has no "
+            "pairs), so its win rate and mean reward do not decide the verdict; a policy trained against it "
+            "may please it without being better."
         )
     forgotten = [
         figure["label"]
@@ -260,18 +267,25 @@ def summarize(figures: list[dict[str, Any]], *, reward_model_trusted: bool | Non
 
 
 def _reason(figure: dict[str, Any]) -> str:
-    low, high = figure["change_interval"]
+    count = f"{figure['n']} item{'s' if figure['n'] != 1 else ''}"
     if figure["name"] in ("win_rate", "pairwise_accuracy"):
         against = "its base" if figure["name"] == "win_rate" else "chance"
-        return (
-            f"{figure['label']}: {_shown(figure['new'], figure['unit'])} against {against} "
-            f"(95% interval {_shown(figure['new_interval'][0], figure['unit'])} to "
-            f"{_shown(figure['new_interval'][1], figure['unit'])}, {figure['n']} items)."
+        interval = figure["new_interval"]
+        spread = (
+            f"95% interval {_shown(interval[0], figure['unit'])} to {_shown(interval[1], figure['unit'])}, "
+            if interval
+            else ""
         )
+        return f"{figure['label']}: {_shown(figure['new'], figure['unit'])} against {against} ({spread}{count})."
+    change = figure["change_interval"]
+    spread = (
+        f"95% interval of the change {_signed(change[0], figure['unit'])} to {_signed(change[1], figure['unit'])}, "
+        if change
+        else "too few items for an interval, "
+    )
     return (
         f"{figure['label']}: {_shown(figure['base'], figure['unit'])} → {_shown(figure['new'], figure['unit'])} "
-        f"(95% interval of the change {_signed(low, figure['unit'])} to {_signed(high, figure['unit'])}, "
-        f"{figure['n']} items)."
+        f"({spread}{count})."
     )
 
 
@@ -281,6 +295,10 @@ def _shown(value: float, unit: str) -> str:
 
 def _signed(value: float, unit: str) -> str:
     return f"{value * 100:+.1f} points" if unit == "share" else f"{value:+.3g}"
+
+
+def _listed(interval: tuple[float, float] | None) -> list[float] | None:
+    return list(interval) if interval is not None else None
 
 
 def _two_errors(value: float, stderr: float) -> list[float]:

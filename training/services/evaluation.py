@@ -18,6 +18,7 @@ from django.conf import settings
 
 from training import stage_data
 from training.engine.benchmarks import BENCHMARK_NAMES, TRUTHFULQA_NAMES, missing_benchmark_data
+from training.engine.data import DataError
 from training.engine.stages import STAGES
 from training.errors import TrainingError
 from training.models import ModelArtifact, Round, TrainingRun
@@ -66,7 +67,13 @@ def evaluation_files(*, run: TrainingRun, directory: Path) -> dict[str, str]:
     if run.text_dataset:
         if not Path(run.text_dataset).exists():
             raise TrainingError(f"The evaluation corpus {run.text_dataset} does not exist on this machine.")
-        files["texts"] = run.text_dataset
+        try:
+            # Paragraph by paragraph: a .txt file would otherwise be one text, cut to max_length.
+            files["texts"] = stage_data.corpus_pieces_file(
+                source=run.text_dataset, path=directory / "corpus.jsonl", text_field="text"
+            )
+        except (stage_data.StageDataError, DataError) as error:
+            raise TrainingError(str(error)) from None
     return files
 
 
@@ -83,17 +90,14 @@ def _pretrain_held_out_slice(run: TrainingRun) -> str | None:
     return None
 
 
-def benchmark_data_dir() -> str | None:
-    """The benchmarks' data directory, when this machine has it."""
-    directory = Path(settings.BENCHMARK_DATA_DIR)
-    return str(directory) if directory.is_dir() else None
+def benchmark_data_dir() -> str:
+    """Where the benchmarks' data is (or would be: the engine notes a benchmark whose data is missing)."""
+    return str(Path(settings.BENCHMARK_DATA_DIR))
 
 
-def default_benchmarks(data_dir: str | None) -> list[str]:
+def default_benchmarks(data_dir: str) -> list[str]:
     """The benchmarks an evaluate stage runs when its settings name none: those whose data is here
     (TruthfulQA only when asked for, with its file)."""
-    if data_dir is None:
-        return []
     names = [name for name in BENCHMARK_NAMES if name not in TRUTHFULQA_NAMES]
     missing = missing_benchmark_data(names=names, data_dir=data_dir)
     return [name for name in names if name not in missing]

@@ -63,7 +63,7 @@ def run_prepare(*, run: TrainingRun) -> Path:
         if stage.trains_on == "text" and _round_evaluates(run):
             try:
                 corpus = stage_data.split_text_corpus(
-                    source=run.text_dataset, directory=workdir / "data", text_field=run.params.get("text_field", "text")
+                    source=run.text_dataset, directory=workdir / "data", text_field=_text_field(run.params)
                 )
             except (stage_data.StageDataError, DataError) as error:
                 raise TrainingError(str(error)) from None
@@ -201,6 +201,11 @@ def _policy_from_earlier_stages(run: TrainingRun) -> ModelArtifact:
     if earlier is not None and earlier.output_model is not None:
         return earlier.output_model
     return run.round.base_model
+
+
+def _text_field(params: dict[str, Any]) -> str:
+    """The pretrain stage's text column, as its spec will have it (``advanced`` wins, as in build_spec)."""
+    return (params.get("advanced") or {}).get("text_field") or params.get("text_field") or "text"
 
 
 def _round_evaluates(run: TrainingRun) -> bool:

@@ -184,9 +184,10 @@ def test_it_generates_k_candidates_per_prompt_in_the_import_format(tiny_model, t
 
 
 def test_it_evaluates_a_reward_model_and_a_policy(tiny_model, tmp_path):
-    preferences = write_jsonl(tmp_path / "prefs.jsonl", marker_preferences(8, seed=3))
-    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Question {i}:"} for i in range(4)])
-    texts = write_jsonl(tmp_path / "texts.jsonl", [{"text": "The quick brown fox jumps over the lazy dog."}] * 3)
+    preferences = write_jsonl(tmp_path / "prefs.jsonl", marker_preferences(12, seed=3))
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Question {i}:"} for i in range(12)])
+    texts = [{"text": f"Note {i}: the quick brown fox jumps over the lazy dog."} for i in range(12)]
+    texts = write_jsonl(tmp_path / "texts.jsonl", texts)
     base = {"stage": "evaluate", "model": str(tiny_model), "max_new_tokens": 4}
     status, events = run_spec_in_process(
         {**base, "output_dir": str(tmp_path / "rm"), "kind": "reward", "preferences": str(preferences)}
@@ -194,7 +195,7 @@ def test_it_evaluates_a_reward_model_and_a_policy(tiny_model, tmp_path):
     assert status == 0, events[-1]
     reward_metrics = only(events, "finished")[0]["metrics"]
     accuracy = reward_metrics["report"]["figures"][0]
-    assert accuracy["name"] == "pairwise_accuracy" and accuracy["n"] == 8
+    assert accuracy["name"] == "pairwise_accuracy" and accuracy["n"] == 12
     assert accuracy["new_interval"][0] <= reward_metrics["pairwise_accuracy"] <= accuracy["new_interval"][1]
 
     policy_spec = {
@@ -210,19 +211,41 @@ def test_it_evaluates_a_reward_model_and_a_policy(tiny_model, tmp_path):
     status, events = run_spec_in_process(policy_spec)
     assert status == 0, events[-1]
     metrics = only(events, "finished")[0]["metrics"]
-    # The policy is its own reference here: every figure matches, and no change is called.
-    assert metrics["perplexity"] == pytest.approx(metrics["reference_perplexity"])
+    report = metrics["report"]
+    figures = {figure["name"]: figure for figure in report["figures"]}
+    # The policy is its own reference here: every figure that does not sample is the same on both
+    # sides, over enough items for a verdict, and none is called better or worse.
+    for name in ("preference_accuracy", "logprob_margin", "perplexity"):
+        figure = figures[name]
+        assert figure["n"] == 12 and figure["change"] == pytest.approx(0.0, abs=1e-9), name
+        assert figure["verdict"] == "no clear change", name
     assert 1 < metrics["perplexity"] < 10 * 400  # a random model over a 400-token vocabulary
-    assert metrics["logprob_margin"] == pytest.approx(metrics["reference_logprob_margin"])
     assert metrics["kl_from_base"] == pytest.approx(0.0, abs=1e-4)
     assert torch.isfinite(torch.tensor(metrics["mean_reward"])) and 0 <= metrics["win_rate"] <= 1
-    report = metrics["report"]
+    # A random reward model is no judge: its win rate never decides the verdict.
+    assert report["summary"]["headline"] == "preference_accuracy"
     assert report["summary"]["verdict"] == "no clear change", report["summary"]
-    assert all(figure["verdict"] in (None, "no clear change") for figure in report["figures"])
-    assert len(report["examples"]) == 4 and report["examples"][0]["new_tokens"] <= 4
+    assert len(report["examples"]) == 12 and report["examples"][0]["new_tokens"] <= 4
     progress = only(events, "progress")
     assert progress[-1]["step"] == progress[-1]["total_steps"] > 0
     assert [event["step"] for event in progress] == sorted(event["step"] for event in progress)
+
+
+def test_a_side_by_side_evaluation_needs_one_tokenizer(tiny_model, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    other = tmp_path / "other-tokenizer"
+    shutil.copytree(tiny_model, other)
+    tokenizer = AutoTokenizer.from_pretrained(other)
+    tokenizer.add_tokens(["zzqx"])
+    tokenizer.save_pretrained(other)
+    texts = write_jsonl(tmp_path / "texts.jsonl", [{"text": "The quick brown fox."}] * 3)
+    spec = {"stage": "evaluate", "model": str(tiny_model), "reference_model": str(other),
+            "output_dir": str(tmp_path / "eval"), "perplexity_texts": str(texts)}  # fmt: skip
+    status, events = run_spec_in_process(spec)
+    assert status == 1 and "reference_model: its tokenizer differs from the model's" in events[-1]["error"]
 
 
 def test_it_keeps_only_the_chosen_sft_sources(tiny_model, tmp_path):

@@ -38,6 +38,7 @@ from training.engine.events import CancelFlag, Cancelled, EventStream
 from training.engine.models import Device, detect_device, load_causal_lm, load_reward_model, load_tokenizer
 from training.engine.prompts import Prompt, conversation_text, prompt_text
 from training.engine.runner import write_json
+from training.engine.spec import SpecError
 from training.engine.stages.evaluate_spec import BENCHMARK_LABELS, EvaluateSpec
 from training.engine.stages.generate import as_user_message
 
@@ -50,6 +51,7 @@ def run(spec: EvaluateSpec, events: EventStream, cancel: CancelFlag) -> dict[str
         report = reward_model_report(spec, device, Progress(events, cancel))
     else:
         report = policy_report(spec, device, Progress(events, cancel))
+    report = finite(report)  # JSON (and the databases' JSON columns) has no NaN or infinity
     write_json(Path(spec.output_dir) / "evaluation.json", report)
     flat = flat_metrics(report)
     events.emit("eval", step=0, **flat)
@@ -166,6 +168,7 @@ def policy_report(spec: EvaluateSpec, device: Device, progress: Progress) -> dic
     new_model = _ready(load_causal_lm(spec.model, device, gguf_file=spec.gguf_file), device)
     reference = None
     if has_reference:
+        check_same_tokenizer(tokenizer, load_tokenizer(spec.reference_model, gguf_file=spec.reference_gguf_file))
         reference = _ready(load_causal_lm(spec.reference_model, device, gguf_file=spec.reference_gguf_file), device)
     figures: list[dict[str, Any]] = []
     reward_model_trusted = None
@@ -249,6 +252,15 @@ def policy_report(spec: EvaluateSpec, device: Device, progress: Progress) -> dic
     }
 
 
+def check_same_tokenizer(tokenizer: PreTrainedTokenizerBase, reference_tokenizer: PreTrainedTokenizerBase) -> None:
+    """Every figure scores the same token ids on both models: their tokenizers must be the same."""
+    if tokenizer.get_vocab() != reference_tokenizer.get_vocab():
+        raise SpecError(
+            "reference_model: its tokenizer differs from the model's; a side-by-side evaluation scores the "
+            "same tokens on both models, so compare models of one family (one trained from the other)"
+        )
+
+
 def answer_figures(
     spec: EvaluateSpec,
     tokenizer: PreTrainedTokenizerBase,
@@ -293,7 +305,8 @@ def answer_figures(
                 better=None,
                 new=kl,
                 base=None,
-                note="Estimated on the new model's sampled answers: mean of log p_new - log p_base per answer.",
+                note="Estimated on the new model's sampled answers: mean of log p_new - log p_base per answer "
+                "(KL(new || base) when answers are sampled at temperature 1, the default).",
             )
         )
     new_rewards = base_rewards = None
@@ -481,6 +494,9 @@ def sampled_answers(model, tokenizer, prompts: Sequence[Prompt], spec: EvaluateS
                 **inputs,
                 do_sample=True,
                 temperature=spec.temperature,
+                # The whole distribution (transformers keeps the 50 likeliest tokens by default, and a
+                # model's generation config may narrow it): the KL estimate scores what it samples.
+                top_k=0,
                 top_p=1.0,
                 max_new_tokens=spec.max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
@@ -550,6 +566,17 @@ def _token_log_probs(model, tokenizer, batch: list[tuple[int, list[int]]]):
     starts = torch.tensor([max(start, 1) for start, _ in batch], device=model.device).unsqueeze(1)
     mask = (positions >= starts) & attention[:, 1:].bool()
     return log_probs, mask.float()
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number replaced by None, however deep."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
