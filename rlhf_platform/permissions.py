@@ -8,6 +8,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
 from rest_framework.permissions import BasePermission
 
 from rlhf_platform.roles import user_is_manager, user_is_reviewer
@@ -16,7 +17,8 @@ View = Callable[..., HttpResponse]
 
 
 def _role_required(check: Callable, role_name: str) -> Callable[[View], View]:
-    """Anonymous users go to the login page; signed-in users without the role get a 403."""
+    """Anonymous users go to the login page; signed-in users without the role get a 403. The pages
+    are someone's own work or the project's data: no browser or proxy may keep them (no-store)."""
 
     def decorator(view: View) -> View:
         @wraps(view)
@@ -25,7 +27,7 @@ def _role_required(check: Callable, role_name: str) -> Callable[[View], View]:
                 raise PermissionDenied(f"This page is for {role_name}.")
             return view(request, *args, **kwargs)
 
-        return login_required(wrapped)
+        return never_cache(login_required(wrapped))
 
     return decorator
 

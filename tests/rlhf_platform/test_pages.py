@@ -96,3 +96,13 @@ def test_it_shows_each_role_its_own_navigation(manager_client, reviewer_client):
     assert reverse("api-docs") in manager_page
     assert reverse("api-docs") not in reviewer_page
     assert reverse("labeling:reviewer-queue") in reviewer_page
+
+
+@pytest.mark.django_db
+def test_signed_in_pages_are_not_stored_by_browsers_or_proxies(client, make_user):
+    client.force_login(make_user("cache-manager", role=Role.MANAGER))
+    for path in ("/manage/", "/training/", "/training/models/"):
+        response = client.get(path)
+        assert response.status_code == 200 and "no-store" in response["Cache-Control"], path
+    client.force_login(make_user("cache-reviewer", role=Role.REVIEWER))
+    assert "no-store" in client.get("/review/")["Cache-Control"]
