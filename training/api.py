@@ -191,10 +191,7 @@ class RoundListLaunchApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
-        # An evaluation on its own is launched at evaluations/.
-        preset = serializers.ChoiceField(
-            choices=[(value, label) for value, label in Round.Preset.choices if value != Round.Preset.EVALUATION]
-        )
+        preset = serializers.ChoiceField(choices=Round.Preset.choices)
         stage = serializers.ChoiceField(choices=Stage.choices, required=False, help_text="For the single preset.")
         base_model = serializers.PrimaryKeyRelatedField(queryset=ModelArtifact.objects.all())
         dataset = serializers.PrimaryKeyRelatedField(
@@ -219,6 +216,11 @@ class RoundListLaunchApi(APIView):
         stage_settings = serializers.DictField(
             child=StageSettingsSerializer(), required=False, help_text="Per stage name, over `settings`."
         )
+
+        def validate_preset(self, preset: str) -> str:
+            if preset == Round.Preset.EVALUATION:
+                raise serializers.ValidationError("An evaluation on its own is launched at evaluations/.")
+            return preset
 
     @extend_schema(responses=RoundSerializer(many=True), tags=["training"])
     def get(self, request: Request) -> Response:

@@ -41,7 +41,10 @@ def wilson_interval(successes: float, n: int) -> tuple[float, float]:
     p = successes / n
     centre = (p + Z_95**2 / (2 * n)) / (1 + Z_95**2 / n)
     half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95**2 / (4 * n**2)) / (1 + Z_95**2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Exactly 0 (or 1) when every trial failed (or succeeded): rounding leaves a few 1e-17 otherwise.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def bootstrap_interval(
