@@ -69,3 +69,15 @@ async def test_a_websocket_for_an_id_beyond_the_database_is_refused(path):
     connected, _code = await communicator.connect()
     assert not connected
     await communicator.disconnect()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_api_path_that_is_no_route_answers_json(client, make_user, settings, debug):
+    settings.DEBUG = debug
+    client.force_login(make_user(f"json-404-{debug}", role=Role.MANAGER))
+    for path in ("/api/campaigns/abc/", f"/api/campaigns/{MAX_ID + 1}/", "/api/no-such-thing/"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.json() == {"detail": "Not found."}, path
+    page = client.get("/manage/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
