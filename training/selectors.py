@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from labeling import selectors as labeling_selectors
 from labeling.aggregation import arena
 from labeling.models import Campaign, CampaignStatus, Response
-from training.engine.stages import STAGES
+from training.engine.stages import stage_names
 from training.models import (
     GenerationJob,
     JobStatus,
@@ -50,9 +50,8 @@ def round_runs(*, round_: Round) -> QuerySet[TrainingRun]:
 
 def round_new_policy(*, round_: Round) -> ModelArtifact | None:
     """The newest policy the round made: the output of its last succeeded stage that trains a policy."""
-    policy_stages = [name for name, stage in STAGES.items() if stage.makes == "policy"]
     run = (
-        round_.runs.filter(stage__in=policy_stages, status=JobStatus.SUCCEEDED)
+        round_.runs.filter(stage__in=stage_names(makes="policy"), status=JobStatus.SUCCEEDED)
         .exclude(output_model=None)
         .select_related("output_model")
         .order_by("-position")

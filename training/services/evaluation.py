@@ -19,7 +19,7 @@ from django.conf import settings
 from training import stage_data
 from training.engine.benchmarks import BENCHMARK_NAMES, TRUTHFULQA_NAMES, missing_benchmark_data
 from training.engine.data import DataError
-from training.engine.stages import STAGES
+from training.engine.stages import stage_names
 from training.errors import TrainingError
 from training.models import ModelArtifact, Round, TrainingRun
 
@@ -81,8 +81,8 @@ def _pretrain_held_out_slice(run: TrainingRun) -> str | None:
     """The slice of the corpus the round's pretrain stage held out (``stage_data.split_text_corpus``)."""
     if run.round_id is None:
         return None
-    text_stages = [name for name, stage in STAGES.items() if stage.trains_on == "text"]
-    earlier = run.round.runs.filter(position__lt=run.position, stage__in=text_stages).exclude(workdir="")
+    earlier = run.round.runs.filter(position__lt=run.position, stage__in=stage_names(trains_on="text"))
+    earlier = earlier.exclude(workdir="")
     for pretrain in earlier.order_by("-position"):
         held_out = Path(pretrain.workdir) / "data" / "held_out.jsonl"
         if held_out.is_file():

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from training import stage_data
 from training.engine.data import DataError
-from training.engine.stages import STAGES
+from training.engine.stages import STAGES, stage_names
 from training.errors import TrainingError
 from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun, is_metric_value
 from training.realtime import notify_run
@@ -192,9 +192,10 @@ def run_mark_cancelled(*, run: TrainingRun, checkpoint: str | None, log_tail: st
 
 def _policy_from_earlier_stages(run: TrainingRun) -> ModelArtifact:
     """The newest policy of the round before this run: the last non-reward stage's output, or the base model."""
-    policy_stages = [name for name, stage in STAGES.items() if stage.makes == "policy"]
     earlier = (
-        run.round.runs.filter(position__lt=run.position, status=JobStatus.SUCCEEDED, stage__in=policy_stages)
+        run.round.runs.filter(
+            position__lt=run.position, status=JobStatus.SUCCEEDED, stage__in=stage_names(makes="policy")
+        )
         .order_by("-position")
         .first()
     )
@@ -221,7 +222,8 @@ def _trains_only_a_reward_model(run: TrainingRun) -> bool:
 def _reward_from_earlier_stage(run: TrainingRun) -> ModelArtifact | None:
     if run.round_id is None:
         return None
-    reward_stages = [name for name, stage in STAGES.items() if stage.makes == "reward_model"]
-    earlier = run.round.runs.filter(position__lt=run.position, stage__in=reward_stages, status=JobStatus.SUCCEEDED)
+    earlier = run.round.runs.filter(
+        position__lt=run.position, stage__in=stage_names(makes="reward_model"), status=JobStatus.SUCCEEDED
+    )
     found = earlier.order_by("-position").first()
     return found.output_model if found is not None else None

@@ -71,6 +71,15 @@ STAGES: dict[str, Stage] = {
 }
 
 
+def stage_names(*, makes: str | None = None, trains_on: str | None = None) -> list[str]:
+    """The stages that make that kind of model, or train on that kind of data (for queries by stage)."""
+    return [
+        name
+        for name, stage in STAGES.items()
+        if (makes is None or stage.makes == makes) and (trains_on is None or stage.trains_on == trains_on)
+    ]
+
+
 def load_spec(source: str | Path | dict[str, Any], *, check_paths: bool = True) -> ModelSource:
     """Read a spec from a JSON file or a dict, check it, and return its stage's dataclass.
 
