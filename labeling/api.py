@@ -29,6 +29,8 @@ from labeling.services.assignment import assignment_claim_next, assignment_skip
 from labeling.services.datasets import dataset_build, dataset_download_file, dataset_params
 from labeling.services.imports import FORMATS, format_from_name, tasks_import
 from labeling.services.judgements import judgement_submit, judgement_submit_and_claim_next, judgement_undo_last
+from rlhf_platform.openapi import ErrorSerializer
+from rlhf_platform.pagination import NewestFirstCursorPagination, PagePagination, paginated_response
 from rlhf_platform.permissions import IsManager, IsReviewer
 from rlhf_platform.roles import user_is_manager
 
@@ -85,11 +87,6 @@ class AssignmentPayloadSerializer(serializers.Serializer):
     previous_answers = serializers.JSONField(allow_null=True, help_text="Answers given before an undo.")
 
 
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.DictField(child=serializers.CharField(), required=False)
-
-
 def _reviewer_campaign(campaign: Campaign) -> dict[str, Any]:
     return {
         "id": campaign.pk,
@@ -111,6 +108,7 @@ ERRORS = {400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
 
 class ProjectListCreateApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = PagePagination
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
@@ -119,7 +117,12 @@ class ProjectListCreateApi(APIView):
 
     @extend_schema(responses=ProjectSerializer(many=True), tags=["projects"])
     def get(self, request: Request) -> Response:
-        return Response(ProjectSerializer(Project.objects.all(), many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=Project.objects.order_by("name", "id"),
+            serialize=lambda page: ProjectSerializer(page, many=True).data,
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ProjectSerializer, **ERRORS}, tags=["projects"])
     def post(self, request: Request) -> Response:
@@ -169,6 +172,8 @@ class CampaignInputSerializer(serializers.Serializer):
 
 
 class CampaignListCreateApi(APIView):
+    pagination_class = PagePagination
+
     class CreateSerializer(CampaignInputSerializer):
         project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all())
 
@@ -180,10 +185,12 @@ class CampaignListCreateApi(APIView):
     )
     def get(self, request: Request) -> Response:
         if user_is_manager(request.user):
-            campaigns = Campaign.objects.prefetch_related("reviewers")
-            return Response(CampaignSerializer(campaigns, many=True).data)
-        campaigns = selectors.campaigns_for_reviewer(reviewer=request.user)
-        return Response([_reviewer_campaign(c) for c in campaigns])
+            campaigns = Campaign.objects.prefetch_related("reviewers").order_by("name", "id")
+            serialize = lambda page: CampaignSerializer(page, many=True).data  # noqa: E731
+        else:
+            campaigns = selectors.campaigns_for_reviewer(reviewer=request.user)
+            serialize = lambda page: [_reviewer_campaign(campaign) for campaign in page]  # noqa: E731
+        return paginated_response(view=self, request=request, items=campaigns, serialize=serialize)
 
     @extend_schema(request=CreateSerializer, responses={201: CampaignSerializer, **ERRORS}, tags=["campaigns"])
     def post(self, request: Request) -> Response:
@@ -448,6 +455,7 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 class DatasetListCreateApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
         campaigns = serializers.PrimaryKeyRelatedField(queryset=Campaign.objects.all(), many=True)
@@ -472,7 +480,12 @@ class DatasetListCreateApi(APIView):
 
     @extend_schema(responses=DatasetSerializer(many=True), tags=["datasets"])
     def get(self, request: Request) -> Response:
-        return Response(DatasetSerializer(selectors.datasets_overview(), many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.datasets_overview(),
+            serialize=lambda page: DatasetSerializer(page, many=True).data,
+        )
 
     @extend_schema(
         request=InputSerializer,

@@ -76,7 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "rlhf_platform.middleware.api_not_found",
+    "rlhf_platform.middleware.api_errors_as_json",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -166,6 +166,9 @@ DATASETS_DIR = VAR_DIR / "datasets"
 LABELING_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 512, minimum=1) * 2**20
 # Largest request body anywhere else; both are refused before they are read (rlhf_platform/body_limits.py).
 REQUEST_BODY_MAX_BYTES = env_int("REQUEST_MAX_MB", 10, minimum=1) * 2**20
+# Django's own cap on a body read into memory (form fields, JSON): the same, so a JSON body
+# between its default 2.5 MB and the limit above is not refused with a bare 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # Uploads above this size are streamed to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 
@@ -230,8 +233,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "rlhf_platform.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
+    # List views name their own pagination (rlhf_platform/pagination.py).
     "EXCEPTION_HANDLER": "rlhf_platform.errors.api_exception_handler",
 }
 

@@ -15,8 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api import CampaignSerializer, ErrorSerializer
+from labeling.api import CampaignSerializer
 from labeling.models import Campaign, PreferenceDataset, Project
+from rlhf_platform.openapi import ErrorSerializer
+from rlhf_platform.pagination import NewestFirstCursorPagination, paginated_response
 from rlhf_platform.permissions import IsManager
 from training import selectors
 from training.models import GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
@@ -149,6 +151,7 @@ class StageSettingsSerializer(serializers.Serializer):
 
 class ModelListCreateApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
         path = serializers.CharField(help_text="Local model directory, or a .gguf file, on the server.")
@@ -165,7 +168,12 @@ class ModelListCreateApi(APIView):
 
     @extend_schema(responses=ModelArtifactSerializer(many=True), tags=["training"])
     def get(self, request: Request) -> Response:
-        return Response(ModelArtifactSerializer(selectors.model_list(), many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.model_list(),
+            serialize=lambda page: ModelArtifactSerializer(page, many=True).data,
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ModelArtifactSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request) -> Response:
@@ -188,6 +196,7 @@ class ModelDetailApi(APIView):
 
 class RoundListLaunchApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
@@ -224,7 +233,12 @@ class RoundListLaunchApi(APIView):
 
     @extend_schema(responses=RoundSerializer(many=True), tags=["training"])
     def get(self, request: Request) -> Response:
-        return Response(RoundSerializer(selectors.round_list(), many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.round_list(),
+            serialize=lambda page: RoundSerializer(page, many=True).data,
+        )
 
     @extend_schema(
         request=InputSerializer,
@@ -307,6 +321,7 @@ class RoundCancelApi(APIView):
 
 class RunListApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     @extend_schema(
         parameters=[
@@ -318,7 +333,9 @@ class RunListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         runs = selectors.run_list(status=request.query_params.get("status"), stage=request.query_params.get("stage"))
-        return Response(RunSerializer(runs[:500], many=True).data)
+        return paginated_response(
+            view=self, request=request, items=runs, serialize=lambda page: RunSerializer(page, many=True).data
+        )
 
 
 class RunDetailApi(APIView):
@@ -362,6 +379,7 @@ class RunResumeApi(APIView):
 
 class GenerationJobListCreateApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
         model = serializers.PrimaryKeyRelatedField(queryset=ModelArtifact.objects.all())
@@ -386,7 +404,12 @@ class GenerationJobListCreateApi(APIView):
 
     @extend_schema(responses=GenerationJobSerializer(many=True), tags=["training"])
     def get(self, request: Request) -> Response:
-        return Response(GenerationJobSerializer(selectors.generation_job_list()[:500], many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.generation_job_list(),
+            serialize=lambda page: GenerationJobSerializer(page, many=True).data,
+        )
 
     @extend_schema(request=InputSerializer, responses={201: GenerationJobSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request) -> Response:

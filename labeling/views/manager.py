@@ -168,9 +168,9 @@ def campaign_import(request: HttpRequest, slug: str) -> HttpResponse:
                 campaign=campaign, stream=upload, file_format=format_from_name(upload.name), size=upload.size
             )
         except ImportRejected as error:
+            if wants_json:  # the API's error shape: {"detail", "errors": {"line N": reason}}
+                return JsonResponse({"detail": error.message, "errors": error.errors}, status=400)
             row_errors = [{"line": line, "reason": reason} for line, reason in error.row_errors]
-            if wants_json:
-                return JsonResponse({"detail": error.message, "row_errors": row_errors}, status=400)
             context |= {"rejected": error.message, "row_errors": row_errors}
             status = 400
         else:

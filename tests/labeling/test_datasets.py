@@ -215,7 +215,7 @@ def test_it_builds_lists_and_downloads_through_the_api(campaign, manager, review
     assert built.status_code == 201 and built.json()["counts"]["pairs"] == 6
     again = api.post("/api/datasets/", {"campaigns": [campaign.pk], "method": "majority"}, format="json")
     assert again.status_code == 200 and again.json()["id"] == built.json()["id"]
-    assert [d["id"] for d in api.get("/api/datasets/").json()] == [built.json()["id"]]
+    assert [d["id"] for d in api.get("/api/datasets/").json()["results"]] == [built.json()["id"]]
 
     url = f"/api/datasets/{built.json()['id']}/download/"
     jsonl = api.get(url, {"file_format": "jsonl"})

@@ -415,8 +415,8 @@ def test_it_rejects_a_bad_file_with_line_numbers_in_json(manager, manager_client
     body = response.json()
     assert body["detail"].startswith("Line 2: prompt must be non-empty text.")
     assert "Nothing was imported" in body["detail"]
-    assert [row["line"] for row in body["row_errors"]] == [2, 3]
-    assert "pairwise questions compare exactly 2 responses" in body["row_errors"][1]["reason"]
+    assert list(body["errors"]) == ["line 2", "line 3"]
+    assert "pairwise questions compare exactly 2 responses" in body["errors"]["line 3"]
     assert not Task.objects.filter(campaign=campaign).exists()
 
 

@@ -60,7 +60,7 @@ def test_it_refuses_a_token_for_a_wrong_password(api_client, make_user):
     make_user("bot", password="a long passphrase")
     response = api_client.post(reverse("api-token"), {"username": "bot", "password": "nope"})
     assert response.status_code == 400
-    assert "non_field_errors" in response.json()
+    assert response.json() == {"detail": "Unable to log in with provided credentials."}
 
 
 def test_it_refuses_a_bad_token(api_client, db):
