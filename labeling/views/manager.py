@@ -26,6 +26,7 @@ from labeling.services.campaigns import (
 )
 from labeling.services.datasets import dataset_build, dataset_params
 from labeling.services.imports import ImportRejected, format_from_name, max_import_bytes, tasks_import
+from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
 
 # What the status buttons say, by the status they move to.
@@ -38,11 +39,13 @@ STATUS_ACTIONS = {
 
 @manager_required
 def manager_dashboard(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "labeling/manager/dashboard.html",
-        {"team": selectors.team_counts(), "projects": selectors.projects_overview()},
-    )
+    projects = list_page(request, Project.objects.order_by("name", "id"), per_page=20)
+    context = {
+        "team": selectors.team_counts(),
+        "projects": projects,
+        "overview": selectors.projects_overview(projects=projects),
+    }
+    return render(request, "labeling/manager/dashboard.html", context)
 
 
 @manager_required
@@ -225,7 +228,7 @@ def datasets_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Dataset built." if created else "The same dataset already exists.")
             return redirect("labeling:dataset-detail", dataset_id=dataset.pk)
-    context = {"form": form, "datasets": selectors.datasets_overview()}
+    context = {"form": form, "datasets": list_page(request, selectors.datasets_overview())}
     return render(request, "labeling/manager/datasets.html", context, status=400 if form.errors else 200)
 
 
