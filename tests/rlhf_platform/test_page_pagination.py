@@ -21,7 +21,7 @@ def test_the_models_page_shows_twenty_models_a_page(manager, manager_client):
     second = manager_client.get("/training/models/?page=2").content.decode()
 
     assert "model-24" in first and "model-05" in first and "model-04" not in first
-    assert "Page 1 of 2 · 1–20 of 25 models" in first
+    assert "Page 1 of 2 · 1\u201320 of 25 models" in first
     assert "model-04" in second and "model-00" in second and "model-05" not in second
     assert 'href="?page=1" rel="prev"' in second
 
