@@ -148,13 +148,13 @@ class ProjectDetailApi(APIView):
         data = self.UpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project = campaign_services.project_update(
-            project=get_object_or_404(Project, pk=project_id), **data.validated_data
+            project=get_object_or_404(Project, pk=project_id), actor=request.user, **data.validated_data
         )
         return Response(ProjectSerializer(project).data)
 
     @extend_schema(responses={204: None, **ERRORS}, tags=["projects"])
     def delete(self, request: Request, project_id: int) -> Response:
-        campaign_services.project_delete(project=get_object_or_404(Project, pk=project_id))
+        campaign_services.project_delete(project=get_object_or_404(Project, pk=project_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -221,14 +221,16 @@ class CampaignDetailApi(APIView):
             self.permission_denied(request, message=IsManager.message)
         data = self.UpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        campaign = campaign_services.campaign_update(campaign=_campaign_for_manager(campaign_id), **data.validated_data)
+        campaign = campaign_services.campaign_update(
+            campaign=_campaign_for_manager(campaign_id), actor=request.user, **data.validated_data
+        )
         return Response(CampaignSerializer(campaign).data)
 
     @extend_schema(responses={204: None, **ERRORS}, tags=["campaigns"])
     def delete(self, request: Request, campaign_id: int) -> Response:
         if not user_is_manager(request.user):
             self.permission_denied(request, message=IsManager.message)
-        campaign_services.campaign_delete(campaign=_campaign_for_manager(campaign_id))
+        campaign_services.campaign_delete(campaign=_campaign_for_manager(campaign_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -243,7 +245,7 @@ class CampaignStatusApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         campaign = campaign_services.campaign_set_status(
-            campaign=_campaign_for_manager(campaign_id), status=data.validated_data["status"]
+            campaign=_campaign_for_manager(campaign_id), status=data.validated_data["status"], actor=request.user
         )
         return Response(CampaignSerializer(campaign).data)
 
@@ -259,7 +261,7 @@ class CampaignReviewersApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         usernames = campaign_services.campaign_set_reviewers(
-            campaign=_campaign_for_manager(campaign_id), usernames=data.validated_data["reviewers"]
+            campaign=_campaign_for_manager(campaign_id), usernames=data.validated_data["reviewers"], actor=request.user
         )
         return Response({"reviewers": usernames})
 

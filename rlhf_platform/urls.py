@@ -10,6 +10,7 @@ api_urlpatterns = [
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("auth/token/", api.TokenApi.as_view(), name="api-token"),
     path("me/", api.CurrentUserApi.as_view(), name="api-me"),
+    path("audit/", api.AuditLogApi.as_view(), name="api-audit"),
     path("", include("labeling.api_urls")),
     path("training/", include("training.api_urls")),
 ]
@@ -17,6 +18,7 @@ api_urlpatterns = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("manage/audit/", views.audit_log, name="audit-log"),
     # Before the pages: the API takes most requests, and patterns are tried in order.
     path("api/", include(api_urlpatterns)),
     path(

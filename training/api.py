@@ -312,7 +312,7 @@ class RoundCancelApi(APIView):
 
     @extend_schema(request=None, responses={200: RoundDetailSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request, round_id: int) -> Response:
-        round_ = round_services.round_cancel(round_=selectors.round_get(round_id=round_id))
+        round_ = round_services.round_cancel(round_=selectors.round_get(round_id=round_id), actor=request.user)
         return Response(RoundDetailSerializer(round_).data)
 
 
@@ -356,7 +356,7 @@ class RunCancelApi(APIView):
         tags=["training"],
     )
     def post(self, request: Request, run_id: int) -> Response:
-        run = round_services.run_cancel(run=selectors.run_get(run_id=run_id))
+        run = round_services.run_cancel(run=selectors.run_get(run_id=run_id), actor=request.user)
         return Response(RunSerializer(run).data)
 
 
@@ -370,7 +370,7 @@ class RunResumeApi(APIView):
         tags=["training"],
     )
     def post(self, request: Request, run_id: int) -> Response:
-        run = round_services.run_resume(run=selectors.run_get(run_id=run_id))
+        run = round_services.run_resume(run=selectors.run_get(run_id=run_id), actor=request.user)
         return Response(RunSerializer(run).data)
 
 
@@ -432,7 +432,9 @@ class GenerationJobCancelApi(APIView):
 
     @extend_schema(request=None, responses={200: GenerationJobSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request, job_id: int) -> Response:
-        job = generation_services.generation_job_cancel(job=selectors.generation_job_get(job_id=job_id))
+        job = generation_services.generation_job_cancel(
+            job=selectors.generation_job_get(job_id=job_id), actor=request.user
+        )
         return Response(GenerationJobSerializer(job).data)
 
 
@@ -441,7 +443,9 @@ class GenerationJobResumeApi(APIView):
 
     @extend_schema(request=None, responses={200: GenerationJobSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request, job_id: int) -> Response:
-        job = generation_services.generation_job_resume(job=selectors.generation_job_get(job_id=job_id))
+        job = generation_services.generation_job_resume(
+            job=selectors.generation_job_get(job_id=job_id), actor=request.user
+        )
         return Response(GenerationJobSerializer(job).data)
 
 
@@ -493,7 +497,9 @@ class GenerationJobStartReviewApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         campaign = generation_services.generation_campaign_start(
-            job=selectors.generation_job_get(job_id=job_id), reviewers=data.validated_data.get("reviewers")
+            job=selectors.generation_job_get(job_id=job_id),
+            reviewers=data.validated_data.get("reviewers"),
+            actor=request.user,
         )
         return Response(CampaignSerializer(campaign).data)
 

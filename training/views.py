@@ -125,7 +125,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
 def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get(run_id=run_id)
     try:
-        run = run_cancel(run=run)
+        run = run_cancel(run=run, actor=request.user)
     except TrainingError as error:
         messages.error(request, error.message)
     else:
@@ -141,7 +141,7 @@ def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
 def round_cancel_page(request: HttpRequest, round_id: int) -> HttpResponse:
     training_round = selectors.round_get(round_id=round_id)
     try:
-        round_cancel(round_=training_round)
+        round_cancel(round_=training_round, actor=request.user)
     except TrainingError as error:
         messages.error(request, error.message)
     else:
@@ -154,7 +154,7 @@ def round_cancel_page(request: HttpRequest, round_id: int) -> HttpResponse:
 def run_resume_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get(run_id=run_id)
     try:
-        run_resume(run=run)
+        run_resume(run=run, actor=request.user)
     except TrainingError as error:
         messages.error(request, error.message)
     else:
@@ -236,7 +236,7 @@ def _generation_job_context(job: GenerationJob) -> dict:
 def generation_campaign_start_page(request: HttpRequest, job_id: int) -> HttpResponse:
     job = selectors.generation_job_get(job_id=job_id)
     try:
-        campaign = generation_campaign_start(job=job, reviewers=request.POST.getlist("reviewers"))
+        campaign = generation_campaign_start(job=job, reviewers=request.POST.getlist("reviewers"), actor=request.user)
     except UserError as error:
         messages.error(request, error.message)
     else:

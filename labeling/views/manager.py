@@ -90,7 +90,7 @@ def campaign_edit_page(request: HttpRequest, slug: str) -> HttpResponse:
     form = CampaignForm(request.POST or None, campaign=campaign, questions_fixed=questions_fixed)
     if _wants_save(request) and form.is_valid():
         try:
-            campaign = campaign_update(campaign=campaign, **form.campaign_fields())
+            campaign = campaign_update(campaign=campaign, actor=request.user, **form.campaign_fields())
         except LabelingError as error:
             form.add_service_errors(error.errors, error.message)
         else:
@@ -147,7 +147,7 @@ def _status_actions(current: str) -> list[dict[str, str]]:
 def campaign_status(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, slug=slug)
     try:
-        campaign = campaign_set_status(campaign=campaign, status=request.POST.get("status", ""))
+        campaign = campaign_set_status(campaign=campaign, status=request.POST.get("status", ""), actor=request.user)
     except LabelingError as error:
         messages.error(request, error.message)
     else:
@@ -194,7 +194,9 @@ def campaign_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
     if request.method == "POST":
         try:
-            usernames = campaign_set_reviewers(campaign=campaign, usernames=request.POST.getlist("reviewers"))
+            usernames = campaign_set_reviewers(
+                campaign=campaign, usernames=request.POST.getlist("reviewers"), actor=request.user
+            )
         except LabelingError as error:
             messages.error(request, error.message)
         else:
