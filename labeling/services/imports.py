@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,35 +85,78 @@ def max_import_bytes() -> int:
 # --- reading -------------------------------------------------------------------------------
 
 
+class BadUtf8(RowError):
+    """A line that is not valid UTF-8, located by line and by byte offset in the file."""
+
+    def __init__(self, line: int, offset: int):
+        self.line = line
+        super().__init__(f"is not valid UTF-8 (byte offset {offset} in the file)")
+
+
+# Where a line may end in a CSV file, as Python's universal newlines have it (and csv expects):
+# "\r\n", "\r" or "\n". Unicode's other line breaks (U+2028, U+0085, ...) are text.
+CSV_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+JSON_WHITESPACE = " \t\r\n"
+
+
+def _byte_lines(stream: IO[bytes]) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset of its start, bytes) of each line, cut at "\n" and nowhere else.
+
+    Lines are cut in bytes, before decoding, because a decoder reading ahead reports bad
+    UTF-8 on the wrong line, and ``str`` line splitting also breaks at U+2028, U+2029 and
+    U+0085, which JSON allows raw inside strings. A UTF-8 byte order mark is dropped.
+    """
+    offset = 0
+    # readline, not iteration: Django's File.__iter__ also cuts at a lone "\r".
+    for number, line in enumerate(iter(stream.readline, b""), start=1):
+        start = offset
+        offset += len(line)
+        if number == 1 and line.startswith(codecs.BOM_UTF8):
+            line, start = line[len(codecs.BOM_UTF8) :], start + len(codecs.BOM_UTF8)
+        yield number, start, line
+
+
+def _decode(line: bytes, number: int, offset: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadUtf8(number, offset + error.start) from None
+
+
 def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    decoder = codecs.getreader("utf-8")(stream, errors="strict")
-    line_number = 0
-    while True:
+    for number, offset, line in _byte_lines(stream):
         try:
-            line = decoder.readline()
-        except UnicodeDecodeError:
-            yield line_number + 1, RowError("is not valid UTF-8")
-            return
-        if not line:
-            return
-        line_number += 1
-        if not line.strip():
+            text = _decode(line, number, offset)
+        except BadUtf8 as error:
+            yield number, error
+            continue
+        if not text.strip(JSON_WHITESPACE):
             continue
         try:
-            yield line_number, json_limits.loads(line)
+            yield number, json_limits.loads(text)
         except json.JSONDecodeError as error:
-            yield line_number, RowError(f"is not valid JSON ({error.msg} at column {error.colno})")
+            yield number, RowError(f"is not valid JSON ({error.msg} at column {error.colno})")
         except json_limits.NestedTooDeeply as error:
-            yield line_number, RowError(f"is not accepted: {error}")
+            yield number, RowError(f"is not accepted: {error}")
+
+
+def _csv_text_lines(stream: IO[bytes]) -> Iterator[str]:
+    """The file's text cut where csv expects lines; raises ``BadUtf8`` at the first bad line."""
+    number = 0
+    for _, offset, line in _byte_lines(stream):
+        pieces = CSV_LINE.findall(line) if b"\r" in line else (line,)
+        for piece in pieces:
+            number += 1
+            yield _decode(piece, number, offset)
+            offset += len(piece)
 
 
 def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
+    reader = csv.DictReader(_csv_text_lines(stream))
     try:
         header = reader.fieldnames or []
-    except UnicodeDecodeError:
-        yield 1, RowError("is not valid UTF-8")
+    except BadUtf8 as error:
+        yield error.line, error
         return
     if "prompt" not in header:
         yield 1, RowError("the header needs a 'prompt' column (and response_1..response_K)")
@@ -129,8 +172,9 @@ def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
                 yield line, RowError("has more fields than the header")
                 continue
             yield line, _csv_record_to_row(record, response_columns)
-    except UnicodeDecodeError:
-        yield reader.line_num + 1, RowError("is not valid UTF-8")
+    except BadUtf8 as error:
+        # csv cannot go on past a line it never saw, so this is the last row reported.
+        yield error.line, error
     except csv.Error as error:
         yield reader.line_num, RowError(f"is not valid CSV ({error})")
 
