@@ -5,9 +5,15 @@ are validated and written in batches inside one transaction, and the first bad r
 stops the writing; validation goes on to report up to ``MAX_REPORTED_ERRORS`` bad
 rows, each with its line (or row) number, and then everything is rolled back.
 
-Rows whose ``id`` is already in the campaign, or earlier in the same file, are
-skipped and counted. Rows without responses are prompt-only: they wait for a
-generation job and are never assigned until they have responses.
+Ids are normalised (invisible characters removed, Unicode NFC, surrounding whitespace
+stripped) and stored that way. Rows whose ``id`` is already in the campaign are skipped and
+counted, so a file can be imported again after it grew; an id given twice in the same file
+rejects the file, naming both lines, since the file then says two things about one task.
+Rows without responses are prompt-only: they wait for a generation job and are never
+assigned until they have responses.
+
+JSONL lines end at "\n" (or "\r\n") only, and each is decoded on its own, so bad UTF-8 is
+reported at its line and byte offset.
 
 Locks: none beyond the transaction; the campaign's (campaign, external_id) unique
 constraint is the final guard if two imports of the same ids race.
@@ -19,6 +25,7 @@ import codecs
 import csv
 import json
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,6 +330,40 @@ def _check_gold(value: Any, response_count: int) -> dict[str, Any]:
     raise RowError('gold must be {"preferred": index} or {"ranking": [indexes, best first]}')
 
 
+# Characters that show as nothing, so that two ids a reviewer or a manager cannot tell apart
+# would be two tasks: zero-width spaces and joiners, bidi marks, embeddings and isolates, word
+# joiner and invisible operators, the byte order mark, soft hyphen, Mongolian vowel separator.
+INVISIBLE_IN_IDS = dict.fromkeys(
+    [
+        0x00AD, 0x180E, 0xFEFF,
+        *range(0x200B, 0x200F + 1), *range(0x202A, 0x202E + 1),
+        *range(0x2060, 0x2064 + 1), *range(0x2066, 0x2069 + 1),
+    ]
+)  # fmt: skip
+MAX_ID_CHARS = 255
+
+
+def normalise_id(value: str) -> str:
+    """The id as stored and compared: invisible characters removed, Unicode NFC, no surrounding
+    whitespace. NFC comes after the removal, which can bring a letter and its accent together."""
+    return unicodedata.normalize("NFC", value.translate(INVISIBLE_IN_IDS)).strip()
+
+
+def _check_id(value: Any) -> str:
+    if value is None or value == "":
+        return ""  # no id: the row is never a duplicate
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise RowError(f"id must be text (or an integer) of at most {MAX_ID_CHARS} characters")
+    external_id = normalise_id(value)
+    if not external_id:
+        raise RowError("id is empty once invisible characters and surrounding whitespace are removed")
+    if len(external_id) > MAX_ID_CHARS:
+        raise RowError(f"id must be text (or an integer) of at most {MAX_ID_CHARS} characters")
+    return external_id
+
+
 def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
     if isinstance(raw, RowError):
         raise raw
@@ -334,11 +375,7 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
     unknown = set(raw) - {"id", "prompt", "responses", "meta", "gold"}
     if unknown:
         raise RowError(f"unknown field(s): {', '.join(sorted(unknown))}")
-    external_id = raw.get("id", "")
-    if isinstance(external_id, int) and not isinstance(external_id, bool):
-        external_id = str(external_id)
-    if not isinstance(external_id, str) or len(external_id) > 255:
-        raise RowError("id must be text (or an integer) of at most 255 characters")
+    external_id = _check_id(raw.get("id"))
     raw_responses = raw.get("responses")
     raw_responses = [] if raw_responses is None else raw_responses
     if not isinstance(raw_responses, list):
@@ -356,7 +393,7 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
         raise RowError("meta must be an object")
     gold = raw.get("gold")
     return TaskRow(
-        external_id=external_id.strip(),
+        external_id=external_id,
         prompt=_check_prompt(raw.get("prompt")),
         responses=responses,
         meta=meta,
@@ -457,7 +494,12 @@ def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, siz
             "Split it into several files."
         )
     schema = campaign.schema
-    seen_ids = set(campaign.tasks.exclude(external_id="").values_list("external_id", flat=True))
+    # Normalised as well: ids stored before normalisation still match the ones of this file.
+    campaign_ids = {
+        normalise_id(external_id)
+        for external_id in campaign.tasks.exclude(external_id="").values_list("external_id", flat=True)
+    }
+    first_line_of_id: dict[str, int] = {}
     result = ImportResult()
     row_errors: list[tuple[int, str]] = []
     batch: list[TaskRow] = []
@@ -467,16 +509,20 @@ def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, siz
                 result.rows += 1
                 try:
                     row = parse_row(raw, schema)
+                    if row.external_id:
+                        # A file naming one id twice contradicts itself (which row is the task?),
+                        # unlike a file naming ids the campaign already has (a re-run, skipped).
+                        first_line = first_line_of_id.setdefault(row.external_id, line)
+                        if first_line != line:
+                            raise RowError(f"id {row.external_id!r} repeats line {first_line}")
                 except RowError as error:
                     row_errors.append((line, str(error)))
                     if len(row_errors) >= MAX_REPORTED_ERRORS:
                         break
                     continue
-                if row.external_id:
-                    if row.external_id in seen_ids:
-                        result.skipped_duplicates += 1
-                        continue
-                    seen_ids.add(row.external_id)
+                if row.external_id in campaign_ids:
+                    result.skipped_duplicates += 1
+                    continue
                 if row_errors:
                     continue  # keep validating to report more errors, but write nothing more
                 batch.append(row)

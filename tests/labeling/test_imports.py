@@ -40,10 +40,12 @@ def test_it_imports_tasks_with_responses_models_meta_and_gold(campaign):
     assert Task.objects.get(external_id="").prompt == [{"role": "user", "content": "Hello"}]
 
 
-def test_it_skips_ids_already_in_the_campaign_or_the_file(campaign):
+def test_it_skips_ids_already_in_the_campaign_and_refuses_ids_repeated_in_the_file(campaign):
     import_rows(campaign, pairwise_rows(3))
-    result = import_rows(campaign, [*pairwise_rows(2, start=2), pairwise_rows(1, start=3)[0]])
-    assert (result.created, result.skipped_duplicates) == (1, 2)
+    result = import_rows(campaign, pairwise_rows(2, start=2))
+    assert (result.created, result.skipped_duplicates) == (1, 1)
+    error = rejected(campaign, [*pairwise_rows(2, start=4), pairwise_rows(1, start=5)[0]])
+    assert error.row_errors == [(3, "id 't5' repeats line 2")]
     assert campaign.tasks.count() == 4
 
 
