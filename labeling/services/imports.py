@@ -24,20 +24,21 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, models, router, transaction
-from django.utils import timezone
+from django.db import IntegrityError, transaction
 
 from labeling.errors import LabelingError
-from labeling.models import Campaign, CampaignStatus, Response, Task
+from labeling.models import Campaign, CampaignStatus
 from labeling.schema import QuestionSchema
+from labeling.services.import_writes import TaskRow, batch_writer
 from rlhf_platform import json_limits
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -62,15 +63,6 @@ class ImportResult:
     prompt_only: int = 0
     skipped_duplicates: int = 0
     rows: int = 0
-
-
-@dataclass
-class TaskRow:
-    external_id: str
-    prompt: str | list[dict[str, str]]
-    responses: list[dict[str, Any]]
-    meta: dict[str, Any] = field(default_factory=dict)
-    gold: dict[str, Any] | None = None
 
 
 class RowError(ValueError):
@@ -253,25 +245,55 @@ READERS = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}
 # --- validation ----------------------------------------------------------------------------
 
 
-def _nul_character_at(value: Any, path: str) -> str | None:
-    """The path of the first text (or key) in ``value`` holding a NUL character, which databases refuse."""
+NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
+
+
+def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
+    """(path, reason) of the first value the JSON columns cannot hold, or None.
+
+    PostgreSQL refuses NUL characters in text and NaN or infinite numbers in JSON (both can
+    be read from a JSONL or Parquet file); a Parquet file can also hold values JSON has no
+    type for (dates, bytes).
+    """
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return (path, NUL_REASON) if "\x00" in value else None
+    if value is None or isinstance(value, int):  # bool is an int
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "is not a finite number")
     if isinstance(value, dict):
         items = value.items()
-    elif isinstance(value, list):
+    elif isinstance(value, list | tuple):
         items = ((f"[{index}]", item) for index, item in enumerate(value))
     else:
-        return None
+        return (path, f"is not a JSON value (it is a {type(value).__name__})")
     for key, item in items:
         key = str(key)
         inner = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
         if "\x00" in key:
-            return inner
-        found = _nul_character_at(item, inner)
+            return (path or "a field name", f"has a field name that {NUL_REASON}")
+        found = _unstorable_at(item, inner)
         if found is not None:
             return found
     return None
+
+
+def _check_storable(raw: dict[str, Any]) -> None:
+    # Serialising in C and searching the text is several times faster than walking every value
+    # in Python, and nearly every row passes; the walk runs only to name what failed. A literal
+    # backslash before "u0000" also matches, and the walk then finds nothing wrong.
+    try:
+        text = json.dumps(raw, allow_nan=False)
+    except (ValueError, TypeError):
+        text = None  # not storable as it is: the walk below names the value
+    if text is not None and "\\u0000" not in text:
+        return
+    problem = _unstorable_at(raw, "")
+    if problem is not None:
+        path, reason = problem
+        raise RowError(f"{path} {reason}")
+    if text is None:
+        raise RowError("cannot be stored as JSON")
 
 
 def _check_text(value: Any, what: str) -> str:
@@ -369,9 +391,7 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
         raise raw
     if not isinstance(raw, dict):
         raise RowError("must be a JSON object")
-    nul = _nul_character_at(raw, "")
-    if nul is not None:
-        raise RowError(f"{nul or 'a field name'} contains a NUL character (\\u0000), which cannot be stored")
+    _check_storable(raw)
     unknown = set(raw) - {"id", "prompt", "responses", "meta", "gold"}
     if unknown:
         raise RowError(f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -401,84 +421,12 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
     )
 
 
-# --- writing -------------------------------------------------------------------------------
-
-
-def _insert_rows(model: type[models.Model], names: tuple[str, ...], rows: list[tuple], *, returning: bool) -> list[int]:
-    """Multi-row INSERT of already-checked rows, without building a model instance per row.
-
-    The ORM's ``bulk_create`` spends most of a large import compiling one model instance
-    per row; this writes the same SQL directly. Values go through each field's
-    ``get_db_prep_save`` so they are stored exactly as the ORM would store them.
-    """
-    # The connection itself, not the ``django.db.connection`` proxy: the proxy looks it up
-    # again on every attribute access, which adds up over hundreds of thousands of values.
-    db = connections[router.db_for_write(model)]
-    fields = [model._meta.get_field(name) for name in names]
-    columns = [field.column for field in fields]
-    quote = db.ops.quote_name
-    prepared = [
-        tuple(field.get_db_prep_save(value, db) for field, value in zip(fields, row, strict=True)) for row in rows
-    ]
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    # Identifiers come from the model and are quoted; every value is a parameter.
-    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "  # noqa: S608
-    per_statement = max(1, (db.features.max_query_params or 10_000) // len(columns))
-    ids: list[int] = []
-    with db.cursor() as cursor:
-        for start in range(0, len(prepared), per_statement):
-            chunk = prepared[start : start + per_statement]
-            sql = head + ", ".join([row_sql] * len(chunk))
-            params = [value for row in chunk for value in row]
-            if returning:
-                # Rows come back in insertion order on PostgreSQL and SQLite >= 3.35, which
-                # Django's own bulk_create relies on as well.
-                cursor.execute(sql + f" RETURNING {quote(model._meta.pk.column)}", params)
-                ids.extend(row[0] for row in cursor.fetchall())
-            else:
-                cursor.execute(sql, params)
-    return ids
-
-
-TASK_COLUMNS = (
-    "campaign", "external_id", "prompt", "meta", "gold", "is_gold",
-    "response_count", "slots_taken", "judgement_count", "created_at",
-)  # fmt: skip
-RESPONSE_COLUMNS = ("task", "position", "text", "model_name", "meta")
-
-
-def _write_batch(campaign: Campaign, rows: list[TaskRow]) -> None:
-    now = timezone.now()
-    task_ids = _insert_rows(
-        Task,
-        TASK_COLUMNS,
-        [
-            (
-                campaign.pk,
-                row.external_id,
-                row.prompt,
-                row.meta,
-                row.gold,
-                row.gold is not None,
-                len(row.responses),
-                0,
-                0,
-                now,
-            )
-            for row in rows
-        ],
-        returning=True,
-    )
-    _insert_rows(
-        Response,
-        RESPONSE_COLUMNS,
-        [
-            (task_id, position, r["text"], r["model"], r["meta"])
-            for task_id, row in zip(task_ids, rows, strict=True)
-            for position, r in enumerate(row.responses)
-        ],
-        returning=False,
-    )
+def _campaign_ids(campaign: Campaign) -> set[str]:
+    # Normalised as well: ids stored before normalisation still match the ones of a file.
+    return {
+        normalise_id(external_id)
+        for external_id in campaign.tasks.exclude(external_id="").values_list("external_id", flat=True)
+    }
 
 
 def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, size: int | None = None) -> ImportResult:
@@ -494,15 +442,12 @@ def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, siz
             "Split it into several files."
         )
     schema = campaign.schema
-    # Normalised as well: ids stored before normalisation still match the ones of this file.
-    campaign_ids = {
-        normalise_id(external_id)
-        for external_id in campaign.tasks.exclude(external_id="").values_list("external_id", flat=True)
-    }
+    campaign_ids = _campaign_ids(campaign)
     first_line_of_id: dict[str, int] = {}
     result = ImportResult()
     row_errors: list[tuple[int, str]] = []
     batch: list[TaskRow] = []
+    write_batch = batch_writer()
     try:
         with transaction.atomic():
             for line, raw in READERS[file_format](stream):
@@ -529,12 +474,12 @@ def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, siz
                 result.created += 1
                 result.prompt_only += not row.responses
                 if len(batch) >= BATCH_SIZE:
-                    _write_batch(campaign, batch)
+                    write_batch(campaign.pk, batch)
                     batch = []
             if row_errors:
                 raise ImportRejected(_rejection_message(row_errors), row_errors)
             if batch:
-                _write_batch(campaign, batch)
+                write_batch(campaign.pk, batch)
             if result.created == 0 and result.skipped_duplicates == 0:
                 raise ImportRejected("The file has no rows.")
     except IntegrityError:
