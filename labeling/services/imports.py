@@ -27,7 +27,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -429,8 +429,35 @@ def _campaign_ids(campaign: Campaign) -> set[str]:
     }
 
 
-def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, size: int | None = None) -> ImportResult:
-    """Import every row of ``stream`` into ``campaign``, or nothing (raises ``ImportRejected``)."""
+ProgressCallback = Callable[[int, int], None]
+
+
+def _reporting_progress(
+    rows: Iterator[tuple[int, Any]], result: ImportResult, stream: IO[bytes], on_progress: ProgressCallback
+) -> Iterator[tuple[int, Any]]:
+    for item in rows:
+        yield item
+        # Resumed when the import asks for the next row, so this one has been checked (and
+        # written with its batch), and the stream has not yet been read past it.
+        if result.rows % BATCH_SIZE == 0:
+            on_progress(result.rows, stream.tell())
+
+
+def tasks_import(
+    *,
+    campaign: Campaign,
+    stream: IO[bytes],
+    file_format: str,
+    size: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Import every row of ``stream`` into ``campaign``, or nothing (raises ``ImportRejected``).
+
+    ``on_progress(rows_done, bytes_read)``, if given, is called every ``BATCH_SIZE`` rows and
+    once more when the import has committed; ``bytes_read`` comes from ``stream.tell()``. The
+    calls before the last run inside the import's transaction: a caller recording progress in
+    the database must do it on another connection for others to see it before the end.
+    """
     if campaign.status == CampaignStatus.CLOSED:
         raise ImportRejected("The campaign is closed; it takes no more tasks.")
     if file_format not in FORMATS:
@@ -450,7 +477,10 @@ def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, siz
     write_batch = batch_writer()
     try:
         with transaction.atomic():
-            for line, raw in READERS[file_format](stream):
+            rows = READERS[file_format](stream)
+            if on_progress is not None:
+                rows = _reporting_progress(rows, result, stream, on_progress)
+            for line, raw in rows:
                 result.rows += 1
                 try:
                     row = parse_row(raw, schema)
@@ -486,6 +516,8 @@ def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, siz
         raise ImportRejected(
             "Another import added some of these ids at the same time; nothing was written. Try again."
         ) from None
+    if on_progress is not None:
+        on_progress(result.rows, stream.tell())
     return result
 
 
@@ -495,7 +527,9 @@ def _rejection_message(row_errors: list[tuple[int, str]]) -> str:
     return f"Line {first_line}: {first_reason}. Nothing was imported{more}."
 
 
-def tasks_import_file(*, campaign: Campaign, path: Path, file_format: str | None = None) -> ImportResult:
+def tasks_import_file(
+    *, campaign: Campaign, path: Path, file_format: str | None = None, on_progress: ProgressCallback | None = None
+) -> ImportResult:
     """Import from a file on disk; the format follows the file name unless given."""
     if not path.is_file():
         raise ImportRejected(f"No file at {path}.")
@@ -505,4 +539,5 @@ def tasks_import_file(*, campaign: Campaign, path: Path, file_format: str | None
             stream=stream,
             file_format=file_format or format_from_name(path.name),
             size=path.stat().st_size,
+            on_progress=on_progress,
         )
