@@ -1,8 +1,16 @@
-"""How fast a large task file imports: rows/s and peak memory for JSONL, CSV and Parquet.
+"""How fast a large task file imports: seconds and rows/s per phase, and peak memory, for JSONL, CSV and Parquet.
 
-Writes N synthetic pairwise tasks (default 100,000) to temporary files, imports each into a
-fresh campaign through the same service the upload page and `manage.py import_tasks` use,
-prints the figures, then deletes what it created.
+Writes N synthetic pairwise tasks (default 100,000) to temporary files, then for each format:
+
+- read: the file parsed into rows (decoding, JSON or CSV or Parquet), nothing checked;
+- validate: read, plus each row checked and normalised (``parse_row``);
+- total: the whole import into a fresh campaign through the same service the upload page and
+  `manage.py import_tasks` use, end to end, committed;
+- write: total less validate, i.e. the id checks, the database writes and the commit.
+
+Each phase is timed on its own pass over the file, so the figures are not slowed by
+instrumentation; with ``--repeat`` the passes are interleaved, since this machine's speed
+drifts within minutes. Everything created is deleted at the end.
 
     DEBUG=1 .venv/bin/python benchmarks/import_tasks.py                 # embedded SQLite under var/
     DEBUG=1 DATABASE_URL=postgres://... .venv/bin/python benchmarks/import_tasks.py --rows 100000
@@ -27,12 +35,14 @@ import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from labeling.models import Project  # noqa: E402
+from labeling.schema import QuestionSchema, parse_question_schema  # noqa: E402
 from labeling.services.campaigns import campaign_create, project_create  # noqa: E402
-from labeling.services.imports import tasks_import_file  # noqa: E402
+from labeling.services.imports import READERS, RowError, format_from_name, parse_row, tasks_import_file  # noqa: E402
 
 SCHEMA = {"questions": [{"id": "preference", "type": "pairwise"}]}
 
@@ -74,35 +84,77 @@ def write_files(rows: int, directory: Path) -> dict[str, Path]:
     return {"jsonl": jsonl, "csv": csv_path, "parquet": parquet}
 
 
+def time_read(path: Path) -> float:
+    started = time.perf_counter()
+    with path.open("rb") as stream:
+        for _ in READERS[format_from_name(path.name)](stream):
+            pass
+    return time.perf_counter() - started
+
+
+def time_validate(path: Path, schema: QuestionSchema) -> float:
+    started = time.perf_counter()
+    with path.open("rb") as stream:
+        for _line, raw, *_ in READERS[format_from_name(path.name)](stream):
+            try:
+                parse_row(raw, schema)
+            except RowError as error:
+                raise SystemExit(f"the benchmark's file has a bad row: {error}") from None
+    return time.perf_counter() - started
+
+
+def time_import(path: Path, rows: int, project: Project, user) -> float:
+    campaign = campaign_create(
+        project=project, created_by=user, name=f"Import benchmark {path.suffix}", question_schema=SCHEMA
+    )
+    try:
+        started = time.perf_counter()
+        result = tasks_import_file(campaign=campaign, path=path)
+        elapsed = time.perf_counter() - started
+        if result.created != rows:
+            raise SystemExit(f"expected {rows} tasks, imported {result.created}")
+    finally:
+        campaign.delete()
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--formats", default="jsonl,csv,parquet")
+    parser.add_argument("--repeat", type=int, default=1, help="passes of every phase, interleaved")
     args = parser.parse_args()
 
     user, _ = get_user_model().objects.get_or_create(username="import-benchmark")
     project = project_create(name="Import benchmark", created_by=user)
-    print(f"database: {connection.vendor}; rows per file: {args.rows:,}")
-    print(f"{'format':<8} {'file MiB':>9} {'seconds':>8} {'rows/s':>9} {'peak RSS MiB':>13}")
+    schema = parse_question_schema(SCHEMA)
+    print(f"database: {connection.vendor} (DEBUG {'on' if settings.DEBUG else 'off'}); rows per file: {args.rows:,}")
+    print(f"{'format':<8} {'pass':>4} {'phase':<9} {'seconds':>8} {'rows/s':>9}")
     try:
         with tempfile.TemporaryDirectory() as directory:
             files = write_files(args.rows, Path(directory))
-            for file_format in args.formats.split(","):
-                campaign = campaign_create(
-                    project=project, created_by=user, name=f"Import benchmark {file_format}", question_schema=SCHEMA
-                )
-                path = files[file_format]
-                started = time.perf_counter()
-                result = tasks_import_file(campaign=campaign, path=path)
-                elapsed = time.perf_counter() - started
-                if result.created != args.rows:
-                    raise SystemExit(f"expected {args.rows} tasks, imported {result.created}")
-                peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            totals: dict[str, list[float]] = {}
+            for repeat in range(1, args.repeat + 1):
+                for file_format in args.formats.split(","):
+                    path = files[file_format]
+                    read = time_read(path)
+                    validate = time_validate(path, schema)
+                    total = time_import(path, args.rows, project, user)
+                    totals.setdefault(file_format, []).append(total)
+                    phases = [("read", read), ("validate", validate - read), ("write", total - validate)]
+                    for phase, seconds in [*phases, ("total", total)]:
+                        print(
+                            f"{file_format:<8} {repeat:>4} {phase:<9} {seconds:>8.2f} "
+                            f"{args.rows / max(seconds, 1e-9):>9,.0f}"
+                        )
+            peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            for file_format, seconds in totals.items():
+                size = files[file_format].stat().st_size / 2**20
                 print(
-                    f"{file_format:<8} {path.stat().st_size / 2**20:>9.1f} {elapsed:>8.1f} "
-                    f"{args.rows / elapsed:>9,.0f} {peak_mib:>13.0f}"
+                    f"{file_format}: {size:.1f} MiB, total {min(seconds):.2f} s best of {len(seconds)} "
+                    f"({args.rows / min(seconds):,.0f} rows/s); runs: {', '.join(f'{s:.2f}' for s in seconds)}"
                 )
-                campaign.delete()
+            print(f"peak RSS: {peak_mib:.0f} MiB")
     finally:
         Project.objects.filter(pk=project.pk).delete()
         user.delete()

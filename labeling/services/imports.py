@@ -5,9 +5,15 @@ are validated and written in batches inside one transaction, and the first bad r
 stops the writing; validation goes on to report up to ``MAX_REPORTED_ERRORS`` bad
 rows, each with its line (or row) number, and then everything is rolled back.
 
-Rows whose ``id`` is already in the campaign, or earlier in the same file, are
-skipped and counted. Rows without responses are prompt-only: they wait for a
-generation job and are never assigned until they have responses.
+Ids are normalised (invisible characters removed, Unicode NFC, surrounding whitespace
+stripped) and stored that way. Rows whose ``id`` is already in the campaign are skipped and
+counted, so a file can be imported again after it grew; an id given twice in the same file
+rejects the file, naming both lines, since the file then says two things about one task.
+Rows without responses are prompt-only: they wait for a generation job and are never
+assigned until they have responses.
+
+JSONL lines end at "\n" (or "\r\n") only, and each is decoded on its own, so bad UTF-8 is
+reported at its line and byte offset.
 
 Locks: none beyond the transaction; the campaign's (campaign, external_id) unique
 constraint is the final guard if two imports of the same ids race.
@@ -17,20 +23,22 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, models, router, transaction
-from django.utils import timezone
+from django.db import IntegrityError, transaction
 
 from labeling.errors import LabelingError
-from labeling.models import Campaign, CampaignStatus, Response, Task
+from labeling.models import Campaign, CampaignStatus
 from labeling.schema import QuestionSchema
+from labeling.services.import_writes import TaskRow, batch_writer
 from rlhf_platform import json_limits
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -57,15 +65,6 @@ class ImportResult:
     rows: int = 0
 
 
-@dataclass
-class TaskRow:
-    external_id: str
-    prompt: str | list[dict[str, str]]
-    responses: list[dict[str, Any]]
-    meta: dict[str, Any] = field(default_factory=dict)
-    gold: dict[str, Any] | None = None
-
-
 class RowError(ValueError):
     pass
 
@@ -85,35 +84,78 @@ def max_import_bytes() -> int:
 # --- reading -------------------------------------------------------------------------------
 
 
+class BadUtf8(RowError):
+    """A line that is not valid UTF-8, located by line and by byte offset in the file."""
+
+    def __init__(self, line: int, offset: int):
+        self.line = line
+        super().__init__(f"is not valid UTF-8 (byte offset {offset} in the file)")
+
+
+# Where a line may end in a CSV file, as Python's universal newlines have it (and csv expects):
+# "\r\n", "\r" or "\n". Unicode's other line breaks (U+2028, U+0085, ...) are text.
+CSV_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+JSON_WHITESPACE = " \t\r\n"
+
+
+def _byte_lines(stream: IO[bytes]) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset of its start, bytes) of each line, cut at "\n" and nowhere else.
+
+    Lines are cut in bytes, before decoding, because a decoder reading ahead reports bad
+    UTF-8 on the wrong line, and ``str`` line splitting also breaks at U+2028, U+2029 and
+    U+0085, which JSON allows raw inside strings. A UTF-8 byte order mark is dropped.
+    """
+    offset = 0
+    # readline, not iteration: Django's File.__iter__ also cuts at a lone "\r".
+    for number, line in enumerate(iter(stream.readline, b""), start=1):
+        start = offset
+        offset += len(line)
+        if number == 1 and line.startswith(codecs.BOM_UTF8):
+            line, start = line[len(codecs.BOM_UTF8) :], start + len(codecs.BOM_UTF8)
+        yield number, start, line
+
+
+def _decode(line: bytes, number: int, offset: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadUtf8(number, offset + error.start) from None
+
+
 def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    decoder = codecs.getreader("utf-8")(stream, errors="strict")
-    line_number = 0
-    while True:
+    for number, offset, line in _byte_lines(stream):
         try:
-            line = decoder.readline()
-        except UnicodeDecodeError:
-            yield line_number + 1, RowError("is not valid UTF-8")
-            return
-        if not line:
-            return
-        line_number += 1
-        if not line.strip():
+            text = _decode(line, number, offset)
+        except BadUtf8 as error:
+            yield number, error
+            continue
+        if not text.strip(JSON_WHITESPACE):
             continue
         try:
-            yield line_number, json_limits.loads(line)
+            yield number, json_limits.loads(text)
         except json.JSONDecodeError as error:
-            yield line_number, RowError(f"is not valid JSON ({error.msg} at column {error.colno})")
+            yield number, RowError(f"is not valid JSON ({error.msg} at column {error.colno})")
         except json_limits.NestedTooDeeply as error:
-            yield line_number, RowError(f"is not accepted: {error}")
+            yield number, RowError(f"is not accepted: {error}")
+
+
+def _csv_text_lines(stream: IO[bytes]) -> Iterator[str]:
+    """The file's text cut where csv expects lines; raises ``BadUtf8`` at the first bad line."""
+    number = 0
+    for _, offset, line in _byte_lines(stream):
+        pieces = CSV_LINE.findall(line) if b"\r" in line else (line,)
+        for piece in pieces:
+            number += 1
+            yield _decode(piece, number, offset)
+            offset += len(piece)
 
 
 def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
+    reader = csv.DictReader(_csv_text_lines(stream))
     try:
         header = reader.fieldnames or []
-    except UnicodeDecodeError:
-        yield 1, RowError("is not valid UTF-8")
+    except BadUtf8 as error:
+        yield error.line, error
         return
     if "prompt" not in header:
         yield 1, RowError("the header needs a 'prompt' column (and response_1..response_K)")
@@ -129,8 +171,9 @@ def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
                 yield line, RowError("has more fields than the header")
                 continue
             yield line, _csv_record_to_row(record, response_columns)
-    except UnicodeDecodeError:
-        yield reader.line_num + 1, RowError("is not valid UTF-8")
+    except BadUtf8 as error:
+        # csv cannot go on past a line it never saw, so this is the last row reported.
+        yield error.line, error
     except csv.Error as error:
         yield reader.line_num, RowError(f"is not valid CSV ({error})")
 
@@ -202,25 +245,55 @@ READERS = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}
 # --- validation ----------------------------------------------------------------------------
 
 
-def _nul_character_at(value: Any, path: str) -> str | None:
-    """The path of the first text (or key) in ``value`` holding a NUL character, which databases refuse."""
+NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
+
+
+def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
+    """(path, reason) of the first value the JSON columns cannot hold, or None.
+
+    PostgreSQL refuses NUL characters in text and NaN or infinite numbers in JSON (both can
+    be read from a JSONL or Parquet file); a Parquet file can also hold values JSON has no
+    type for (dates, bytes).
+    """
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return (path, NUL_REASON) if "\x00" in value else None
+    if value is None or isinstance(value, int):  # bool is an int
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "is not a finite number")
     if isinstance(value, dict):
         items = value.items()
-    elif isinstance(value, list):
+    elif isinstance(value, list | tuple):
         items = ((f"[{index}]", item) for index, item in enumerate(value))
     else:
-        return None
+        return (path, f"is not a JSON value (it is a {type(value).__name__})")
     for key, item in items:
         key = str(key)
         inner = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
         if "\x00" in key:
-            return inner
-        found = _nul_character_at(item, inner)
+            return (path or "a field name", f"has a field name that {NUL_REASON}")
+        found = _unstorable_at(item, inner)
         if found is not None:
             return found
     return None
+
+
+def _check_storable(raw: dict[str, Any]) -> None:
+    # Serialising in C and searching the text is several times faster than walking every value
+    # in Python, and nearly every row passes; the walk runs only to name what failed. A literal
+    # backslash before "u0000" also matches, and the walk then finds nothing wrong.
+    try:
+        text = json.dumps(raw, allow_nan=False)
+    except (ValueError, TypeError):
+        text = None  # not storable as it is: the walk below names the value
+    if text is not None and "\\u0000" not in text:
+        return
+    problem = _unstorable_at(raw, "")
+    if problem is not None:
+        path, reason = problem
+        raise RowError(f"{path} {reason}")
+    if text is None:
+        raise RowError("cannot be stored as JSON")
 
 
 def _check_text(value: Any, what: str) -> str:
@@ -279,22 +352,50 @@ def _check_gold(value: Any, response_count: int) -> dict[str, Any]:
     raise RowError('gold must be {"preferred": index} or {"ranking": [indexes, best first]}')
 
 
+# Characters that show as nothing, so that two ids a reviewer or a manager cannot tell apart
+# would be two tasks: zero-width spaces and joiners, bidi marks, embeddings and isolates, word
+# joiner and invisible operators, the byte order mark, soft hyphen, Mongolian vowel separator.
+INVISIBLE_IN_IDS = dict.fromkeys(
+    [
+        0x00AD, 0x180E, 0xFEFF,
+        *range(0x200B, 0x200F + 1), *range(0x202A, 0x202E + 1),
+        *range(0x2060, 0x2064 + 1), *range(0x2066, 0x2069 + 1),
+    ]
+)  # fmt: skip
+MAX_ID_CHARS = 255
+
+
+def normalise_id(value: str) -> str:
+    """The id as stored and compared: invisible characters removed, Unicode NFC, no surrounding
+    whitespace. NFC comes after the removal, which can bring a letter and its accent together."""
+    return unicodedata.normalize("NFC", value.translate(INVISIBLE_IN_IDS)).strip()
+
+
+def _check_id(value: Any) -> str:
+    if value is None or value == "":
+        return ""  # no id: the row is never a duplicate
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise RowError(f"id must be text (or an integer) of at most {MAX_ID_CHARS} characters")
+    external_id = normalise_id(value)
+    if not external_id:
+        raise RowError("id is empty once invisible characters and surrounding whitespace are removed")
+    if len(external_id) > MAX_ID_CHARS:
+        raise RowError(f"id must be text (or an integer) of at most {MAX_ID_CHARS} characters")
+    return external_id
+
+
 def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
     if isinstance(raw, RowError):
         raise raw
     if not isinstance(raw, dict):
         raise RowError("must be a JSON object")
-    nul = _nul_character_at(raw, "")
-    if nul is not None:
-        raise RowError(f"{nul or 'a field name'} contains a NUL character (\\u0000), which cannot be stored")
+    _check_storable(raw)
     unknown = set(raw) - {"id", "prompt", "responses", "meta", "gold"}
     if unknown:
         raise RowError(f"unknown field(s): {', '.join(sorted(unknown))}")
-    external_id = raw.get("id", "")
-    if isinstance(external_id, int) and not isinstance(external_id, bool):
-        external_id = str(external_id)
-    if not isinstance(external_id, str) or len(external_id) > 255:
-        raise RowError("id must be text (or an integer) of at most 255 characters")
+    external_id = _check_id(raw.get("id"))
     raw_responses = raw.get("responses")
     raw_responses = [] if raw_responses is None else raw_responses
     if not isinstance(raw_responses, list):
@@ -312,7 +413,7 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
         raise RowError("meta must be an object")
     gold = raw.get("gold")
     return TaskRow(
-        external_id=external_id.strip(),
+        external_id=external_id,
         prompt=_check_prompt(raw.get("prompt")),
         responses=responses,
         meta=meta,
@@ -320,88 +421,43 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
     )
 
 
-# --- writing -------------------------------------------------------------------------------
+def _campaign_ids(campaign: Campaign) -> set[str]:
+    # Normalised as well: ids stored before normalisation still match the ones of a file.
+    return {
+        normalise_id(external_id)
+        for external_id in campaign.tasks.exclude(external_id="").values_list("external_id", flat=True)
+    }
 
 
-def _insert_rows(model: type[models.Model], names: tuple[str, ...], rows: list[tuple], *, returning: bool) -> list[int]:
-    """Multi-row INSERT of already-checked rows, without building a model instance per row.
+ProgressCallback = Callable[[int, int], None]
 
-    The ORM's ``bulk_create`` spends most of a large import compiling one model instance
-    per row; this writes the same SQL directly. Values go through each field's
-    ``get_db_prep_save`` so they are stored exactly as the ORM would store them.
+
+def _reporting_progress(
+    rows: Iterator[tuple[int, Any]], result: ImportResult, stream: IO[bytes], on_progress: ProgressCallback
+) -> Iterator[tuple[int, Any]]:
+    for item in rows:
+        yield item
+        # Resumed when the import asks for the next row, so this one has been checked (and
+        # written with its batch), and the stream has not yet been read past it.
+        if result.rows % BATCH_SIZE == 0:
+            on_progress(result.rows, stream.tell())
+
+
+def tasks_import(
+    *,
+    campaign: Campaign,
+    stream: IO[bytes],
+    file_format: str,
+    size: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Import every row of ``stream`` into ``campaign``, or nothing (raises ``ImportRejected``).
+
+    ``on_progress(rows_done, bytes_read)``, if given, is called every ``BATCH_SIZE`` rows and
+    once more when the import has committed; ``bytes_read`` comes from ``stream.tell()``. The
+    calls before the last run inside the import's transaction: a caller recording progress in
+    the database must do it on another connection for others to see it before the end.
     """
-    # The connection itself, not the ``django.db.connection`` proxy: the proxy looks it up
-    # again on every attribute access, which adds up over hundreds of thousands of values.
-    db = connections[router.db_for_write(model)]
-    fields = [model._meta.get_field(name) for name in names]
-    columns = [field.column for field in fields]
-    quote = db.ops.quote_name
-    prepared = [
-        tuple(field.get_db_prep_save(value, db) for field, value in zip(fields, row, strict=True)) for row in rows
-    ]
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    # Identifiers come from the model and are quoted; every value is a parameter.
-    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "  # noqa: S608
-    per_statement = max(1, (db.features.max_query_params or 10_000) // len(columns))
-    ids: list[int] = []
-    with db.cursor() as cursor:
-        for start in range(0, len(prepared), per_statement):
-            chunk = prepared[start : start + per_statement]
-            sql = head + ", ".join([row_sql] * len(chunk))
-            params = [value for row in chunk for value in row]
-            if returning:
-                # Rows come back in insertion order on PostgreSQL and SQLite >= 3.35, which
-                # Django's own bulk_create relies on as well.
-                cursor.execute(sql + f" RETURNING {quote(model._meta.pk.column)}", params)
-                ids.extend(row[0] for row in cursor.fetchall())
-            else:
-                cursor.execute(sql, params)
-    return ids
-
-
-TASK_COLUMNS = (
-    "campaign", "external_id", "prompt", "meta", "gold", "is_gold",
-    "response_count", "slots_taken", "judgement_count", "created_at",
-)  # fmt: skip
-RESPONSE_COLUMNS = ("task", "position", "text", "model_name", "meta")
-
-
-def _write_batch(campaign: Campaign, rows: list[TaskRow]) -> None:
-    now = timezone.now()
-    task_ids = _insert_rows(
-        Task,
-        TASK_COLUMNS,
-        [
-            (
-                campaign.pk,
-                row.external_id,
-                row.prompt,
-                row.meta,
-                row.gold,
-                row.gold is not None,
-                len(row.responses),
-                0,
-                0,
-                now,
-            )
-            for row in rows
-        ],
-        returning=True,
-    )
-    _insert_rows(
-        Response,
-        RESPONSE_COLUMNS,
-        [
-            (task_id, position, r["text"], r["model"], r["meta"])
-            for task_id, row in zip(task_ids, rows, strict=True)
-            for position, r in enumerate(row.responses)
-        ],
-        returning=False,
-    )
-
-
-def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, size: int | None = None) -> ImportResult:
-    """Import every row of ``stream`` into ``campaign``, or nothing (raises ``ImportRejected``)."""
     if campaign.status == CampaignStatus.CLOSED:
         raise ImportRejected("The campaign is closed; it takes no more tasks.")
     if file_format not in FORMATS:
@@ -413,44 +469,55 @@ def tasks_import(*, campaign: Campaign, stream: IO[bytes], file_format: str, siz
             "Split it into several files."
         )
     schema = campaign.schema
-    seen_ids = set(campaign.tasks.exclude(external_id="").values_list("external_id", flat=True))
+    campaign_ids = _campaign_ids(campaign)
+    first_line_of_id: dict[str, int] = {}
     result = ImportResult()
     row_errors: list[tuple[int, str]] = []
     batch: list[TaskRow] = []
+    write_batch = batch_writer()
     try:
         with transaction.atomic():
-            for line, raw in READERS[file_format](stream):
+            rows = READERS[file_format](stream)
+            if on_progress is not None:
+                rows = _reporting_progress(rows, result, stream, on_progress)
+            for line, raw in rows:
                 result.rows += 1
                 try:
                     row = parse_row(raw, schema)
+                    if row.external_id:
+                        # A file naming one id twice contradicts itself (which row is the task?),
+                        # unlike a file naming ids the campaign already has (a re-run, skipped).
+                        first_line = first_line_of_id.setdefault(row.external_id, line)
+                        if first_line != line:
+                            raise RowError(f"id {row.external_id!r} repeats line {first_line}")
                 except RowError as error:
                     row_errors.append((line, str(error)))
                     if len(row_errors) >= MAX_REPORTED_ERRORS:
                         break
                     continue
-                if row.external_id:
-                    if row.external_id in seen_ids:
-                        result.skipped_duplicates += 1
-                        continue
-                    seen_ids.add(row.external_id)
+                if row.external_id in campaign_ids:
+                    result.skipped_duplicates += 1
+                    continue
                 if row_errors:
                     continue  # keep validating to report more errors, but write nothing more
                 batch.append(row)
                 result.created += 1
                 result.prompt_only += not row.responses
                 if len(batch) >= BATCH_SIZE:
-                    _write_batch(campaign, batch)
+                    write_batch(campaign.pk, batch)
                     batch = []
             if row_errors:
                 raise ImportRejected(_rejection_message(row_errors), row_errors)
             if batch:
-                _write_batch(campaign, batch)
+                write_batch(campaign.pk, batch)
             if result.created == 0 and result.skipped_duplicates == 0:
                 raise ImportRejected("The file has no rows.")
     except IntegrityError:
         raise ImportRejected(
             "Another import added some of these ids at the same time; nothing was written. Try again."
         ) from None
+    if on_progress is not None:
+        on_progress(result.rows, stream.tell())
     return result
 
 
@@ -460,7 +527,9 @@ def _rejection_message(row_errors: list[tuple[int, str]]) -> str:
     return f"Line {first_line}: {first_reason}. Nothing was imported{more}."
 
 
-def tasks_import_file(*, campaign: Campaign, path: Path, file_format: str | None = None) -> ImportResult:
+def tasks_import_file(
+    *, campaign: Campaign, path: Path, file_format: str | None = None, on_progress: ProgressCallback | None = None
+) -> ImportResult:
     """Import from a file on disk; the format follows the file name unless given."""
     if not path.is_file():
         raise ImportRejected(f"No file at {path}.")
@@ -470,4 +539,5 @@ def tasks_import_file(*, campaign: Campaign, path: Path, file_format: str | None
             stream=stream,
             file_format=file_format or format_from_name(path.name),
             size=path.stat().st_size,
+            on_progress=on_progress,
         )

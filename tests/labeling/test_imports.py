@@ -40,10 +40,12 @@ def test_it_imports_tasks_with_responses_models_meta_and_gold(campaign):
     assert Task.objects.get(external_id="").prompt == [{"role": "user", "content": "Hello"}]
 
 
-def test_it_skips_ids_already_in_the_campaign_or_the_file(campaign):
+def test_it_skips_ids_already_in_the_campaign_and_refuses_ids_repeated_in_the_file(campaign):
     import_rows(campaign, pairwise_rows(3))
-    result = import_rows(campaign, [*pairwise_rows(2, start=2), pairwise_rows(1, start=3)[0]])
-    assert (result.created, result.skipped_duplicates) == (1, 2)
+    result = import_rows(campaign, pairwise_rows(2, start=2))
+    assert (result.created, result.skipped_duplicates) == (1, 1)
+    error = rejected(campaign, [*pairwise_rows(2, start=4), pairwise_rows(1, start=5)[0]])
+    assert error.row_errors == [(3, "id 't5' repeats line 2")]
     assert campaign.tasks.count() == 4
 
 
@@ -68,6 +70,8 @@ def test_it_imports_prompt_only_rows_for_generation(campaign):
         ({"prompt": "q", "responses": ["a", "b"], "meta": []}, "meta must be an object"),
         ({"prompt": "q", "responses": ["a", "b\u0000"]}, "responses[1] contains a NUL character"),
         ({"prompt": "q", "responses": ["a", "b"], "meta": {"x": ["\u0000"]}}, "meta.x[0] contains a NUL character"),
+        ('{"prompt": "q", "responses": ["a", "b"], "meta": {"x": [1, NaN]}}', "meta.x[1] is not a finite number"),
+        ('{"prompt": "q", "responses": [{"text": "a", "meta": {"p": -Infinity}}, "b"]}', "responses[0].meta.p is not"),
     ],
 )
 def test_it_rejects_the_file_at_the_bad_row_and_writes_nothing(campaign, bad_row, reason):
@@ -195,3 +199,21 @@ def test_it_refuses_imports_into_a_closed_campaign(manager):
     campaign = make_campaign(manager=manager, status=CampaignStatus.CLOSED)
     with pytest.raises(ImportRejected, match="closed"):
         import_rows(campaign, pairwise_rows(1))
+
+
+def test_it_names_parquet_values_that_json_cannot_hold(campaign, tmp_path):
+    import datetime
+
+    table = pa.table(
+        {
+            "prompt": ["one", "two"],
+            "responses": [["a", "b"], ["c", "d"]],
+            "meta": [{"when": datetime.date(2026, 1, 2)}, {"when": None}],
+        }
+    )
+    path = tmp_path / "tasks.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ImportRejected) as caught:
+        tasks_import_file(campaign=campaign, path=path)
+    assert caught.value.row_errors == [(1, "meta.when is not a JSON value (it is a date)")]
+    assert Task.objects.count() == 0

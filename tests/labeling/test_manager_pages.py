@@ -378,9 +378,16 @@ def test_it_lists_projects_and_campaigns_with_progress_on_the_dashboard(manager,
 GOOD_ROWS = [
     {"id": "t1", "prompt": "Hi", "responses": ["A", "B"]},
     {"id": "t2", "prompt": "Hello", "responses": ["C", "D"]},
-    {"id": "t1", "prompt": "Hi again", "responses": ["E", "F"]},
+    {"id": "t0", "prompt": "Imported before", "responses": ["E", "F"]},
     {"id": "p1", "prompt": "Write a poem"},
 ]
+
+
+def campaign_with_a_task_imported_before(manager):
+    """A draft campaign already holding task "t0" of GOOD_ROWS, which an import skips and counts."""
+    campaign = draft_campaign(manager)
+    Task.objects.create(campaign=campaign, external_id="t0", prompt="Imported before")
+    return campaign
 BAD_ROWS = [
     {"id": "t1", "prompt": "Hi", "responses": ["A", "B"]},
     {"id": "t2", "prompt": "", "responses": ["C", "D"]},
@@ -389,7 +396,7 @@ BAD_ROWS = [
 
 
 def test_it_imports_a_file_and_answers_json_to_the_script(manager, manager_client):
-    campaign = draft_campaign(manager)
+    campaign = campaign_with_a_task_imported_before(manager)
 
     response = manager_client.post(
         page_url("labeling:campaign-import", campaign),
@@ -399,7 +406,7 @@ def test_it_imports_a_file_and_answers_json_to_the_script(manager, manager_clien
 
     assert response.status_code == 200
     assert response.json() == {"created": 3, "skipped_duplicates": 1, "prompt_only": 1}
-    assert Task.objects.filter(campaign=campaign).count() == 3
+    assert Task.objects.filter(campaign=campaign).count() == 4
 
 
 def test_it_rejects_a_bad_file_with_line_numbers_in_json(manager, manager_client):
@@ -421,7 +428,7 @@ def test_it_rejects_a_bad_file_with_line_numbers_in_json(manager, manager_client
 
 
 def test_it_imports_a_file_through_the_plain_form(manager, manager_client):
-    campaign = draft_campaign(manager)
+    campaign = campaign_with_a_task_imported_before(manager)
 
     response = manager_client.post(
         page_url("labeling:campaign-import", campaign), {"file": upload("tasks.jsonl", jsonl(GOOD_ROWS))}
@@ -433,7 +440,7 @@ def test_it_imports_a_file_through_the_plain_form(manager, manager_client):
     assert '<span class="count-value" data-count="created">3</span> created' in html
     assert '<span class="count-value" data-count="skipped_duplicates">1</span> skipped duplicates' in html
     assert '<span class="count-value" data-count="prompt_only">1</span> prompt-only' in html
-    assert Task.objects.filter(campaign=campaign).count() == 3
+    assert Task.objects.filter(campaign=campaign).count() == 4
 
 
 def test_it_lists_bad_rows_on_the_page_and_imports_nothing(manager, manager_client):
