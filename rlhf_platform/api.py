@@ -11,7 +11,7 @@ from labeling.api import ErrorSerializer
 from rlhf_platform import selectors, services
 from rlhf_platform.lockout import SignInLockedOut
 from rlhf_platform.models import ApiToken, ApiTokenStatus
-from rlhf_platform.permissions import IsManager
+from rlhf_platform.permissions import IsManager, SignedInWithPassword
 from rlhf_platform.roles import user_is_manager, user_roles
 
 ERRORS = {400: ErrorSerializer, 404: ErrorSerializer}
@@ -122,8 +122,15 @@ class TokenListCreateApi(generics.ListAPIView):
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=CreateSerializer, responses={201: NewApiTokenSerializer, **ERRORS}, tags=["accounts"])
+    @extend_schema(
+        request=CreateSerializer,
+        responses={201: NewApiTokenSerializer, **ERRORS},
+        description="A new token for the caller, who must be signed in with a password (a session), not a token.",
+        tags=["accounts"],
+    )
     def post(self, request: Request) -> Response:
+        if not SignedInWithPassword().has_permission(request, self):
+            self.permission_denied(request, message=SignedInWithPassword.message)
         data = self.CreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
@@ -145,10 +152,13 @@ class TokenRevokeApi(APIView):
 
 
 class TokenRotateApi(APIView):
+    permission_classes = [SignedInWithPassword]
+
     @extend_schema(
         request=None,
         responses={201: NewApiTokenSerializer, **ERRORS},
-        description="Replace one's own token by a new key with the same name and lifetime; the old key stops.",
+        description="Replace one's own token by a new key with the same name and lifetime; the old key stops. "
+        "Signed in with a password (a session), not a token.",
         tags=["accounts"],
     )
     def post(self, request: Request, token_id: int) -> Response:

@@ -156,3 +156,21 @@ def test_the_schema_documents_the_token_endpoints(api_client, reviewer):
     assert {"/api/auth/tokens/", "/api/auth/tokens/{token_id}/revoke/", "/api/auth/tokens/{token_id}/rotate/"} <= set(
         schema["paths"]
     )
+
+
+def test_a_token_cannot_make_or_rotate_tokens_but_can_list_and_revoke(api_client, make_user):
+    # Otherwise a leaked token could mint a successor that outlives its own revocation.
+    user = make_user("bot")
+    created = token_create(user=user, name="ci", expires_at=None)
+    other = token_create(user=user, name="other", expires_at=None)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {created.key}")
+
+    response = api_client.post(reverse("api-tokens"), {"name": "successor"}, format="json")
+    assert response.status_code == 403
+    assert "password" in response.json()["detail"]
+    assert api_client.post(reverse("api-token-rotate", args=[created.token.pk])).status_code == 403
+    assert ApiToken.objects.filter(user=user).count() == 2
+    assert ApiToken.objects.get(pk=created.token.pk).revoked_at is None
+
+    assert api_client.get(reverse("api-tokens")).status_code == 200
+    assert api_client.post(reverse("api-token-revoke", args=[other.token.pk])).status_code == 200
