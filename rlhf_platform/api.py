@@ -82,7 +82,7 @@ class TokenApi(APIView):
             # django-axes marked the request while checking the password (rlhf_platform/lockout.py).
             if getattr(request, "axes_locked_out", False):
                 raise SignInLockedOut()
-            data.is_valid(raise_exception=True)
+            raise serializers.ValidationError(data.errors)
         user = data.validated_data["user"]
         created = services.token_create(
             user=user, name=data.validated_data["name"], expires_at=services.token_default_expiry()

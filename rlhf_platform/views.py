@@ -68,7 +68,7 @@ def tokens_page(request: HttpRequest) -> HttpResponse:
                 expires_at=timezone.now() + timedelta(days=days) if days else None,
             )
         except UserError as error:
-            for field, message in error.errors.items():
+            for field, message in error.errors.items() or [(None, error.message)]:
                 form.add_error(field if field in form.fields else None, message)
         else:
             messages.success(request, f"Token “{created.token.name}” created. Copy its key now: it is shown only once.")
