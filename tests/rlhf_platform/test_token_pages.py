@@ -120,3 +120,19 @@ def test_the_navigation_links_the_token_pages(reviewer_client, manager_client):
     assert reverse("account-tokens") in reviewer_client.get(reverse("account-tokens")).content.decode()
     assert reverse("manager-tokens") not in reviewer_client.get(reverse("account-tokens")).content.decode()
     assert reverse("manager-tokens") in manager_client.get(reverse("account-tokens")).content.decode()
+
+
+def test_the_manager_page_filters_by_user(manager_client, make_user):
+    token_create(user=make_user("rita"), name="rita's", expires_at=None)
+    token_create(user=make_user("otto"), name="otto's", expires_at=None)
+    html = manager_client.get(reverse("manager-tokens"), {"user": "otto"}).content.decode()
+    assert "otto&#x27;s" in html
+    assert "rita&#x27;s" not in html
+
+
+def test_the_admin_no_longer_offers_drfs_tokens(db):
+    # They would look valid there and never authenticate anything.
+    from django.contrib import admin
+    from rest_framework.authtoken.models import TokenProxy
+
+    assert TokenProxy not in admin.site._registry
