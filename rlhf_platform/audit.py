@@ -91,7 +91,7 @@ TARGET_TYPES = {
     "trainingrun": "Training run",
     "generationjob": "Generation job",
     "modelartifact": "Model",
-    "token": "API token",
+    "apitoken": "API token",
 }
 
 

@@ -6,10 +6,12 @@ import datetime as dt
 from typing import Any
 
 from auditlog.models import LogEntry
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 
 from rlhf_platform.audit import TARGET_TYPES, Action
+from rlhf_platform.models import ApiToken
 
 
 def database_is_reachable() -> bool:
@@ -70,3 +72,16 @@ def audit_row(entry: LogEntry) -> dict[str, Any]:
         "changes": {field: {"before": pair[0], "after": pair[1]} for field, pair in (entry.changes or {}).items()},
         "details": details,
     }
+
+
+def tokens_of_user(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
+    """The user's API tokens, newest first, revoked and expired ones included (they show when)."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def tokens_all(*, username: str = "") -> QuerySet[ApiToken]:
+    """Everyone's API tokens with their owners, newest first; only ``username``'s if given."""
+    tokens = ApiToken.objects.select_related("user", "revoked_by").order_by("-created_at", "-id")
+    if username:
+        tokens = tokens.filter(user__username=username)
+    return tokens

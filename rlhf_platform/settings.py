@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
     "csp",
     "auditlog",
     "channels",
+    "axes",
     "rlhf_platform",
     "labeling",
     "training",
@@ -88,6 +90,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during the login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rlhf_platform.urls"
@@ -182,6 +186,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttling (django-axes), on the login page and on POST /api/auth/token/ alike: after
+# LOGIN_FAILURE_LIMIT failed passwords for a username from one address, that username is refused
+# there, right password or not, until LOGIN_COOLOFF_MINUTES pass without another try (every
+# refused try restarts the wait, so hammering never gets through). Counted per username and
+# address together: users behind one office proxy share an address and must not lock each other
+# out, and an attacker elsewhere cannot lock a user out of their own desk.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_LOCKOUT_CALLABLE = "rlhf_platform.lockout.lockout_response"
+# API tokens: POST /api/auth/token/ (username and password) issues a new token valid for this many
+# days (0: no expiry); it is also the default of tokens created through the API.
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30, minimum=0)
+# A token's "last used" time is written at most once per this many seconds: writing it on every
+# request would add a write to each of the reviewer loop's hundreds of requests per second.
+API_TOKEN_LAST_USED_INTERVAL_S = 300
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -270,6 +298,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields named "status" with different choices: each set is named here, the campaigns' keeping
+    # the name it had when it was the only one.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "labeling.models.CampaignStatus",
+        "ApiTokenStatusEnum": "rlhf_platform.models.ApiTokenStatus",
+    },
 }
 
 LOGGING = {

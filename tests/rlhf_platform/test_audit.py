@@ -115,3 +115,18 @@ def test_the_api_pages_entries_newest_first(manager, manager_api, reviewer):
     assert body["results"][0]["action_label"] == "Project created"
     assert manager_api.get(body["next"]).json()["results"][0]["target"] == "First"
     assert client.get("/api/audit/").status_code == 403
+
+
+def test_token_creation_and_revocation_are_recorded(manager, reviewer, manager_api):
+    created = APIClient().post(
+        "/api/auth/token/", {"username": reviewer.username, "password": "correct horse battery"}, format="json"
+    )
+    token_id = created.json()["id"]
+
+    manager_api.post(f"/api/auth/tokens/{token_id}/revoke/")
+
+    [create] = entries(Action.TOKEN_CREATE)
+    [revoke] = entries(Action.TOKEN_REVOKE)
+    assert (create.actor, create.object_id, create.additional_data["owner"]) == (reviewer, token_id, reviewer.username)
+    assert (revoke.actor, revoke.object_id) == (manager, token_id)
+    assert created.json()["token"] not in str(create.serialized_data) + create.object_repr + str(create.additional_data)
