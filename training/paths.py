@@ -28,7 +28,8 @@ def adapter_base_roots() -> list[Path]:
 
 
 def data_roots() -> list[Path]:
-    return [Path(root) for root in settings.DATA_ROOTS]
+    """The data roots, and the directory of corpora uploaded at launch (a later round may name one again)."""
+    return [*(Path(root) for root in settings.DATA_ROOTS), Path(settings.TRAINING_UPLOADS_DIR)]
 
 
 def confined_path(raw: str, *, roots: Sequence[Path], field: str) -> Path:

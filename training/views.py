@@ -169,7 +169,12 @@ def _add_service_errors(form, error: TrainingError) -> None:
 @manager_required
 @require_http_methods(["GET", "POST"])
 def round_launch_page(request: HttpRequest) -> HttpResponse:
-    form = RoundLaunchForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
+    bound = request.method == "POST"
+    form = RoundLaunchForm(
+        request.POST if bound else None,
+        request.FILES if bound else None,
+        initial={"dataset": request.GET.get("dataset")},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             training_round = round_launch(launched_by=request.user, **form.launch_arguments())

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import PreferenceDataset
 from training import stage_data
+from training.engine import data
 from training.engine.stages import STAGES
 from training.errors import Conflict, TrainingError
 from training.models import (
@@ -36,8 +38,10 @@ from training.models import (
     Stage,
     TrainingRun,
 )
+from training.paths import confined_path, data_roots
 from training.realtime import notify_round, notify_run
 from training.services.evaluation import evaluation_wiring
+from training.services.uploads import corpus_upload_remove, corpus_upload_store
 from training.specs import LaunchError, build_spec, check_shared_settings, check_spec, settings_for
 
 # The training stages of each preset; the evaluate stage follows them unless it is switched off.
@@ -46,6 +50,8 @@ PRESET_STAGES = {
     Round.Preset.SFT_DPO: ["sft", "dpo"],
     Round.Preset.PRETRAIN_SFT: ["pretrain", "sft"],
 }
+# The launch form's file fields that stand in for each path field.
+UPLOAD_FIELDS = {"pretrain_dataset": "pretrain_file", "evaluation_corpus": "evaluation_file"}
 # Rows exported per stage when checking a launch: enough to know the snapshot feeds the stage.
 CHECK_ROWS = 20
 
@@ -64,18 +70,98 @@ def round_launch(
     stage_settings: dict[str, dict[str, Any]] | None = None,
     evaluate: bool = True,
     evaluation_corpus: str = "",
+    pretrain_upload: UploadedFile | None = None,
+    evaluation_upload: UploadedFile | None = None,
 ) -> Round:
     """Check and queue a round: the round and its first run queued, the others waiting.
 
     ``evaluate`` appends the evaluate stage; ``evaluation_corpus`` is a local text file it measures
-    forgetting on (default: the snapshot's held-out texts). Raises ``TrainingError``, writing nothing.
+    forgetting on (default: the snapshot's held-out texts). Paths must lie inside the data roots
+    (``training.paths``). ``pretrain_upload`` and ``evaluation_upload`` are uploaded corpora in
+    their place: stored (``corpus_upload_store``), checked like a path, and removed again when the
+    launch is refused. Raises ``TrainingError``, writing nothing.
     """
-    settings, stage_settings = settings or {}, stage_settings or {}
+    paths = {
+        "pretrain_dataset": (pretrain_dataset or "").strip(),
+        "evaluation_corpus": (evaluation_corpus or "").strip(),
+    }
+    uploads = {"pretrain_dataset": pretrain_upload, "evaluation_corpus": evaluation_upload}
+    stored: dict[str, Path] = {}
+    try:
+        for field, upload in uploads.items():
+            if upload is None:
+                continue
+            if paths[field]:
+                raise TrainingError(
+                    "Name a path on the server or upload a file, not both.",
+                    {UPLOAD_FIELDS[field]: "Either a path or a file, not both."},
+                )
+            stored[field] = corpus_upload_store(upload=upload, field=UPLOAD_FIELDS[field])
+            paths[field] = str(stored[field])
+        return _round_launch_checked(
+            name=name,
+            preset=preset,
+            base_model=base_model,
+            launched_by=launched_by,
+            stage=stage,
+            dataset=dataset,
+            pretrain_dataset=paths["pretrain_dataset"],
+            reward_model=reward_model,
+            settings=settings or {},
+            stage_settings=stage_settings or {},
+            evaluate=evaluate,
+            evaluation_corpus=paths["evaluation_corpus"],
+        )
+    except TrainingError as error:
+        _remove_uploads(stored)
+        raise _named_as_uploaded(error, stored, uploads) from None
+    except BaseException:
+        _remove_uploads(stored)
+        raise
+
+
+def _remove_uploads(stored: dict[str, Path]) -> None:
+    for path in stored.values():
+        corpus_upload_remove(path=path)
+
+
+def _named_as_uploaded(
+    error: TrainingError, stored: dict[str, Path], uploads: dict[str, UploadedFile | None]
+) -> TrainingError:
+    """The refusal as the manager sees it: an uploaded corpus by its own name, its faults on the file field."""
+    message, errors = error.message, dict(error.errors)
+    for field, path in stored.items():
+        name = Path(uploads[field].name or "").name or "the uploaded file"
+        message = message.replace(str(path), name)
+        if field in errors:
+            errors[UPLOAD_FIELDS[field]] = errors.pop(field).replace(str(path), name)
+    return type(error)(message, errors)
+
+
+def _round_launch_checked(
+    *,
+    name: str,
+    preset: str,
+    base_model: ModelArtifact,
+    launched_by: AbstractBaseUser | None,
+    stage: str | None,
+    dataset: PreferenceDataset | None,
+    pretrain_dataset: str,
+    reward_model: ModelArtifact | None,
+    settings: dict[str, Any],
+    stage_settings: dict[str, dict[str, Any]],
+    evaluate: bool,
+    evaluation_corpus: str,
+) -> Round:
     stages = _stages_of(preset, stage, evaluate)
-    _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus.strip())
+    pretrain_dataset = _data_path(pretrain_dataset, "pretrain_dataset")
+    evaluation_corpus = _data_path(evaluation_corpus, "evaluation_corpus")
+    _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus)
     _check_specs(
-        stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus.strip(), settings, stage_settings
+        stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus, settings, stage_settings
     )
+    if Stage.EVALUATE in stages:
+        _check_truthfulqa(settings_for(Stage.EVALUATE, settings, stage_settings))
     with transaction.atomic():
         round_ = Round.objects.create(
             name=(name or "").strip()[:200] or f"{' → '.join(_trained(stages))} on {base_model.name}"[:200],
@@ -86,7 +172,7 @@ def round_launch(
             pretrain_dataset=pretrain_dataset,
             reward_model=reward_model,
             stage_settings={"shared": settings, "stages": stage_settings},
-            evaluation_corpus=evaluation_corpus.strip(),
+            evaluation_corpus=evaluation_corpus,
             launched_by=launched_by,
         )
         previous = None
@@ -101,7 +187,7 @@ def round_launch(
                 input_model=base_model if previous is None else None,
                 reward_model=reward_model if _uses_registered_reward_model(stage_name, stages) else None,
                 dataset=dataset if STAGES[stage_name].reads_snapshot or stage_name == Stage.EVALUATE else None,
-                text_dataset=_text_dataset(stage_name, pretrain_dataset, evaluation_corpus.strip()),
+                text_dataset=_text_dataset(stage_name, pretrain_dataset, evaluation_corpus),
                 launched_by=launched_by,
             )
             notify_run(run)
@@ -145,10 +231,10 @@ def round_launch_evaluation(
                 "another snapshot, or on one built with a test share.",
                 {"dataset": "The model trained on all of it."},
             )
-    if evaluation_corpus and not Path(evaluation_corpus).exists():
-        raise TrainingError(
-            f"{evaluation_corpus} does not exist on this machine.", {"evaluation_corpus": "No such local path."}
-        )
+    evaluation_corpus = _data_path(evaluation_corpus, "evaluation_corpus")
+    if evaluation_corpus:
+        _check_corpus(evaluation_corpus, "evaluation_corpus", text_field="text")
+    _check_truthfulqa(settings)
     _check_evaluation_spec(model, compare_with, dataset, evaluation_corpus, reward_model, settings)
     baseline = compare_with or model
     with transaction.atomic():
@@ -403,15 +489,11 @@ def _check_inputs(
                 stage_data.check_snapshot_kind(stage=stage, kind=dataset.kind, dataset_name=dataset.name)
             except stage_data.StageDataError as error:
                 raise TrainingError(str(error), {"dataset": str(error)}) from None
-    if any(STAGES[stage].trains_on == "text" for stage in stages):
-        if not pretrain_dataset:
-            raise TrainingError(
-                "The pretrain stage needs a local text dataset.", {"pretrain_dataset": "This field is required."}
-            )
-        if not Path(pretrain_dataset).exists():
-            raise TrainingError(
-                f"{pretrain_dataset} does not exist on this machine.", {"pretrain_dataset": "No such local path."}
-            )
+    if any(STAGES[stage].trains_on == "text" for stage in stages) and not pretrain_dataset:
+        raise TrainingError(
+            "The pretrain stage needs a text corpus: name a path on the server or upload a file.",
+            {"pretrain_dataset": "This field is required."},
+        )
     for stage in stages:
         if STAGES[stage].needs_reward_model and reward_model is None and _uses_registered_reward_model(stage, stages):
             raise TrainingError(
@@ -442,10 +524,39 @@ def _check_evaluation_inputs(dataset: PreferenceDataset | None, evaluation_corpu
             "evaluation off.",
             {"dataset": "No test split."},
         )
-    if evaluation_corpus and not Path(evaluation_corpus).exists():
-        raise TrainingError(
-            f"{evaluation_corpus} does not exist on this machine.", {"evaluation_corpus": "No such local path."}
-        )
+    if evaluation_corpus:
+        # Measured paragraph by paragraph from its "text" rows (stage_data.corpus_pieces_file).
+        _check_corpus(evaluation_corpus, "evaluation_corpus", text_field="text")
+
+
+def _data_path(raw: str, field: str) -> str:
+    """A data path named at launch, resolved: inside the data roots, and there ("" stays "")."""
+    if not raw:
+        return ""
+    location = confined_path(raw, roots=data_roots(), field=field)
+    if not location.exists():
+        raise TrainingError(f"{location} does not exist on this machine.", {field: "No such local path."})
+    return str(location)
+
+
+def _check_corpus(path: str, field: str, *, text_field: str) -> None:
+    """The corpus reads to the end, as UTF-8, with its text column: a 400 now, not a round that fails later."""
+    try:
+        data.check_corpus(path, text_field=text_field)
+    except data.DataError as error:
+        raise TrainingError(f"{field}: {error}", {field: str(error)}) from None
+
+
+def _check_truthfulqa(stage_settings: dict[str, Any]) -> None:
+    """The TruthfulQA file an evaluation names in its settings lies inside the data roots, like any data path.
+
+    Whether it is there is the engine's to find: benchmark data missing at run time is noted in the
+    report, not fatal (``training.engine.benchmarks``).
+    """
+    advanced = stage_settings.get("advanced")
+    path = advanced.get("truthfulqa") if isinstance(advanced, dict) else None
+    if isinstance(path, str) and path.strip():
+        confined_path(path.strip(), roots=data_roots(), field="truthfulqa")
 
 
 def _check_specs(
@@ -501,6 +612,8 @@ def _check_specs(
                 check_spec(spec)
             except LaunchError as error:
                 raise TrainingError(error.message, {error.field: error.message}) from None
+            if STAGES[stage].trains_on == "text":
+                _check_corpus(pretrain_dataset, "pretrain_dataset", text_field=spec.get("text_field") or "text")
 
 
 def _check_stage_rows(stage: str, dataset: PreferenceDataset | None, pretrain_dataset: str, work_dir: Path) -> str:
