@@ -10,12 +10,17 @@ Nothing outside the roots is opened, so no error can tell what such a file holds
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from django.conf import settings
 
 from training.errors import TrainingError
+
+# A model or corpus directory is walked for links leading out of the roots; one with more entries
+# than this is not a model or a corpus a manager means (and the walk would hold the request).
+MAX_ENTRIES_CHECKED = 10_000
 
 
 def model_roots() -> list[Path]:
@@ -56,9 +61,36 @@ def confined_path(raw: str, *, roots: Sequence[Path], field: str) -> Path:
         resolved = Path(text).resolve()
     except (OSError, RuntimeError) as error:  # a name too long, a symlink loop
         raise TrainingError(f"{field}: {text} is not a usable path ({error}).", {field: "Not a usable path."}) from None
-    if not any(resolved.is_relative_to(Path(root).resolve()) for root in roots):
+    resolved_roots = [Path(root).resolve() for root in roots]
+    if not _within(resolved, resolved_roots):
         raise TrainingError(f"{field}: {_inside(roots)}", {field: _inside(roots)})
+    if resolved.is_dir():
+        _check_links_inside(resolved, resolved_roots, roots, field)
     return resolved
+
+
+def _within(path: Path, resolved_roots: Sequence[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in resolved_roots)
+
+
+def _check_links_inside(directory: Path, resolved_roots: Sequence[Path], roots: Sequence[Path], field: str) -> None:
+    """No symlink under a model or data directory leads out of the roots: the files a directory
+    holds (a corpus's .txt files, a model's weights) are read as well as the directory itself."""
+    seen = 0
+    for parent, names, files in os.walk(directory):
+        for name in [*names, *files]:
+            seen += 1
+            if seen > MAX_ENTRIES_CHECKED:
+                raise TrainingError(
+                    f"{field}: {directory} holds more than {MAX_ENTRIES_CHECKED:,} files; name a smaller directory.",
+                    {field: "Too many files."},
+                )
+            entry = Path(parent) / name
+            if entry.is_symlink() and not _within(entry.resolve(), resolved_roots):
+                raise TrainingError(
+                    f"{field}: {entry} links outside the allowed directories. {_inside(roots)}",
+                    {field: _inside(roots)},
+                )
 
 
 def _inside(roots: Sequence[Path]) -> str:

@@ -382,3 +382,12 @@ def test_a_manager_uploads_an_evaluation_corpus(manager_client, tiny_model, pref
 def test_the_launch_page_takes_an_upload_sized_body(settings):
     settings.LABELING_IMPORT_MAX_BYTES = 5 * 2**20
     assert body_limit_for("/training/rounds/new/") == 5 * 2**20 + MULTIPART_ALLOWANCE
+
+
+def test_a_link_inside_a_corpus_directory_that_leads_out_is_refused(manager_api, tiny_model, data_root, tmp_path):
+    corpus = data_root / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(TEXT)
+    (corpus / "b.txt").symlink_to("/etc/hostname")
+    response = launch_pretrain(manager_api, str(corpus), base_model=tiny_model.pk)
+    assert_refused(response, "pretrain_dataset", "b.txt links outside the allowed directories")

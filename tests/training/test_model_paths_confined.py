@@ -130,3 +130,13 @@ def test_the_default_roots_are_under_var_dir():
 def test_the_operators_command_is_not_confined(roots, tiny_model_dir):
     call_command("register_model", str(tiny_model_dir), "--name", "tiny")
     assert ModelArtifact.objects.get().path == str(tiny_model_dir)
+
+
+def test_a_link_inside_a_model_directory_that_leads_out_is_refused(manager_api, roots, tiny_model_dir):
+    model = shutil.copytree(tiny_model_dir, roots / "tiny")
+    (model / "config.json").unlink()
+    (model / "config.json").symlink_to(tiny_model_dir / "config.json")
+    response = register(manager_api, str(model))
+    assert response.status_code == 400
+    assert "config.json links outside the allowed directories" in response.json()["detail"]
+    assert not ModelArtifact.objects.exists()
