@@ -283,7 +283,15 @@ class EvaluationForm(forms.Form):
         help_text="Judges the answers: mean reward and the win rate against the baseline.",
     )
     evaluation_corpus = forms.CharField(
-        max_length=1000, required=False, help_text="A local text file or directory to measure perplexity on."
+        max_length=1000,
+        required=False,
+        help_text="A text file or directory on the server, inside the data directories, to measure perplexity on.",
+    )
+    evaluation_file = forms.FileField(
+        required=False,
+        label="…or upload a corpus",
+        help_text="A .txt, .jsonl or .parquet file (UTF-8 text), instead of a path on the server.",
+        widget=forms.FileInput(attrs={"accept": ".txt,.jsonl,.parquet"}),
     )
     benchmarks = forms.MultipleChoiceField(
         choices=[(name, BENCHMARK_LABELS.get(name, name)) for name in BENCHMARK_NAMES],
@@ -322,6 +330,7 @@ class EvaluationForm(forms.Form):
                 "compare_with",
                 "reward_model",
                 "evaluation_corpus",
+                "evaluation_file",
                 "benchmarks",
                 "benchmark_limit",
                 "truthfulqa",
@@ -349,5 +358,6 @@ class EvaluationForm(forms.Form):
             "dataset": data["dataset"],
             "reward_model": data.get("reward_model"),
             "evaluation_corpus": (data.get("evaluation_corpus") or "").strip(),
+            "evaluation_upload": data.get("evaluation_file"),
             "settings": {"advanced": advanced} if advanced else {},
         }

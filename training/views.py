@@ -264,8 +264,10 @@ def model_evaluate_page(request: HttpRequest, model_id: int) -> HttpResponse:
     """Evaluate a registered model, alone or against another one; the evaluation runs as a round."""
     model = selectors.model_get(model_id=model_id)
     available = default_benchmarks(benchmark_data_dir())
+    bound = request.method == "POST"
     form = EvaluationForm(
-        request.POST or None,
+        request.POST if bound else None,
+        request.FILES if bound else None,
         model=model,
         available_benchmarks=available,
         initial={"compare_with": model.base_model_id or _trained_from(model), "dataset": model.dataset_id},

@@ -391,3 +391,19 @@ def test_a_link_inside_a_corpus_directory_that_leads_out_is_refused(manager_api,
     (corpus / "b.txt").symlink_to("/etc/hostname")
     response = launch_pretrain(manager_api, str(corpus), base_model=tiny_model.pk)
     assert_refused(response, "pretrain_dataset", "b.txt links outside the allowed directories")
+
+
+def test_the_evaluation_page_takes_an_uploaded_corpus(manager_client, tiny_model, settings):
+    url = f"/training/models/{tiny_model.pk}/evaluate/"
+    page = manager_client.get(url).content.decode()
+    assert 'enctype="multipart/form-data"' in page and 'type="file" name="evaluation_file"' in page
+    bad = manager_client.post(url, {"max_new_tokens": 8, "evaluation_file": SimpleUploadedFile("c.txt", b"\xff\n")})
+    assert "not UTF-8 text" in " ".join(bad.context["form"].errors["evaluation_file"])
+    assert "c.txt" in bad.content.decode() and not Round.objects.exists() and uploads_left(settings) == []
+    good = manager_client.post(
+        url, {"max_new_tokens": 8, "evaluation_file": SimpleUploadedFile("c.txt", TEXT.encode())}
+    )
+    assert good.status_code == 302, good.context["form"].errors
+    stored = Path(TrainingRun.objects.get().text_dataset)
+    assert stored.parent.parent == Path(settings.TRAINING_UPLOADS_DIR) and stored.read_text() == TEXT
+    assert body_limit_for(url) == settings.LABELING_IMPORT_MAX_BYTES + MULTIPART_ALLOWANCE

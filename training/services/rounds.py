@@ -15,6 +15,7 @@ the models later stages train from do not exist yet).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,33 @@ def round_launch(
     their place: stored (``corpus_upload_store``), checked like a path, and removed again when the
     launch is refused. Raises ``TrainingError``, writing nothing.
     """
-    paths = {
-        "pretrain_dataset": (pretrain_dataset or "").strip(),
-        "evaluation_corpus": (evaluation_corpus or "").strip(),
-    }
-    uploads = {"pretrain_dataset": pretrain_upload, "evaluation_corpus": evaluation_upload}
+    return _launch_with_uploads(
+        _round_launch_checked,
+        paths={"pretrain_dataset": pretrain_dataset, "evaluation_corpus": evaluation_corpus},
+        uploads={"pretrain_dataset": pretrain_upload, "evaluation_corpus": evaluation_upload},
+        name=name,
+        preset=preset,
+        base_model=base_model,
+        launched_by=launched_by,
+        stage=stage,
+        dataset=dataset,
+        reward_model=reward_model,
+        settings=settings or {},
+        stage_settings=stage_settings or {},
+        evaluate=evaluate,
+    )
+
+
+def _launch_with_uploads(
+    launch: Callable[..., Round],
+    *,
+    paths: dict[str, str],
+    uploads: dict[str, UploadedFile | None],
+    **arguments: Any,
+) -> Round:
+    """``launch(**arguments, **paths)``, each upload stored and standing in for its path field;
+    the stored files are removed again when the launch is refused (or fails in any way)."""
+    paths = {field: (path or "").strip() for field, path in paths.items()}
     stored: dict[str, Path] = {}
     try:
         for field, upload in uploads.items():
@@ -98,20 +121,7 @@ def round_launch(
                 )
             stored[field] = corpus_upload_store(upload=upload, field=UPLOAD_FIELDS[field])
             paths[field] = str(stored[field])
-        return _round_launch_checked(
-            name=name,
-            preset=preset,
-            base_model=base_model,
-            launched_by=launched_by,
-            stage=stage,
-            dataset=dataset,
-            pretrain_dataset=paths["pretrain_dataset"],
-            reward_model=reward_model,
-            settings=settings or {},
-            stage_settings=stage_settings or {},
-            evaluate=evaluate,
-            evaluation_corpus=paths["evaluation_corpus"],
-        )
+        return launch(**arguments, **paths)
     except TrainingError as error:
         _remove_uploads(stored)
         raise _named_as_uploaded(error, stored, uploads) from None
@@ -205,16 +215,41 @@ def round_launch_evaluation(
     reward_model: ModelArtifact | None = None,
     settings: dict[str, Any] | None = None,
     name: str = "",
+    evaluation_upload: UploadedFile | None = None,
 ) -> Round:
     """Queue an evaluation of a registered model, alone or against ``compare_with`` (its baseline),
     as a round of one evaluate stage. A reward model is scored on preference pairs; a policy gets
     every figure its data allows. Data: the snapshot's test split when it has one, else all of its
-    rows (unless the model was trained on that snapshot), and the corpus for perplexity.
+    rows (unless the model was trained on that snapshot), and the corpus for perplexity: a path
+    inside the data roots, or ``evaluation_upload`` (stored, and removed again if refused).
 
     Raises ``TrainingError``, writing nothing.
     """
-    evaluation_corpus = (evaluation_corpus or "").strip()
-    settings = settings or {}
+    return _launch_with_uploads(
+        _round_launch_evaluation_checked,
+        paths={"evaluation_corpus": evaluation_corpus},
+        uploads={"evaluation_corpus": evaluation_upload},
+        model=model,
+        launched_by=launched_by,
+        compare_with=compare_with,
+        dataset=dataset,
+        reward_model=reward_model,
+        settings=settings or {},
+        name=name,
+    )
+
+
+def _round_launch_evaluation_checked(
+    *,
+    model: ModelArtifact,
+    launched_by: AbstractBaseUser | None,
+    compare_with: ModelArtifact | None,
+    dataset: PreferenceDataset | None,
+    evaluation_corpus: str,
+    reward_model: ModelArtifact | None,
+    settings: dict[str, Any],
+    name: str,
+) -> Round:
     _check_evaluation_models(model, compare_with, reward_model, dataset)
     if dataset is None and not evaluation_corpus and not _names_benchmarks(settings):
         raise TrainingError(
