@@ -7,9 +7,11 @@ first); a reward stage starts from that policy too, and its output becomes the r
 later PPO stage. Unless switched off, the round ends with an evaluate stage: the newest policy
 against the base model on the snapshot's held-out rows (``training.services.evaluation``). A
 failed or cancelled stage stops the round; later stages are cancelled with the reason. Launch
-checks everything it can before writing anything: stage requirements, the snapshot's rows, and the
-engine's field checks of every stage's spec (paths are the engine's to check, when a stage starts:
-the models later stages train from do not exist yet).
+checks everything it can before writing anything: stage requirements, the snapshot's rows, the
+corpora the manager names or uploads (inside the data roots, and read to the end: a damaged file is
+a 400 now rather than a round that fails later), and the engine's field checks of every stage's
+spec (model paths are the engine's to check, when a stage starts: the models later stages train
+from do not exist yet).
 """
 
 from __future__ import annotations
