@@ -5,8 +5,8 @@ request: a client declaring (or sending) hundreds of megabytes to any URL, the a
 endpoint included, fills the disk and holds a server process. ``SyncChainASGIHandler`` asks
 ``body_limit_for(path)`` first: a body whose ``Content-Length`` is over the limit is answered 413
 without reading a byte, and a chunked body is counted as it arrives and cut off at the limit.
-Imports take ``IMPORT_MAX_MB`` (and a little for the multipart envelope); everything else
-``REQUEST_MAX_MB``.
+Imports, and the round launch and model evaluation pages (which upload a corpus), take
+``IMPORT_MAX_MB`` (and a little for the multipart envelope); everything else ``REQUEST_MAX_MB``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
-# The routes that upload task files.
-IMPORT_ROUTES = frozenset({"labeling:campaign-import", "api-campaign-import"})
+# The routes that upload task files, or a corpus (the round launch and model evaluation pages).
+IMPORT_ROUTES = frozenset(
+    {"labeling:campaign-import", "api-campaign-import", "training:round-launch", "training:model-evaluate"}
+)
 # Room for the multipart envelope and the other form fields around an import file.
 MULTIPART_ALLOWANCE = 2**20
 

@@ -7,7 +7,9 @@ start-up with a message that says what to fix.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -67,3 +69,23 @@ def env_list(name: str, default: list[str] | None = None, *, environ: Mapping[st
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_paths(name: str, *, environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """Absolute directories, separated by colons or commas (like ``PATH``), with symlinks and ``..`` resolved.
+
+    A relative path or one starting with ``~`` is refused: the server's working directory and its
+    user's home are accidents of how it was started, not places an operator means.
+    """
+    raw = environ.get(name)
+    if raw is None:
+        return []
+    paths = []
+    for item in re.split(r"[:,]", raw):
+        item = item.strip()
+        if not item:
+            continue
+        if not item.startswith("/"):
+            raise ImproperlyConfigured(f"{name} must list absolute directories, got {item!r}.")
+        paths.append(Path(item).resolve())
+    return paths

@@ -15,7 +15,7 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from rlhf_platform.env import env_bool, env_float, env_int, env_list, env_str
+from rlhf_platform.env import env_bool, env_float, env_int, env_list, env_paths, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Writable state of the embedded default: SQLite database, dev secret key, uploads, models.
@@ -320,6 +320,13 @@ LOGGING = {
 
 # Training (training/): where runs keep their data and outputs, and how the worker runs them.
 TRAINING_DIR = VAR_DIR / "training"
+# Where model and data paths typed into the pages and the API may point (symlinks and ".." resolved
+# first): VAR_DIR/models and VAR_DIR/data, and the absolute directories MODEL_ROOTS and DATA_ROOTS
+# list (colon- or comma-separated). manage.py register_model, run by an operator, is not confined.
+MODEL_ROOTS = [VAR_DIR / "models", *env_paths("MODEL_ROOTS")]
+DATA_ROOTS = [VAR_DIR / "data", *env_paths("DATA_ROOTS")]
+# Corpora uploaded on the round launch page, one directory per upload (inside VAR_DIR/data).
+TRAINING_UPLOADS_DIR = VAR_DIR / "data" / "uploads"
 # Benchmark data of the evaluate stage (`make benchmark-data` fetches it there); absent, no benchmarks run.
 BENCHMARK_DATA_DIR = Path(env_str("BENCHMARK_DATA_DIR", str(VAR_DIR / "benchmark-data")))
 # The executor class the worker starts the engine with (training/executors.py).

@@ -154,7 +154,10 @@ class ModelListCreateApi(APIView):
     pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
-        path = serializers.CharField(help_text="Local model directory, or a .gguf file, on the server.")
+        path = serializers.CharField(
+            help_text="Model directory, or a .gguf file, on the server: an absolute path inside VAR_DIR/models "
+            "or a MODEL_ROOTS directory."
+        )
         name = serializers.CharField(max_length=200)
         gguf_file = serializers.CharField(required=False, default="", allow_blank=True)
         kind = serializers.CharField(
@@ -207,7 +210,11 @@ class RoundListLaunchApi(APIView):
             queryset=PreferenceDataset.objects.all(), required=False, allow_null=True
         )
         pretrain_dataset = serializers.CharField(
-            required=False, default="", allow_blank=True, help_text="Local .txt file/dir or JSONL for pretrain."
+            required=False,
+            default="",
+            allow_blank=True,
+            help_text="For pretrain: a .txt file or directory, JSONL, Parquet or saved HF dataset on the server, "
+            "inside VAR_DIR/data or a DATA_ROOTS directory.",
         )
         reward_model = serializers.PrimaryKeyRelatedField(
             queryset=ModelArtifact.objects.all(),
@@ -219,7 +226,10 @@ class RoundListLaunchApi(APIView):
             default=True, help_text="End with an evaluate stage: the new model against the base, with a verdict."
         )
         evaluation_corpus = serializers.CharField(
-            required=False, default="", allow_blank=True, help_text="Local text to measure forgetting on."
+            required=False,
+            default="",
+            allow_blank=True,
+            help_text="Text to measure forgetting on, inside VAR_DIR/data or a DATA_ROOTS directory.",
         )
         settings = StageSettingsSerializer(required=False, help_text="Shared by every stage.")
         stage_settings = serializers.DictField(
@@ -274,7 +284,10 @@ class EvaluationLaunchApi(APIView):
             help_text="Its test split (all of its rows when it holds none out and the model did not train on it).",
         )
         evaluation_corpus = serializers.CharField(
-            required=False, default="", allow_blank=True, help_text="Local text to measure perplexity on."
+            required=False,
+            default="",
+            allow_blank=True,
+            help_text="Text to measure perplexity on, inside VAR_DIR/data or a DATA_ROOTS directory.",
         )
         reward_model = serializers.PrimaryKeyRelatedField(
             queryset=ModelArtifact.objects.all(), required=False, allow_null=True, help_text="Judges the answers."

@@ -64,7 +64,17 @@ class RoundLaunchForm(forms.Form):
         help_text="A preference snapshot (SFT trains on its chosen responses) or an SFT snapshot.",
     )
     pretrain_dataset = forms.CharField(
-        max_length=1000, required=False, help_text="Pretraining only: a local .txt file, directory or JSONL of text."
+        max_length=1000,
+        required=False,
+        label="Pretraining corpus path",
+        help_text="Pretraining only: a .txt file or directory, JSONL or Parquet of text on the server, inside the "
+        "data directories.",
+    )
+    pretrain_file = forms.FileField(
+        required=False,
+        label="…or upload a pretraining corpus",
+        help_text="A .txt, .jsonl or .parquet file (UTF-8 text), instead of a path on the server.",
+        widget=forms.FileInput(attrs={"accept": ".txt,.jsonl,.parquet"}),
     )
     reward_model = forms.ModelChoiceField(
         queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL),
@@ -81,7 +91,14 @@ class RoundLaunchForm(forms.Form):
     evaluation_corpus = forms.CharField(
         max_length=1000,
         required=False,
-        help_text="Evaluation: a local text file or directory to measure forgetting on. Blank: the held-out texts.",
+        help_text="Evaluation: a text file or directory on the server, inside the data directories, to measure "
+        "forgetting on. Blank: the held-out texts.",
+    )
+    evaluation_file = forms.FileField(
+        required=False,
+        label="…or upload an evaluation corpus",
+        help_text="A .txt, .jsonl or .parquet file (UTF-8 text), instead of a path on the server.",
+        widget=forms.FileInput(attrs={"accept": ".txt,.jsonl,.parquet"}),
     )
     adapter = forms.ChoiceField(choices=ADAPTERS, initial="lora")
     # Its placeholder and help name the default each stage will train with (learning_rate_hints).
@@ -156,6 +173,8 @@ class RoundLaunchForm(forms.Form):
             "stage_settings": data["stage_settings"],
             "evaluate": data["evaluate"],
             "evaluation_corpus": data["evaluation_corpus"].strip(),
+            "pretrain_upload": data.get("pretrain_file"),
+            "evaluation_upload": data.get("evaluation_file"),
         }
 
 
@@ -264,7 +283,15 @@ class EvaluationForm(forms.Form):
         help_text="Judges the answers: mean reward and the win rate against the baseline.",
     )
     evaluation_corpus = forms.CharField(
-        max_length=1000, required=False, help_text="A local text file or directory to measure perplexity on."
+        max_length=1000,
+        required=False,
+        help_text="A text file or directory on the server, inside the data directories, to measure perplexity on.",
+    )
+    evaluation_file = forms.FileField(
+        required=False,
+        label="…or upload a corpus",
+        help_text="A .txt, .jsonl or .parquet file (UTF-8 text), instead of a path on the server.",
+        widget=forms.FileInput(attrs={"accept": ".txt,.jsonl,.parquet"}),
     )
     benchmarks = forms.MultipleChoiceField(
         choices=[(name, BENCHMARK_LABELS.get(name, name)) for name in BENCHMARK_NAMES],
@@ -303,6 +330,7 @@ class EvaluationForm(forms.Form):
                 "compare_with",
                 "reward_model",
                 "evaluation_corpus",
+                "evaluation_file",
                 "benchmarks",
                 "benchmark_limit",
                 "truthfulqa",
@@ -330,5 +358,6 @@ class EvaluationForm(forms.Form):
             "dataset": data["dataset"],
             "reward_model": data.get("reward_model"),
             "evaluation_corpus": (data.get("evaluation_corpus") or "").strip(),
+            "evaluation_upload": data.get("evaluation_file"),
             "settings": {"advanced": advanced} if advanced else {},
         }

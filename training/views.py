@@ -176,7 +176,12 @@ def _add_service_errors(form, error: TrainingError) -> None:
 @manager_required
 @require_http_methods(["GET", "POST"])
 def round_launch_page(request: HttpRequest) -> HttpResponse:
-    form = RoundLaunchForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
+    bound = request.method == "POST"
+    form = RoundLaunchForm(
+        request.POST if bound else None,
+        request.FILES if bound else None,
+        initial={"dataset": request.GET.get("dataset")},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             training_round = round_launch(launched_by=request.user, **form.launch_arguments())
@@ -266,8 +271,10 @@ def model_evaluate_page(request: HttpRequest, model_id: int) -> HttpResponse:
     """Evaluate a registered model, alone or against another one; the evaluation runs as a round."""
     model = selectors.model_get(model_id=model_id)
     available = default_benchmarks(benchmark_data_dir())
+    bound = request.method == "POST"
     form = EvaluationForm(
-        request.POST or None,
+        request.POST if bound else None,
+        request.FILES if bound else None,
         model=model,
         available_benchmarks=available,
         initial={"compare_with": model.base_model_id or _trained_from(model), "dataset": model.dataset_id},

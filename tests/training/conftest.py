@@ -40,7 +40,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def training_settings(settings, tmp_path):
+def training_settings(settings, tmp_path, tmp_path_factory):
+    # Tests keep their models and corpora in pytest's temporary directories: those are the roots
+    # the pages and the API may name (tests of the confinement itself narrow them).
+    settings.MODEL_ROOTS = [tmp_path_factory.getbasetemp()]
+    settings.DATA_ROOTS = [tmp_path_factory.getbasetemp()]
+    settings.TRAINING_UPLOADS_DIR = tmp_path / "data" / "uploads"
     settings.DATASETS_DIR = tmp_path / "datasets"
     settings.TRAINING_DIR = tmp_path / "training"
     settings.TRAINING_ENGINE_THREADS = 1

@@ -55,10 +55,7 @@ def test_it_refuses_a_causal_lm_as_the_reward_model(manager_api, tiny_model, pre
     assert_refused(response, "reward_model", "not a reward model")
 
 
-@pytest.mark.django_db(transaction=True)  # the worker commits its own transactions
-def test_a_dataset_without_the_stages_columns_fails_its_stage_with_the_engines_message(
-    manager_api, tiny_model, tmp_path, sft_snapshot, worker
-):
+def test_a_corpus_without_the_text_column_is_refused_at_launch(manager_api, tiny_model, tmp_path, sft_snapshot):
     texts = tmp_path / "corpus.jsonl"
     texts.write_text(json.dumps({"body": "no text column here"}) + "\n")
     response = launch(
@@ -68,13 +65,24 @@ def test_a_dataset_without_the_stages_columns_fails_its_stage_with_the_engines_m
         dataset=sft_snapshot.pk,
         pretrain_dataset=str(texts),
     )
-    # Launch runs the field checks only; files are the engine's to read, when the stage starts.
+    # Not a queued round whose pretrain stage fails when the worker reaches it.
+    assert_refused(response, "pretrain_dataset", "needs columns {text}", "set text_field")
+
+
+def test_a_corpus_with_its_text_in_another_column_launches_with_text_field(
+    manager_api, tiny_model, tmp_path, sft_snapshot
+):
+    texts = tmp_path / "corpus.jsonl"
+    texts.write_text("".join(json.dumps({"body": f"paragraph {i}"}) + "\n" for i in range(30)))
+    response = launch(
+        manager_api,
+        preset="pretrain_sft",
+        base_model=tiny_model.pk,
+        dataset=sft_snapshot.pk,
+        pretrain_dataset=str(texts),
+        stage_settings={"pretrain": {"text_field": "body"}},
+    )
     assert response.status_code == 201, response.json()
-    assert worker.run_once()
-    pretrain = TrainingRun.objects.get(stage="pretrain")
-    assert pretrain.status == "failed"
-    assert "dataset:" in pretrain.error and "needs columns {text}" in pretrain.error
-    assert Round.objects.get().status == "failed"
 
 
 def test_it_refuses_evaluation_without_held_out_data(manager_api, tiny_model, judged_campaign, manager):

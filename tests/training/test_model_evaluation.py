@@ -86,7 +86,7 @@ def test_it_scores_a_reward_model_on_a_snapshot_and_by_agreement(manager_api, re
         ({"compare_with": "rm"}, "compare_with", "a reward model is evaluated on its own"),
         ({"model": "rm", "dataset": None}, "dataset", "preference pairs"),
         ({"dataset": None}, "dataset", "a dataset snapshot, a text corpus, or benchmarks"),
-        ({"evaluation_corpus": "/no/such/corpus.txt"}, "evaluation_corpus", "does not exist"),
+        ({"evaluation_corpus": "/no/such/corpus.txt"}, "evaluation_corpus", "must be inside one of"),
         ({"settings": {"advanced": {"benchmarks": ["arc_easy"], "temperature": 0}}}, "settings", "temperature"),
     ],
 )
@@ -131,7 +131,8 @@ def test_a_reviewer_cannot_open_the_evaluation_page(client, make_user, tiny_mode
     assert not Round.objects.exists()
 
 
-def test_truthfulqa_runs_from_the_file_the_manager_names(client, manager, tiny_model, preference_snapshot):
+def test_truthfulqa_runs_from_the_file_the_manager_names(client, manager, tiny_model, preference_snapshot, settings):
+    settings.DATA_ROOTS = ["/data"]
     client.force_login(manager)
     url = f"/training/models/{tiny_model.pk}/evaluate/"
     without_file = client.post(url, {"benchmarks": ["truthfulqa_mc1"], "max_new_tokens": 8})

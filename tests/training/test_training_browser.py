@@ -52,7 +52,8 @@ def test_a_manager_launches_a_round_and_watches_it_train_live(demo_stack, browse
     page.goto(f"{demo_stack}/training/rounds/new/")
     page.select_option("#id_preset", "single")
     page.select_option("#id_stage", "pretrain")
-    page.fill("#id_pretrain_dataset", str(text))
+    # Uploaded from the page (a path typed here would have to lie inside the server's data roots).
+    page.set_input_files("#id_pretrain_file", str(text))
     page.select_option("#id_adapter", "full")
     page.fill("#id_max_steps", "3000")
     page.fill("#id_learning_rate", "0.001")

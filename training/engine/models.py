@@ -99,6 +99,10 @@ def _load(auto_class, path: str, device: Device, *, gguf_file, quantize_4bit: bo
     }
     if quantize_4bit:
         options.update(_four_bit_options(device))
+    if gguf_file is None:
+        # Pickle weights (pytorch_model.bin) can run code when loaded: the registry accepts
+        # safetensors only, and so does the engine, for a base an adapter names as well.
+        options["use_safetensors"] = True
     if base is not None:
         # A PEFT adapter from an earlier stage: load its base, apply and merge it.
         from peft import PeftModel
@@ -146,10 +150,17 @@ def _four_bit_options(device: Device) -> dict:
 
 
 def _adapter_base(path: str) -> str | None:
+    """The base model directory a PEFT adapter names, or None when ``path`` is not an adapter."""
     config = Path(path) / "adapter_config.json"
     if not config.is_file():
         return None
-    return json.loads(config.read_text())["base_model_name_or_path"]
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        raise ValueError(f"{config} is not a JSON object naming base_model_name_or_path") from None
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{config} names no base model (base_model_name_or_path)")
+    return base
 
 
 def _has_tokenizer(directory: Path) -> bool:

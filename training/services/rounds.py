@@ -7,24 +7,29 @@ first); a reward stage starts from that policy too, and its output becomes the r
 later PPO stage. Unless switched off, the round ends with an evaluate stage: the newest policy
 against the base model on the snapshot's held-out rows (``training.services.evaluation``). A
 failed or cancelled stage stops the round; later stages are cancelled with the reason. Launch
-checks everything it can before writing anything: stage requirements, the snapshot's rows, and the
-engine's field checks of every stage's spec (paths are the engine's to check, when a stage starts:
-the models later stages train from do not exist yet).
+checks everything it can before writing anything: stage requirements, the snapshot's rows, the
+corpora the manager names or uploads (inside the data roots, and read to the end: a damaged file is
+a 400 now rather than a round that fails later), and the engine's field checks of every stage's
+spec (model paths are the engine's to check, when a stage starts: the models later stages train
+from do not exist yet).
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import PreferenceDataset
 from rlhf_platform.audit import Action, audit_record
 from training import stage_data
+from training.engine import data
 from training.engine.stages import STAGES
 from training.errors import Conflict, TrainingError
 from training.models import (
@@ -37,8 +42,10 @@ from training.models import (
     Stage,
     TrainingRun,
 )
+from training.paths import confined_path, data_roots
 from training.realtime import notify_round, notify_run
 from training.services.evaluation import evaluation_wiring
+from training.services.uploads import corpus_upload_remove, corpus_upload_store
 from training.specs import LaunchError, build_spec, check_shared_settings, check_spec, settings_for
 
 # The training stages of each preset; the evaluate stage follows them unless it is switched off.
@@ -47,6 +54,8 @@ PRESET_STAGES = {
     Round.Preset.SFT_DPO: ["sft", "dpo"],
     Round.Preset.PRETRAIN_SFT: ["pretrain", "sft"],
 }
+# The launch form's file fields that stand in for each path field.
+UPLOAD_FIELDS = {"pretrain_dataset": "pretrain_file", "evaluation_corpus": "evaluation_file"}
 # Rows exported per stage when checking a launch: enough to know the snapshot feeds the stage.
 CHECK_ROWS = 20
 
@@ -65,18 +74,107 @@ def round_launch(
     stage_settings: dict[str, dict[str, Any]] | None = None,
     evaluate: bool = True,
     evaluation_corpus: str = "",
+    pretrain_upload: UploadedFile | None = None,
+    evaluation_upload: UploadedFile | None = None,
 ) -> Round:
     """Check and queue a round: the round and its first run queued, the others waiting.
 
     ``evaluate`` appends the evaluate stage; ``evaluation_corpus`` is a local text file it measures
-    forgetting on (default: the snapshot's held-out texts). Raises ``TrainingError``, writing nothing.
+    forgetting on (default: the snapshot's held-out texts). Paths must lie inside the data roots
+    (``training.paths``). ``pretrain_upload`` and ``evaluation_upload`` are uploaded corpora in
+    their place: stored (``corpus_upload_store``), checked like a path, and removed again when the
+    launch is refused. Raises ``TrainingError``, writing nothing.
     """
-    settings, stage_settings = settings or {}, stage_settings or {}
-    stages = _stages_of(preset, stage, evaluate)
-    _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus.strip())
-    _check_specs(
-        stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus.strip(), settings, stage_settings
+    return _launch_with_uploads(
+        _round_launch_checked,
+        paths={"pretrain_dataset": pretrain_dataset, "evaluation_corpus": evaluation_corpus},
+        uploads={"pretrain_dataset": pretrain_upload, "evaluation_corpus": evaluation_upload},
+        name=name,
+        preset=preset,
+        base_model=base_model,
+        launched_by=launched_by,
+        stage=stage,
+        dataset=dataset,
+        reward_model=reward_model,
+        settings=settings or {},
+        stage_settings=stage_settings or {},
+        evaluate=evaluate,
     )
+
+
+def _launch_with_uploads(
+    launch: Callable[..., Round],
+    *,
+    paths: dict[str, str],
+    uploads: dict[str, UploadedFile | None],
+    **arguments: Any,
+) -> Round:
+    """``launch(**arguments, **paths)``, each upload stored and standing in for its path field;
+    the stored files are removed again when the launch is refused (or fails in any way)."""
+    paths = {field: (path or "").strip() for field, path in paths.items()}
+    stored: dict[str, Path] = {}
+    try:
+        for field, upload in uploads.items():
+            if upload is None:
+                continue
+            if paths[field]:
+                raise TrainingError(
+                    "Name a path on the server or upload a file, not both.",
+                    {UPLOAD_FIELDS[field]: "Either a path or a file, not both."},
+                )
+            stored[field] = corpus_upload_store(upload=upload, field=UPLOAD_FIELDS[field])
+            paths[field] = str(stored[field])
+        return launch(**arguments, **paths)
+    except TrainingError as error:
+        _remove_uploads(stored)
+        raise _named_as_uploaded(error, stored, uploads) from None
+    except BaseException:
+        _remove_uploads(stored)
+        raise
+
+
+def _remove_uploads(stored: dict[str, Path]) -> None:
+    for path in stored.values():
+        corpus_upload_remove(path=path)
+
+
+def _named_as_uploaded(
+    error: TrainingError, stored: dict[str, Path], uploads: dict[str, UploadedFile | None]
+) -> TrainingError:
+    """The refusal as the manager sees it: an uploaded corpus by its own name, its faults on the file field."""
+    message, errors = error.message, dict(error.errors)
+    for field, path in stored.items():
+        name = Path(uploads[field].name or "").name or "the uploaded file"
+        message = message.replace(str(path), name)
+        if field in errors:
+            errors[UPLOAD_FIELDS[field]] = errors.pop(field).replace(str(path), name)
+    return type(error)(message, errors)
+
+
+def _round_launch_checked(
+    *,
+    name: str,
+    preset: str,
+    base_model: ModelArtifact,
+    launched_by: AbstractBaseUser | None,
+    stage: str | None,
+    dataset: PreferenceDataset | None,
+    pretrain_dataset: str,
+    reward_model: ModelArtifact | None,
+    settings: dict[str, Any],
+    stage_settings: dict[str, dict[str, Any]],
+    evaluate: bool,
+    evaluation_corpus: str,
+) -> Round:
+    stages = _stages_of(preset, stage, evaluate)
+    pretrain_dataset = _data_path(pretrain_dataset, "pretrain_dataset")
+    evaluation_corpus = _data_path(evaluation_corpus, "evaluation_corpus")
+    _check_inputs(stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus)
+    _check_specs(
+        stages, base_model, dataset, pretrain_dataset, reward_model, evaluation_corpus, settings, stage_settings
+    )
+    if Stage.EVALUATE in stages:
+        _check_truthfulqa(settings_for(Stage.EVALUATE, settings, stage_settings))
     with transaction.atomic():
         round_ = Round.objects.create(
             name=(name or "").strip()[:200] or f"{' → '.join(_trained(stages))} on {base_model.name}"[:200],
@@ -87,7 +185,7 @@ def round_launch(
             pretrain_dataset=pretrain_dataset,
             reward_model=reward_model,
             stage_settings={"shared": settings, "stages": stage_settings},
-            evaluation_corpus=evaluation_corpus.strip(),
+            evaluation_corpus=evaluation_corpus,
             launched_by=launched_by,
         )
         previous = None
@@ -102,7 +200,7 @@ def round_launch(
                 input_model=base_model if previous is None else None,
                 reward_model=reward_model if _uses_registered_reward_model(stage_name, stages) else None,
                 dataset=dataset if STAGES[stage_name].reads_snapshot or stage_name == Stage.EVALUATE else None,
-                text_dataset=_text_dataset(stage_name, pretrain_dataset, evaluation_corpus.strip()),
+                text_dataset=_text_dataset(stage_name, pretrain_dataset, evaluation_corpus),
                 launched_by=launched_by,
             )
             notify_run(run)
@@ -121,16 +219,41 @@ def round_launch_evaluation(
     reward_model: ModelArtifact | None = None,
     settings: dict[str, Any] | None = None,
     name: str = "",
+    evaluation_upload: UploadedFile | None = None,
 ) -> Round:
     """Queue an evaluation of a registered model, alone or against ``compare_with`` (its baseline),
     as a round of one evaluate stage. A reward model is scored on preference pairs; a policy gets
     every figure its data allows. Data: the snapshot's test split when it has one, else all of its
-    rows (unless the model was trained on that snapshot), and the corpus for perplexity.
+    rows (unless the model was trained on that snapshot), and the corpus for perplexity: a path
+    inside the data roots, or ``evaluation_upload`` (stored, and removed again if refused).
 
     Raises ``TrainingError``, writing nothing.
     """
-    evaluation_corpus = (evaluation_corpus or "").strip()
-    settings = settings or {}
+    return _launch_with_uploads(
+        _round_launch_evaluation_checked,
+        paths={"evaluation_corpus": evaluation_corpus},
+        uploads={"evaluation_corpus": evaluation_upload},
+        model=model,
+        launched_by=launched_by,
+        compare_with=compare_with,
+        dataset=dataset,
+        reward_model=reward_model,
+        settings=settings or {},
+        name=name,
+    )
+
+
+def _round_launch_evaluation_checked(
+    *,
+    model: ModelArtifact,
+    launched_by: AbstractBaseUser | None,
+    compare_with: ModelArtifact | None,
+    dataset: PreferenceDataset | None,
+    evaluation_corpus: str,
+    reward_model: ModelArtifact | None,
+    settings: dict[str, Any],
+    name: str,
+) -> Round:
     _check_evaluation_models(model, compare_with, reward_model, dataset)
     if dataset is None and not evaluation_corpus and not _names_benchmarks(settings):
         raise TrainingError(
@@ -147,10 +270,10 @@ def round_launch_evaluation(
                 "another snapshot, or on one built with a test share.",
                 {"dataset": "The model trained on all of it."},
             )
-    if evaluation_corpus and not Path(evaluation_corpus).exists():
-        raise TrainingError(
-            f"{evaluation_corpus} does not exist on this machine.", {"evaluation_corpus": "No such local path."}
-        )
+    evaluation_corpus = _data_path(evaluation_corpus, "evaluation_corpus")
+    if evaluation_corpus:
+        _check_corpus(evaluation_corpus, "evaluation_corpus", text_field="text")
+    _check_truthfulqa(settings)
     _check_evaluation_spec(model, compare_with, dataset, evaluation_corpus, reward_model, settings)
     baseline = compare_with or model
     with transaction.atomic():
@@ -410,15 +533,11 @@ def _check_inputs(
                 stage_data.check_snapshot_kind(stage=stage, kind=dataset.kind, dataset_name=dataset.name)
             except stage_data.StageDataError as error:
                 raise TrainingError(str(error), {"dataset": str(error)}) from None
-    if any(STAGES[stage].trains_on == "text" for stage in stages):
-        if not pretrain_dataset:
-            raise TrainingError(
-                "The pretrain stage needs a local text dataset.", {"pretrain_dataset": "This field is required."}
-            )
-        if not Path(pretrain_dataset).exists():
-            raise TrainingError(
-                f"{pretrain_dataset} does not exist on this machine.", {"pretrain_dataset": "No such local path."}
-            )
+    if any(STAGES[stage].trains_on == "text" for stage in stages) and not pretrain_dataset:
+        raise TrainingError(
+            "The pretrain stage needs a text corpus: name a path on the server or upload a file.",
+            {"pretrain_dataset": "This field is required."},
+        )
     for stage in stages:
         if STAGES[stage].needs_reward_model and reward_model is None and _uses_registered_reward_model(stage, stages):
             raise TrainingError(
@@ -449,10 +568,39 @@ def _check_evaluation_inputs(dataset: PreferenceDataset | None, evaluation_corpu
             "evaluation off.",
             {"dataset": "No test split."},
         )
-    if evaluation_corpus and not Path(evaluation_corpus).exists():
-        raise TrainingError(
-            f"{evaluation_corpus} does not exist on this machine.", {"evaluation_corpus": "No such local path."}
-        )
+    if evaluation_corpus:
+        # Measured paragraph by paragraph from its "text" rows (stage_data.corpus_pieces_file).
+        _check_corpus(evaluation_corpus, "evaluation_corpus", text_field="text")
+
+
+def _data_path(raw: str, field: str) -> str:
+    """A data path named at launch, resolved: inside the data roots, and there ("" stays "")."""
+    if not raw:
+        return ""
+    location = confined_path(raw, roots=data_roots(), field=field)
+    if not location.exists():
+        raise TrainingError(f"{location} does not exist on this machine.", {field: "No such local path."})
+    return str(location)
+
+
+def _check_corpus(path: str, field: str, *, text_field: str) -> None:
+    """The corpus reads to the end, as UTF-8, with its text column: a 400 now, not a round that fails later."""
+    try:
+        data.check_corpus(path, text_field=text_field)
+    except data.DataError as error:
+        raise TrainingError(f"{field}: {error}", {field: str(error)}) from None
+
+
+def _check_truthfulqa(stage_settings: dict[str, Any]) -> None:
+    """The TruthfulQA file an evaluation names in its settings lies inside the data roots, like any data path.
+
+    Whether it is there is the engine's to find: benchmark data missing at run time is noted in the
+    report, not fatal (``training.engine.benchmarks``).
+    """
+    advanced = stage_settings.get("advanced")
+    path = advanced.get("truthfulqa") if isinstance(advanced, dict) else None
+    if isinstance(path, str) and path.strip():
+        confined_path(path.strip(), roots=data_roots(), field="truthfulqa")
 
 
 def _check_specs(
@@ -508,6 +656,8 @@ def _check_specs(
                 check_spec(spec)
             except LaunchError as error:
                 raise TrainingError(error.message, {error.field: error.message}) from None
+            if STAGES[stage].trains_on == "text":
+                _check_corpus(pretrain_dataset, "pretrain_dataset", text_field=spec.get("text_field") or "text")
 
 
 def _check_stage_rows(stage: str, dataset: PreferenceDataset | None, pretrain_dataset: str, work_dir: Path) -> str:

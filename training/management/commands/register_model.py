@@ -1,4 +1,9 @@
-"""``manage.py register_model PATH --name NAME``: add a local model to the registry."""
+"""``manage.py register_model PATH --name NAME``: add a local model to the registry.
+
+Unlike the API, the command is not confined to ``settings.MODEL_ROOTS``: it is run by an operator
+at the server's shell, who can read any file already, and set-up scripts (``make demo``) register
+models wherever they were put. Every check of the model's files still applies.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, path: str, name: str, gguf_file: str, kind: str | None, **options) -> None:
-        fields = {"path": path, "name": name, "gguf_file": gguf_file, "kind": kind}
+        fields = {"path": path, "name": name, "gguf_file": gguf_file, "kind": kind, "confined": False}
         try:
             if options["skip_existing"]:
                 artifact, created = model_register_once(**fields)
