@@ -82,3 +82,21 @@ def test_set_up_scripts_register_a_gguf_file_once_however_its_path_is_spelled(gg
     call_command("register_model", str(gguf_dir / "tiny.gguf"), "--name", "tiny-gguf", "--skip-existing")
     call_command("register_model", str(gguf_dir), "--gguf-file", "tiny.gguf", "--name", "tiny-gguf", "--skip-existing")
     assert ModelArtifact.objects.count() == 1
+
+
+def test_a_registration_through_the_api_is_audited_and_a_refused_one_is_not(tiny_model_dir, manager, tmp_path):
+    from auditlog.models import LogEntry
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(manager)
+    registered = client.post("/api/training/models/", {"path": str(tiny_model_dir), "name": "tiny"}, format="json")
+    refused = client.post("/api/training/models/", {"path": str(tmp_path), "name": "empty"}, format="json")
+
+    assert (registered.status_code, refused.status_code) == (201, 400)
+    [entry] = LogEntry.objects.filter(additional_data__action="model.register")
+    assert (entry.actor, entry.object_id, entry.additional_data["path"]) == (
+        manager,
+        registered.json()["id"],
+        str(tiny_model_dir),
+    )

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
 from rlhf_platform import json_limits
+from rlhf_platform.audit import Action, audit_record
 from training.errors import TrainingError
 from training.models import ModelArtifact, TrainingRun
 from training.paths import adapter_base_roots, confined_path, model_roots
@@ -59,15 +61,18 @@ def model_register(
     if base_model is None and facts.get("base_path"):
         base_model = ModelArtifact.objects.filter(path=facts["base_path"]).first()
     facts.pop("base_path", None)
-    return ModelArtifact.objects.create(
-        name=name[:200],
-        kind=kind or detected_kind,
-        path=str(directory),
-        gguf_file=gguf_file,
-        base_model=base_model,
-        created_by=created_by,
-        **facts,
-    )
+    with transaction.atomic():
+        model = ModelArtifact.objects.create(
+            name=name[:200],
+            kind=kind or detected_kind,
+            path=str(directory),
+            gguf_file=gguf_file,
+            base_model=base_model,
+            created_by=created_by,
+            **facts,
+        )
+        audit_record(actor=created_by, action=Action.MODEL_REGISTER, target=model, path=model.path, kind=model.kind)
+    return model
 
 
 def model_register_once(
