@@ -8,6 +8,7 @@ that instance is then asked what it holds and made to serve a snapshot download.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -32,9 +33,6 @@ from tests.tiny_model import build_tiny_causal_lm
 from tests.training.conftest import review_all
 from training.services.registry import model_register
 
-# A scratch database per restore on the PostgreSQL pass, named after this worktree's tests so it
-# never meets another suite's test_* databases.
-SCRATCH_PREFIX = "rlhf_backup_restore_"
 # What the restored instance reports about itself, as JSON on stdout.
 INSPECT = """
 import json, django
@@ -96,7 +94,9 @@ def fresh_instance(tmp_path):
             environment["DATABASE_URL"] = f"sqlite:///{var / 'db.sqlite3'}"
         else:
             database = connection.settings_dict
-            scratch = f"{SCRATCH_PREFIX}{name.replace('-', '_')}"
+            # Named after the suite's own test database, so that suites of other checkouts on the
+            # same server (each with its own test database) never meet it.
+            scratch = f"{database['NAME']}_restore_{name.replace('-', '_')}"
             _postgres_admin(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)', f'CREATE DATABASE "{scratch}"')
             created.append(scratch)
             environment["DATABASE_URL"] = (
@@ -205,6 +205,27 @@ def test_a_backup_restores_into_a_fresh_instance_that_serves_it(
     assert (restored_var / "training" / "runs" / "1" / "spec.json").read_text() == '{"stage": "sft"}'
     assert not (restored_var / "static").exists()
     assert manage(target, "check").returncode == 0
+
+    # A snapshot changed together with its line in the manifest passes the archive's checks, but
+    # not the snapshot's own content hash: the restore says which one.
+    def change_snapshot(info, data):
+        if info.name == snapshot_member:
+            data = data.replace(b"good", b"fine")
+        elif info.name == "manifest.json":
+            manifest = json.loads(data)
+            for entry in manifest["files"]:
+                if entry["path"] == snapshot_member:
+                    entry["size"] = len(changed)
+                    entry["sha256"] = hashlib.sha256(changed).hexdigest()
+            data = json.dumps(manifest).encode()
+        return info, data
+
+    snapshot_member = f"var/datasets/{dataset.file_name}"
+    changed = dataset.path.read_bytes().replace(b"good", b"fine")
+    doctored = rewrite(archive, tmp_path / "doctored.tar", change_snapshot)
+    damaged = manage(fresh_instance("doctored"), "restore", str(doctored))
+    assert damaged.returncode != 0
+    assert f"{dataset.pk} {dataset.name} ({dataset.file_name}): content hash mismatch" in damaged.stderr
 
     again = manage(target, "restore", str(archive))
     assert again.returncode != 0
@@ -338,3 +359,20 @@ def test_a_failed_backup_leaves_no_archive(db, source_var, tmp_path, monkeypatch
         call_command("backup", str(tmp_path / "full.tar"), stdout=io.StringIO())
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source-var"]
+
+
+@pytest.mark.django_db
+def test_an_archive_of_an_older_schema_is_migrated_on_restore(fresh_instance, tmp_path):
+    source = fresh_instance("older-source")
+    assert manage(source, "migrate", "--noinput").returncode == 0
+    rolled_back = manage(source, "migrate", "training", "0003_evaluate_stage", "--noinput")
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    archive = tmp_path / "older.tar"
+    assert manage(source, "backup", str(archive)).returncode == 0
+    target = fresh_instance("older-target")
+
+    restored = manage(target, "restore", str(archive))
+
+    assert restored.returncode == 0, restored.stderr
+    assert "The archive's schema is older: applying 1 migrations." in restored.stdout
+    assert "[ ] " not in manage(target, "showmigrations", "training").stdout
