@@ -20,6 +20,7 @@ place until the whole archive has been read and every file matches the manifest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import json
@@ -111,6 +112,8 @@ def backup_create(*, destination: Path, progress: Progress = lambda line: None) 
     temporary = destination.parent / f".backup-{destination.name}.{os.getpid()}.partial"
     try:
         with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".backup-") as scratch:
+            # The database first, then the files: a snapshot or a model's files are written before
+            # their row commits, so every row in the copy finds its files in the archive.
             database_copy = _database_copy(Path(scratch))
             manifest["database"]["file"] = SQLITE_MEMBER if connection.vendor == "sqlite" else POSTGRESQL_MEMBER
             files = [(manifest["database"]["file"], database_copy)]
@@ -132,7 +135,7 @@ def backup_create(*, destination: Path, progress: Progress = lambda line: None) 
         os.replace(temporary, destination)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        reason = "the disk is full" if error.errno == 28 else (error.strerror or str(error))
+        reason = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
         raise BackupError(f"Backup failed, nothing was written: {reason} ({error.filename or destination}).") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -242,7 +245,7 @@ def _var_files(var_dir: Path) -> Iterator[Path]:
         dirs[:] = sorted(d for d in dirs if here / d not in skipped_dirs and not d.startswith(PARTIAL_PREFIXES))
         for name in sorted(files):
             path = here / name
-            if here == var_dir and (_is_database_file(name) or name.startswith(PARTIAL_PREFIXES)):
+            if name.startswith(PARTIAL_PREFIXES) or (here == var_dir and _is_database_file(name)):
                 continue
             if path.is_file():
                 yield path
@@ -299,9 +302,17 @@ def _add_file(archive: tarfile.TarFile, name: str, path: Path, meter: _Meter) ->
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), stat.st_mode & 0o777
         reader = _HashingReader(handle, meter)
-        # tarfile reads exactly info.size bytes: a file that shrank meanwhile fails the backup
-        # (an OSError), one that grew is archived as it was when the backup reached it.
-        archive.addfile(info, reader)
+        # tarfile reads exactly info.size bytes: a file that grew is archived as it was when the
+        # backup reached it, one that shrank cannot be archived whole.
+        try:
+            archive.addfile(info, reader)
+        except OSError as error:
+            if error.errno is not None:
+                raise
+            raise BackupError(
+                f"{path} shrank while it was being backed up (a run still writing it?); nothing was written. "
+                "Run the backup again.",
+            ) from None
     meter.files += 1
     return {"path": name, "size": reader.read_bytes, "sha256": reader.digest.hexdigest()}
 
@@ -508,6 +519,10 @@ def _restore_database(manifest: dict[str, Any], staged: Path) -> None:
         ],
         database,
     )
+    # Pooled connections keep statements prepared against the tables pg_restore replaced.
+    for alias in connections:
+        if hasattr(connections[alias], "close_pool"):
+            connections[alias].close_pool()
     connections.close_all()
 
 
