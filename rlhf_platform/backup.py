@@ -3,6 +3,8 @@
 An archive is one tar file (gzip-compressed when its name ends in ``.gz`` or ``.tgz``), written
 and read as a stream, so neither side ever holds it in memory:
 
+- ``backup.json``, first: the manifest below without its file list, so that a restore refuses
+  an archive it cannot use before reading all of it;
 - ``database/db.sqlite3`` (SQLite, copied with SQLite's online backup API, consistent while the
   server and the worker write) or ``database/postgresql.dump`` (``pg_dump --format=custom``,
   one consistent snapshot of the database);
@@ -49,6 +51,11 @@ from rlhf_platform.errors import UserError
 FORMAT = "rlhf-platform-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# The manifest without its file list, first in the archive: a restore refuses an archive it
+# cannot use (another database, a newer schema) before reading gigabytes of it.
+HEADER = "backup.json"
+# A manifest lists every file (about 150 bytes each); anything far larger is not one.
+MANIFEST_MAX_BYTES = 512 * 2**20
 SQLITE_MEMBER = "database/db.sqlite3"
 POSTGRESQL_MEMBER = "database/postgresql.dump"
 # Folders directly under VAR_DIR that are caches: `collectstatic` and `make benchmark-data`
@@ -125,13 +132,12 @@ def backup_create(*, destination: Path, progress: Progress = lambda line: None) 
                 _compressed(handle, compress) as stream,
                 tarfile.open(fileobj=stream, mode="w|") as archive,
             ):
+                header = {key: value for key, value in manifest.items() if key != "files"}
+                _add_bytes(archive, HEADER, json.dumps(header, indent=2).encode())
                 meter = _Meter(progress, total)
                 for name, path in files:
                     manifest["files"].append(_add_file(archive, name, path, meter))
-                payload = json.dumps(manifest, indent=2).encode()
-                info = tarfile.TarInfo(MANIFEST)
-                info.size, info.mtime, info.mode = len(payload), int(time.time()), 0o600
-                archive.addfile(info, _BytesReader(payload))
+                _add_bytes(archive, MANIFEST, json.dumps(manifest, indent=2).encode())
         os.replace(temporary, destination)
     except OSError as error:
         temporary.unlink(missing_ok=True)
@@ -317,6 +323,12 @@ def _add_file(archive: tarfile.TarFile, name: str, path: Path, meter: _Meter) ->
     return {"path": name, "size": reader.read_bytes, "sha256": reader.digest.hexdigest()}
 
 
+def _add_bytes(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(payload), int(time.time()), 0o600
+    archive.addfile(info, _BytesReader(payload))
+
+
 def _size(count: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if count < 1024 or unit == "GB":
@@ -409,6 +421,7 @@ def _stage(archive: Path, staging: Path, progress: Progress) -> tuple[dict[str, 
     """
     seen: dict[str, tuple[int, str]] = {}
     staged: dict[str, Path] = {}
+    header: dict[str, Any] | None = None
     manifest_bytes: bytes | None = None
     current = None
     try:
@@ -418,8 +431,15 @@ def _stage(archive: Path, staging: Path, progress: Progress) -> tuple[dict[str, 
                 if member.isdir():
                     continue
                 name = _safe_member_name(member)
-                if name == MANIFEST:
-                    manifest_bytes = stream.extractfile(member).read()
+                if name in (HEADER, MANIFEST):
+                    if member.size > MANIFEST_MAX_BYTES:
+                        raise BackupError(f"{name} in {archive} is too large to be a manifest.", {"archive": "Bad."})
+                    payload = stream.extractfile(member).read()
+                    if name == MANIFEST:
+                        manifest_bytes = payload
+                    else:
+                        header = _parse_manifest(payload, archive, name)
+                        _check_compatible(header)
                     continue
                 if name in seen:
                     raise BackupError(f"{name} appears twice in the archive; it is not a backup of this app.")
@@ -444,12 +464,11 @@ def _stage(archive: Path, staging: Path, progress: Progress) -> tuple[dict[str, 
         raise BackupError(
             f"{archive} has no {MANIFEST}: it is truncated, or not a backup of this app.", {"archive": "No manifest."}
         )
-    try:
-        manifest = json.loads(manifest_bytes)
-    except ValueError:
-        raise BackupError(f"{MANIFEST} in {archive} is not valid JSON.", {"archive": "Bad manifest."}) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BackupError(f"{archive} is not a backup of this app.", {"archive": "Not a backup."})
+    manifest = _parse_manifest(manifest_bytes, archive, MANIFEST)
+    if header is not None and header != {key: value for key, value in manifest.items() if key != "files"}:
+        raise BackupError(
+            f"{HEADER} and {MANIFEST} in {archive} disagree: the archive was changed.", {"archive": "Changed."}
+        )
     expected = {entry["path"]: (entry["size"], entry["sha256"]) for entry in manifest.get("files", [])}
     for name, (size, sha256) in expected.items():
         if name not in seen:
@@ -465,13 +484,23 @@ def _stage(archive: Path, staging: Path, progress: Progress) -> tuple[dict[str, 
     return manifest, staged
 
 
+def _parse_manifest(payload: bytes, archive: Path, name: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(payload)
+    except ValueError:
+        raise BackupError(f"{name} in {archive} is not valid JSON.", {"archive": "Bad manifest."}) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError(f"{archive} is not a backup of this app.", {"archive": "Not a backup."})
+    return manifest
+
+
 def _safe_member_name(member: tarfile.TarInfo) -> str:
     """The member's name, if it is a plain file that stays inside the restore's folders."""
     path = PurePosixPath(member.name)
     if not member.isfile() or path.is_absolute() or ".." in path.parts:
         raise BackupError(f"{member.name} is not a plain file inside the archive's folders; refusing the archive.")
     name = path.as_posix()
-    if name != MANIFEST and not (name.startswith("var/") or name.startswith("database/")):
+    if name not in (HEADER, MANIFEST) and not (name.startswith("var/") or name.startswith("database/")):
         raise BackupError(f"{name} is not part of a backup of this app.", {"archive": "Unknown file."})
     return name
 
