@@ -361,8 +361,21 @@ def _conversational(row: dict[str, Any]) -> dict[str, Any]:
 
 def content_hash(rows: Iterable[Mapping[str, Any]], params: BuildParams) -> str:
     """SHA-256 over the parameters and the rows in order, in a canonical JSON form."""
+    return _canonical_hash(rows, params.to_json())
+
+
+def file_content_hash(path: Path, parameters: Mapping[str, Any]) -> str:
+    """The ``content_hash`` of a snapshot file as written, with its build parameters as stored.
+
+    Recomputed from the file, it tells whether the snapshot is still the one that was built
+    (after a restore, a copy, or years on disk).
+    """
+    return _canonical_hash(read_rows(path), parameters)
+
+
+def _canonical_hash(rows: Iterable[Mapping[str, Any]], parameters: Mapping[str, Any]) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps(params.to_json(), sort_keys=True, separators=(",", ":")).encode())
+    digest.update(json.dumps(parameters, sort_keys=True, separators=(",", ":")).encode())
     for row in rows:
         digest.update(b"\n")
         digest.update(json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())

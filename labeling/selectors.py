@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from labeling.aggregation import JudgementRecord, JudgementTable, arena, gold_pairs, majority, quality
 from labeling.aggregation.pairs import COMPARATIVE_TYPES
-from labeling.datasets import BuildInputs, ResponseInfo, TaskInfo, read_rows
+from labeling.datasets import BuildInputs, ResponseInfo, TaskInfo, file_content_hash, read_rows
 from labeling.errors import NotFound
 from labeling.models import (
     Assignment,
@@ -366,6 +366,28 @@ def campaign_has_judgements(*, campaign: Campaign) -> bool:
 
 def datasets_overview() -> QuerySet[PreferenceDataset]:
     return PreferenceDataset.objects.select_related("created_by").prefetch_related("campaigns")
+
+
+@dataclass(frozen=True)
+class SnapshotCheck:
+    """Whether a snapshot's file still holds what was built: "ok", "missing" or "mismatch"."""
+
+    dataset: PreferenceDataset
+    outcome: str
+
+
+def datasets_verify() -> Iterator[SnapshotCheck]:
+    """Every snapshot's file rehashed against its ``content_hash`` (reads every file in full)."""
+    for dataset in PreferenceDataset.objects.order_by("pk").iterator():
+        if not dataset.path.is_file():
+            yield SnapshotCheck(dataset, "missing")
+            continue
+        try:
+            matches = file_content_hash(dataset.path, dataset.parameters) == dataset.content_hash
+        except ValueError:
+            # A line that is no longer JSON (or UTF-8): the file was changed after the build.
+            matches = False
+        yield SnapshotCheck(dataset, "ok" if matches else "mismatch")
 
 
 def dataset_preview(*, dataset: PreferenceDataset, rows: int = 5) -> list[dict[str, Any]]:
