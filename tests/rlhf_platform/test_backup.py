@@ -67,6 +67,8 @@ def source_var(settings, tmp_path) -> Path:
     settings.MEDIA_ROOT = var / "media"
     settings.STATIC_ROOT = var / "static"
     settings.BENCHMARK_DATA_DIR = var / "benchmark-data"
+    settings.MODEL_ROOTS = [var / "models"]
+    settings.DATA_ROOTS = [var / "data"]
     for cache in ("static/app.css", "benchmark-data/arc/rows.arrow", "downloads/wheel.whl"):
         (var / cache).parent.mkdir(parents=True)
         (var / cache).write_text("cache")
@@ -163,7 +165,8 @@ def test_a_backup_restores_into_a_fresh_instance_that_serves_it(
     inside = build_tiny_causal_lm(source_var / "models" / "tiny")
     model_register(path=str(inside), name="tiny-inside", created_by=manager)
     outside = shutil.copytree(inside, tmp_path / "elsewhere" / "tiny")
-    model_register(path=str(outside), name="tiny-outside", created_by=manager)
+    # Outside the model roots, as an operator registers with `manage.py register_model`.
+    model_register(path=str(outside), name="tiny-outside", created_by=manager, confined=False)
     archive = tmp_path / "backups" / "instance.tar.gz"
     archive.parent.mkdir()
 
