@@ -388,6 +388,8 @@ def campaign_with_a_task_imported_before(manager):
     campaign = draft_campaign(manager)
     Task.objects.create(campaign=campaign, external_id="t0", prompt="Imported before")
     return campaign
+
+
 BAD_ROWS = [
     {"id": "t1", "prompt": "Hi", "responses": ["A", "B"]},
     {"id": "t2", "prompt": "", "responses": ["C", "D"]},
