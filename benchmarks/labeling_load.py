@@ -149,7 +149,6 @@ def command_setup(args: argparse.Namespace) -> int:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.db import transaction
-    from rest_framework.authtoken.models import Token
 
     from labeling.models import CampaignStatus
     from labeling.services.campaigns import (
@@ -161,6 +160,7 @@ def command_setup(args: argparse.Namespace) -> int:
     from labeling.services.imports import tasks_import
     from labeling.services.prerender import responses_render_pending
     from rlhf_platform.roles import Role
+    from rlhf_platform.services import token_create
 
     tag = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     started = time.perf_counter()
@@ -176,7 +176,8 @@ def command_setup(args: argparse.Namespace) -> int:
             user = user_model.objects.create_user(username=f"load-rev-{tag}-{i:03d}", password=None)
             user.groups.add(reviewer_group)
             reviewers.append(user)
-        tokens = [Token.objects.create(user=user).key for user in reviewers]
+        # No expiry: a saved config stays usable; the users are the benchmark's own.
+        tokens = [token_create(user=user, name="labeling load", expires_at=None).key for user in reviewers]
     project = project_create(name=f"Load test {tag}", created_by=manager)
     campaign = campaign_create(
         project=project,

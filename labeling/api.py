@@ -29,6 +29,8 @@ from labeling.services.assignment import assignment_claim_next, assignment_skip
 from labeling.services.datasets import dataset_build, dataset_download_file, dataset_params
 from labeling.services.imports import FORMATS, format_from_name, tasks_import
 from labeling.services.judgements import judgement_submit, judgement_submit_and_claim_next, judgement_undo_last
+from rlhf_platform.openapi import ErrorSerializer
+from rlhf_platform.pagination import NewestFirstCursorPagination, PagePagination, paginated_response
 from rlhf_platform.permissions import IsManager, IsReviewer
 from rlhf_platform.roles import user_is_manager
 
@@ -85,11 +87,6 @@ class AssignmentPayloadSerializer(serializers.Serializer):
     previous_answers = serializers.JSONField(allow_null=True, help_text="Answers given before an undo.")
 
 
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.DictField(child=serializers.CharField(), required=False)
-
-
 def _reviewer_campaign(campaign: Campaign) -> dict[str, Any]:
     return {
         "id": campaign.pk,
@@ -111,6 +108,7 @@ ERRORS = {400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
 
 class ProjectListCreateApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = PagePagination
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
@@ -119,7 +117,12 @@ class ProjectListCreateApi(APIView):
 
     @extend_schema(responses=ProjectSerializer(many=True), tags=["projects"])
     def get(self, request: Request) -> Response:
-        return Response(ProjectSerializer(Project.objects.all(), many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=Project.objects.order_by("name", "id"),
+            serialize=lambda page: ProjectSerializer(page, many=True).data,
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ProjectSerializer, **ERRORS}, tags=["projects"])
     def post(self, request: Request) -> Response:
@@ -145,13 +148,13 @@ class ProjectDetailApi(APIView):
         data = self.UpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project = campaign_services.project_update(
-            project=get_object_or_404(Project, pk=project_id), **data.validated_data
+            project=get_object_or_404(Project, pk=project_id), actor=request.user, **data.validated_data
         )
         return Response(ProjectSerializer(project).data)
 
     @extend_schema(responses={204: None, **ERRORS}, tags=["projects"])
     def delete(self, request: Request, project_id: int) -> Response:
-        campaign_services.project_delete(project=get_object_or_404(Project, pk=project_id))
+        campaign_services.project_delete(project=get_object_or_404(Project, pk=project_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -169,6 +172,8 @@ class CampaignInputSerializer(serializers.Serializer):
 
 
 class CampaignListCreateApi(APIView):
+    pagination_class = PagePagination
+
     class CreateSerializer(CampaignInputSerializer):
         project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all())
 
@@ -180,10 +185,12 @@ class CampaignListCreateApi(APIView):
     )
     def get(self, request: Request) -> Response:
         if user_is_manager(request.user):
-            campaigns = Campaign.objects.prefetch_related("reviewers")
-            return Response(CampaignSerializer(campaigns, many=True).data)
-        campaigns = selectors.campaigns_for_reviewer(reviewer=request.user)
-        return Response([_reviewer_campaign(c) for c in campaigns])
+            campaigns = Campaign.objects.prefetch_related("reviewers").order_by("name", "id")
+            serialize = lambda page: CampaignSerializer(page, many=True).data  # noqa: E731
+        else:
+            campaigns = selectors.campaigns_for_reviewer(reviewer=request.user)
+            serialize = lambda page: [_reviewer_campaign(campaign) for campaign in page]  # noqa: E731
+        return paginated_response(view=self, request=request, items=campaigns, serialize=serialize)
 
     @extend_schema(request=CreateSerializer, responses={201: CampaignSerializer, **ERRORS}, tags=["campaigns"])
     def post(self, request: Request) -> Response:
@@ -214,14 +221,16 @@ class CampaignDetailApi(APIView):
             self.permission_denied(request, message=IsManager.message)
         data = self.UpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        campaign = campaign_services.campaign_update(campaign=_campaign_for_manager(campaign_id), **data.validated_data)
+        campaign = campaign_services.campaign_update(
+            campaign=_campaign_for_manager(campaign_id), actor=request.user, **data.validated_data
+        )
         return Response(CampaignSerializer(campaign).data)
 
     @extend_schema(responses={204: None, **ERRORS}, tags=["campaigns"])
     def delete(self, request: Request, campaign_id: int) -> Response:
         if not user_is_manager(request.user):
             self.permission_denied(request, message=IsManager.message)
-        campaign_services.campaign_delete(campaign=_campaign_for_manager(campaign_id))
+        campaign_services.campaign_delete(campaign=_campaign_for_manager(campaign_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -236,7 +245,7 @@ class CampaignStatusApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         campaign = campaign_services.campaign_set_status(
-            campaign=_campaign_for_manager(campaign_id), status=data.validated_data["status"]
+            campaign=_campaign_for_manager(campaign_id), status=data.validated_data["status"], actor=request.user
         )
         return Response(CampaignSerializer(campaign).data)
 
@@ -252,7 +261,7 @@ class CampaignReviewersApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         usernames = campaign_services.campaign_set_reviewers(
-            campaign=_campaign_for_manager(campaign_id), usernames=data.validated_data["reviewers"]
+            campaign=_campaign_for_manager(campaign_id), usernames=data.validated_data["reviewers"], actor=request.user
         )
         return Response({"reviewers": usernames})
 
@@ -448,6 +457,7 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 class DatasetListCreateApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
         campaigns = serializers.PrimaryKeyRelatedField(queryset=Campaign.objects.all(), many=True)
@@ -472,7 +482,12 @@ class DatasetListCreateApi(APIView):
 
     @extend_schema(responses=DatasetSerializer(many=True), tags=["datasets"])
     def get(self, request: Request) -> Response:
-        return Response(DatasetSerializer(selectors.datasets_overview(), many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.datasets_overview(),
+            serialize=lambda page: DatasetSerializer(page, many=True).data,
+        )
 
     @extend_schema(
         request=InputSerializer,

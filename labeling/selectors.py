@@ -293,17 +293,24 @@ def reviewer_table(*, campaign: Campaign) -> list[dict[str, Any]]:
     ]
 
 
-def projects_overview() -> list[dict[str, Any]]:
-    """Every project with its campaigns and their progress, for the manager dashboard.
+def projects_overview(*, projects: Iterable[Project]) -> list[dict[str, Any]]:
+    """The projects with their campaigns and their progress, for the manager dashboard.
 
     Progress counts judgements of regular tasks, each task counted up to the campaign's
     overlap, like ``campaign_stats`` does.
     """
     regular = Q(tasks__is_gold=False, tasks__response_count__gte=2)
-    campaigns = Campaign.objects.annotate(
-        regular_tasks=Count("tasks", filter=regular),
-        judgements_done=Sum(Least("tasks__judgement_count", "overlap", output_field=IntegerField()), filter=regular),
-    ).order_by("project_id", "-created_at")
+    projects = list(projects)
+    campaigns = (
+        Campaign.objects.filter(project__in=projects)
+        .annotate(
+            regular_tasks=Count("tasks", filter=regular),
+            judgements_done=Sum(
+                Least("tasks__judgement_count", "overlap", output_field=IntegerField()), filter=regular
+            ),
+        )
+        .order_by("project_id", "-created_at")
+    )
     by_project: dict[int, list[dict[str, Any]]] = {}
     for campaign in campaigns:
         wanted = campaign.regular_tasks * campaign.overlap
@@ -316,10 +323,7 @@ def projects_overview() -> list[dict[str, Any]]:
                 "percent": round(100 * done / wanted) if wanted else 0,
             }
         )
-    return [
-        {"project": project, "campaigns": by_project.get(project.pk, [])}
-        for project in Project.objects.order_by("name")
-    ]
+    return [{"project": project, "campaigns": by_project.get(project.pk, [])} for project in projects]
 
 
 def reviewer_pool_choices(*, campaign: Campaign) -> list[dict[str, Any]]:

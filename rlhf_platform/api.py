@@ -1,22 +1,175 @@
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
-from rest_framework.authtoken.views import ObtainAuthToken
+from django.contrib.auth import user_logged_in
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import generics, serializers, status
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from rlhf_platform.json_limits import JSONParser
-from rlhf_platform.roles import user_roles
+from rlhf_platform import selectors, services
+from rlhf_platform.audit import TARGET_TYPES, Action
+from rlhf_platform.errors import UserError
+from rlhf_platform.forms import AuditFilterForm
+from rlhf_platform.lockout import SignInLockedOut
+from rlhf_platform.models import ApiToken, ApiTokenStatus
+from rlhf_platform.openapi import ErrorSerializer
+from rlhf_platform.pagination import NewestFirstCursorPagination, paginated_response
+from rlhf_platform.permissions import IsManager, SignedInWithPassword
+from rlhf_platform.roles import user_is_manager, user_roles
+
+ERRORS = {400: ErrorSerializer, 404: ErrorSerializer}
 
 
-class TokenApi(ObtainAuthToken):
-    """DRF's token view (username and password in, token out), with the platform's JSON parser:
-    DRF's own view names its parsers itself and would answer deeply nested JSON with a 500."""
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as listed: never its key, only its first characters to recognise it by."""
 
-    parser_classes = (
-        JSONParser,
-        *(parser for parser in ObtainAuthToken.parser_classes if parser.media_type != "application/json"),
+    username = serializers.CharField(source="user.username", read_only=True)
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "username",
+            "prefix",
+            "status",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=ApiTokenStatus.choices))
+    def get_status(self, token: ApiToken) -> str:
+        return token.status()
+
+
+class NewApiTokenSerializer(ApiTokenSerializer):
+    """A token just issued, with its key: shown this once, never again."""
+
+    token = serializers.CharField(help_text="The key, sent as `Authorization: Token <key>`; shown only this once.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+        read_only_fields = fields
+
+
+def _new_token_data(created: services.CreatedToken) -> dict:
+    return {**ApiTokenSerializer(created.token).data, "token": created.key}
+
+
+class TokenApi(APIView):
+    """Username and password in, a new API token out, for scripts (the platform's JSON parser and
+    DRF's form parsers). Each call issues a new token, named after the caller's choice, that expires
+    after API_TOKEN_DEFAULT_DAYS; failed passwords count towards the sign-in lockout."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    class InputSerializer(AuthTokenSerializer):
+        name = serializers.CharField(
+            required=False, default="Obtained with a password", help_text="What the token is for."
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: NewApiTokenSerializer, 400: ErrorSerializer, 429: ErrorSerializer},
+        operation_id="auth_token_create",
+        tags=["accounts"],
     )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data, context={"request": request})
+        if not data.is_valid():
+            # django-axes marked the request while checking the password (rlhf_platform/lockout.py).
+            if getattr(request, "axes_locked_out", False):
+                raise SignInLockedOut()
+            raise serializers.ValidationError(data.errors)
+        user = data.validated_data["user"]
+        created = services.token_create(
+            user=user, name=data.validated_data["name"], expires_at=services.token_default_expiry()
+        )
+        # A password exchanged for a token is a sign-in: axes resets the user's failure count on it.
+        user_logged_in.send(sender=type(user), request=request, user=user)
+        return Response(_new_token_data(created))
+
+
+class TokenListCreateApi(generics.ListAPIView):
+    serializer_class = ApiTokenSerializer
+    pagination_class = NewestFirstCursorPagination
+
+    class CreateSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+        expires_at = serializers.DateTimeField(
+            required=False,
+            allow_null=True,
+            help_text="When the token stops working. Left out: API_TOKEN_DEFAULT_DAYS from now; null: never.",
+        )
+
+    def get_queryset(self):
+        request = self.request
+        if request.query_params.get("all", "").lower() in ("1", "true", "yes"):
+            if not user_is_manager(request.user):
+                self.permission_denied(request, message=IsManager.message)
+            return selectors.tokens_all(username=request.query_params.get("username", ""))
+        return selectors.tokens_of_user(user=request.user).select_related("user")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("all", bool, description="Managers: everyone's tokens instead of one's own."),
+            OpenApiParameter("username", str, description="With all: only this user's tokens."),
+        ],
+        description="One's own API tokens, newest first, revoked and expired ones included (never their keys).",
+        tags=["accounts"],
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=CreateSerializer,
+        responses={201: NewApiTokenSerializer, **ERRORS},
+        description="A new token for the caller, who must be signed in with a password (a session), not a token.",
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        if not SignedInWithPassword().has_permission(request, self):
+            self.permission_denied(request, message=SignedInWithPassword.message)
+        data = self.CreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        expires_at = fields["expires_at"] if "expires_at" in fields else services.token_default_expiry()
+        created = services.token_create(user=request.user, name=fields["name"], expires_at=expires_at)
+        return Response(_new_token_data(created), status=status.HTTP_201_CREATED)
+
+
+class TokenRevokeApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: ApiTokenSerializer, **ERRORS},
+        description="Stop a token at once. One's own, or anyone's for managers.",
+        tags=["accounts"],
+    )
+    def post(self, request: Request, token_id: int) -> Response:
+        token = services.token_revoke(token_id=token_id, actor=request.user)
+        return Response(ApiTokenSerializer(token).data)
+
+
+class TokenRotateApi(APIView):
+    permission_classes = [SignedInWithPassword]
+
+    @extend_schema(
+        request=None,
+        responses={201: NewApiTokenSerializer, **ERRORS},
+        description="Replace one's own token by a new key with the same name and lifetime; the old key stops. "
+        "Signed in with a password (a session), not a token.",
+        tags=["accounts"],
+    )
+    def post(self, request: Request, token_id: int) -> Response:
+        created = services.token_rotate(token_id=token_id, actor=request.user)
+        return Response(_new_token_data(created), status=status.HTTP_201_CREATED)
 
 
 class CurrentUserApi(APIView):
@@ -32,3 +185,47 @@ class CurrentUserApi(APIView):
         user = request.user
         data = {"id": user.pk, "username": user.get_username(), "roles": [str(r) for r in user_roles(user)]}
         return Response(self.OutputSerializer(data).data)
+
+
+class AuditLogApi(APIView):
+    """Managers' actions, newest first (cursor pages), filtered like the audit log page."""
+
+    permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
+
+    class EntrySerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        timestamp = serializers.DateTimeField()
+        actor = serializers.CharField(allow_null=True, help_text="Username; null for the system (the worker).")
+        action = serializers.CharField(help_text=f"One of: {', '.join(Action.values)}.")
+        action_label = serializers.CharField()
+        target_type = serializers.CharField(help_text=f"One of: {', '.join(TARGET_TYPES)}.")
+        target_id = serializers.IntegerField(allow_null=True)
+        target = serializers.CharField(help_text="The object as it read then.")
+        changes = serializers.DictField(help_text="Per changed field, {before, after}.")
+        details = serializers.DictField()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("actor", str, description="A username, or `system`."),
+            OpenApiParameter("action", str, enum=Action.values),
+            OpenApiParameter("target_type", str, enum=list(TARGET_TYPES)),
+            OpenApiParameter("target_id", int),
+            OpenApiParameter("since", OpenApiTypes.DATE, description="From this day (UTC), included."),
+            OpenApiParameter("until", OpenApiTypes.DATE, description="To this day (UTC), included."),
+        ],
+        responses=EntrySerializer(many=True),
+        tags=["audit"],
+    )
+    def get(self, request: Request) -> Response:
+        form = AuditFilterForm(request.query_params)
+        if not form.is_valid():
+            raise UserError(
+                "Some filters need fixing.", {field: " ".join(errors) for field, errors in form.errors.items()}
+            )
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.audit_entries(**form.cleaned_data),
+            serialize=lambda page: self.EntrySerializer([selectors.audit_row(entry) for entry in page], many=True).data,
+        )

@@ -32,9 +32,16 @@ def body_limit_for(path: str) -> int:
     return settings.REQUEST_BODY_MAX_BYTES
 
 
+def too_large_body(limit: int) -> dict[str, object]:
+    """What a 413 says, in the API's error shape."""
+    message = f"The request body is larger than this endpoint accepts ({limit / 2**20:.0f} MB)."
+    return {"detail": message, "errors": {"body": "Too large."}}
+
+
 def too_large_response(path: str, limit: int) -> HttpResponse:
     """413, in the API's error shape for ``/api/`` paths."""
-    message = f"The request body is larger than this endpoint accepts ({limit / 2**20:.0f} MB)."
+    body = too_large_body(limit)
     if path.startswith("/api/"):
-        return JsonResponse({"detail": message, "errors": {"body": "Too large."}}, status=413)
+        return JsonResponse(body, status=413)
+    message = body["detail"]
     return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from rest_framework.permissions import BasePermission
 
+from rlhf_platform.models import ApiToken
 from rlhf_platform.roles import user_is_manager, user_is_reviewer
 
 View = Callable[..., HttpResponse]
@@ -48,3 +49,16 @@ class IsReviewer(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return user_is_reviewer(request.user)
+
+
+class SignedInWithPassword(BasePermission):
+    """Signed in through a password (a browser session), not with an API token: making tokens
+    needs it, or a leaked token could mint a successor that outlives its own revocation."""
+
+    message = (
+        "Tokens are made by a signed-in user, not with a token: use the API tokens page, "
+        "or POST /api/auth/token/ with a username and password."
+    )
+
+    def has_permission(self, request, view) -> bool:
+        return request.user.is_authenticated and not isinstance(request.auth, ApiToken)

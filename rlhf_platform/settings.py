@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from rlhf_platform.env import env_bool, env_float, env_int, env_list, env_str
@@ -68,7 +70,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
+    "auditlog",
     "channels",
+    "axes",
     "rlhf_platform",
     "labeling",
     "training",
@@ -76,7 +81,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "rlhf_platform.middleware.api_not_found",
+    "csp.middleware.CSPMiddleware",
+    "rlhf_platform.middleware.api_errors_as_json",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,6 +90,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during the login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rlhf_platform.urls"
@@ -166,6 +174,9 @@ DATASETS_DIR = VAR_DIR / "datasets"
 LABELING_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 512, minimum=1) * 2**20
 # Largest request body anywhere else; both are refused before they are read (rlhf_platform/body_limits.py).
 REQUEST_BODY_MAX_BYTES = env_int("REQUEST_MAX_MB", 10, minimum=1) * 2**20
+# Django's own cap on a body read into memory (form fields, JSON): the same, so a JSON body
+# between its default 2.5 MB and the limit above is not refused with a bare 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # Uploads above this size are streamed to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 
@@ -175,6 +186,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttling (django-axes), on the login page and on POST /api/auth/token/ alike: after
+# LOGIN_FAILURE_LIMIT failed passwords for a username from one address, that username is refused
+# there, right password or not, until LOGIN_COOLOFF_MINUTES pass without another try (every
+# refused try restarts the wait, so hammering never gets through). Counted per username and
+# address together: users behind one office proxy share an address and must not lock each other
+# out, and an attacker elsewhere cannot lock a user out of their own desk.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_LOCKOUT_CALLABLE = "rlhf_platform.lockout.lockout_response"
+# API tokens: POST /api/auth/token/ (username and password) issues a new token valid for this many
+# days (0: no expiry); it is also the default of tokens created through the API.
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30, minimum=0)
+# A token's "last used" time is written at most once per this many seconds: writing it on every
+# request would add a write to each of the reviewer loop's hundreds of requests per second.
+API_TOKEN_LAST_USED_INTERVAL_S = 300
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -214,6 +249,24 @@ if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12, minimum=60)
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts, styles, images and connections from this origin
+# only (websockets included), no plugins, no framing. The few inline <style>/<script> blocks carry
+# the request's nonce (``request.csp_nonce``); no page uses inline event handlers or style
+# attributes (bars are SVG shapes sized by attributes), so neither needs 'unsafe-inline'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 SECURE_REFERRER_POLICY = "same-origin"
 
 REST_FRAMEWORK = {
@@ -230,8 +283,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "rlhf_platform.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
+    # List views name their own pagination (rlhf_platform/pagination.py).
     "EXCEPTION_HANDLER": "rlhf_platform.errors.api_exception_handler",
 }
 
@@ -246,6 +298,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields named "status" with different choices: each set is named here, the campaigns' keeping
+    # the name it had when it was the only one.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "labeling.models.CampaignStatus",
+        "ApiTokenStatusEnum": "rlhf_platform.models.ApiTokenStatus",
+    },
 }
 
 LOGGING = {

@@ -1,15 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from rlhf_platform import api, views
 
 api_urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("auth/token/", api.TokenApi.as_view(), name="api-token"),
+    path("auth/tokens/", api.TokenListCreateApi.as_view(), name="api-tokens"),
+    path("auth/tokens/<id:token_id>/revoke/", api.TokenRevokeApi.as_view(), name="api-token-revoke"),
+    path("auth/tokens/<id:token_id>/rotate/", api.TokenRotateApi.as_view(), name="api-token-rotate"),
     path("me/", api.CurrentUserApi.as_view(), name="api-me"),
+    path("audit/", api.AuditLogApi.as_view(), name="api-audit"),
     path("", include("labeling.api_urls")),
     path("training/", include("training.api_urls")),
 ]
@@ -17,6 +21,7 @@ api_urlpatterns = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("manage/audit/", views.audit_log, name="audit-log"),
     # Before the pages: the API takes most requests, and patterns are tried in order.
     path("api/", include(api_urlpatterns)),
     path(
@@ -25,6 +30,11 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/tokens/", views.tokens_page, name="account-tokens"),
+    path("account/tokens/<id:token_id>/revoke/", views.token_revoke_page, name="account-token-revoke"),
+    path("account/tokens/<id:token_id>/rotate/", views.token_rotate_page, name="account-token-rotate"),
+    path("manage/tokens/", views.manager_tokens_page, name="manager-tokens"),
+    path("manage/tokens/<id:token_id>/revoke/", views.manager_token_revoke_page, name="manager-token-revoke"),
     path("admin/", admin.site.urls),
     path("", include("labeling.urls")),
     path("", include("training.urls")),

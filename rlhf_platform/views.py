@@ -1,11 +1,21 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from datetime import timedelta
 
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from rlhf_platform import selectors, services
+from rlhf_platform.errors import UserError
+from rlhf_platform.forms import AuditFilterForm
+from rlhf_platform.models import ApiToken
+from rlhf_platform.pagination import list_page
+from rlhf_platform.permissions import manager_required
 from rlhf_platform.roles import user_is_manager, user_is_reviewer
-from rlhf_platform.selectors import database_is_reachable
 
 
 @login_required
@@ -20,8 +30,105 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    database_ok = database_is_reachable()
+    database_ok = selectors.database_is_reachable()
     return JsonResponse(
         {"status": "ok" if database_ok else "error", "database": "ok" if database_ok else "unreachable"},
         status=200 if database_ok else 503,
     )
+
+
+@manager_required
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Managers' actions, newest first, filtered by who, what, on which object and when."""
+    form = AuditFilterForm(request.GET)
+    entries = selectors.audit_entries(**form.cleaned_data) if form.is_valid() else selectors.audit_entries().none()
+    page = list_page(request, entries)
+    context = {"form": form, "entries": page, "rows": [selectors.audit_row(entry) for entry in page]}
+    return render(request, "audit_log.html", context, status=200 if form.is_valid() else 400)
+
+
+class TokenForm(forms.Form):
+    EXPIRY_CHOICES = [("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
+
+    name = forms.CharField(max_length=ApiToken.NAME_MAX_LENGTH, help_text="Where the token is used, e.g. “CI export”.")
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires", choices=EXPIRY_CHOICES, coerce=int, empty_value=None, required=False, initial="30"
+    )
+
+
+def _tokens_page(request: HttpRequest, *, form: TokenForm, new_key: str = "", status: int = 200) -> HttpResponse:
+    context = {"form": form, "tokens": selectors.tokens_of_user(user=request.user), "new_key": new_key}
+    return render(request, "account/tokens.html", context, status=status)
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens_page(request: HttpRequest) -> HttpResponse:
+    """One's own API tokens; a POST creates one and shows its key in this response only (never_cache:
+    the page may hold a key, so no browser or proxy may keep it)."""
+    if request.method != "POST":
+        return _tokens_page(request, form=TokenForm())
+    form = TokenForm(request.POST)
+    if form.is_valid():
+        days = form.cleaned_data["expires_in_days"]
+        try:
+            created = services.token_create(
+                user=request.user,
+                name=form.cleaned_data["name"],
+                expires_at=timezone.now() + timedelta(days=days) if days else None,
+            )
+        except UserError as error:
+            for field, message in error.errors.items() or [(None, error.message)]:
+                form.add_error(field if field in form.fields else None, message)
+        else:
+            messages.success(request, f"Token “{created.token.name}” created. Copy its key now: it is shown only once.")
+            return _tokens_page(request, form=TokenForm(), new_key=created.key)
+    return _tokens_page(request, form=form, status=400)
+
+
+def _revoke(request: HttpRequest, token_id: int) -> None:
+    try:
+        token = services.token_revoke(token_id=token_id, actor=request.user)
+    except services.TokenNotFound:
+        raise Http404("No such token.") from None
+    messages.success(request, f"Revoked “{token.name}” ({token.user.get_username()}): it no longer works.")
+
+
+@never_cache
+@login_required
+@require_POST
+def token_revoke_page(request: HttpRequest, token_id: int) -> HttpResponse:
+    _revoke(request, token_id)
+    return redirect("account-tokens")
+
+
+@never_cache
+@login_required
+@require_POST
+def token_rotate_page(request: HttpRequest, token_id: int) -> HttpResponse:
+    try:
+        created = services.token_rotate(token_id=token_id, actor=request.user)
+    except services.TokenNotFound:
+        raise Http404("No such token.") from None
+    except UserError as error:
+        messages.error(request, error.message)
+        return redirect("account-tokens")
+    messages.success(request, f"New key for “{created.token.name}”; the old one no longer works. Copy it now.")
+    return _tokens_page(request, form=TokenForm(), new_key=created.key)
+
+
+@manager_required
+def manager_tokens_page(request: HttpRequest) -> HttpResponse:
+    """Everyone's API tokens, newest first, to find and stop one (keys are never shown)."""
+    username = request.GET.get("user", "").strip()
+    tokens = list_page(request, selectors.tokens_all(username=username))
+    return render(request, "account/manager_tokens.html", {"tokens": tokens, "username": username})
+
+
+@manager_required
+@require_POST
+def manager_token_revoke_page(request: HttpRequest, token_id: int) -> HttpResponse:
+    _revoke(request, token_id)
+    return redirect("manager-tokens")

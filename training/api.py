@@ -15,8 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api import CampaignSerializer, ErrorSerializer
+from labeling.api import CampaignSerializer
 from labeling.models import Campaign, PreferenceDataset, Project
+from rlhf_platform.openapi import ErrorSerializer
+from rlhf_platform.pagination import NewestFirstCursorPagination, paginated_response
 from rlhf_platform.permissions import IsManager
 from training import selectors
 from training.models import GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
@@ -149,6 +151,7 @@ class StageSettingsSerializer(serializers.Serializer):
 
 class ModelListCreateApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
         path = serializers.CharField(help_text="Local model directory, or a .gguf file, on the server.")
@@ -165,7 +168,12 @@ class ModelListCreateApi(APIView):
 
     @extend_schema(responses=ModelArtifactSerializer(many=True), tags=["training"])
     def get(self, request: Request) -> Response:
-        return Response(ModelArtifactSerializer(selectors.model_list(), many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.model_list(),
+            serialize=lambda page: ModelArtifactSerializer(page, many=True).data,
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ModelArtifactSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request) -> Response:
@@ -188,6 +196,7 @@ class ModelDetailApi(APIView):
 
 class RoundListLaunchApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
@@ -224,7 +233,12 @@ class RoundListLaunchApi(APIView):
 
     @extend_schema(responses=RoundSerializer(many=True), tags=["training"])
     def get(self, request: Request) -> Response:
-        return Response(RoundSerializer(selectors.round_list(), many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.round_list(),
+            serialize=lambda page: RoundSerializer(page, many=True).data,
+        )
 
     @extend_schema(
         request=InputSerializer,
@@ -298,7 +312,7 @@ class RoundCancelApi(APIView):
 
     @extend_schema(request=None, responses={200: RoundDetailSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request, round_id: int) -> Response:
-        round_ = round_services.round_cancel(round_=selectors.round_get(round_id=round_id))
+        round_ = round_services.round_cancel(round_=selectors.round_get(round_id=round_id), actor=request.user)
         return Response(RoundDetailSerializer(round_).data)
 
 
@@ -307,6 +321,7 @@ class RoundCancelApi(APIView):
 
 class RunListApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     @extend_schema(
         parameters=[
@@ -318,7 +333,9 @@ class RunListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         runs = selectors.run_list(status=request.query_params.get("status"), stage=request.query_params.get("stage"))
-        return Response(RunSerializer(runs[:500], many=True).data)
+        return paginated_response(
+            view=self, request=request, items=runs, serialize=lambda page: RunSerializer(page, many=True).data
+        )
 
 
 class RunDetailApi(APIView):
@@ -339,7 +356,7 @@ class RunCancelApi(APIView):
         tags=["training"],
     )
     def post(self, request: Request, run_id: int) -> Response:
-        run = round_services.run_cancel(run=selectors.run_get(run_id=run_id))
+        run = round_services.run_cancel(run=selectors.run_get(run_id=run_id), actor=request.user)
         return Response(RunSerializer(run).data)
 
 
@@ -353,7 +370,7 @@ class RunResumeApi(APIView):
         tags=["training"],
     )
     def post(self, request: Request, run_id: int) -> Response:
-        run = round_services.run_resume(run=selectors.run_get(run_id=run_id))
+        run = round_services.run_resume(run=selectors.run_get(run_id=run_id), actor=request.user)
         return Response(RunSerializer(run).data)
 
 
@@ -362,6 +379,7 @@ class RunResumeApi(APIView):
 
 class GenerationJobListCreateApi(APIView):
     permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(serializers.Serializer):
         model = serializers.PrimaryKeyRelatedField(queryset=ModelArtifact.objects.all())
@@ -386,7 +404,12 @@ class GenerationJobListCreateApi(APIView):
 
     @extend_schema(responses=GenerationJobSerializer(many=True), tags=["training"])
     def get(self, request: Request) -> Response:
-        return Response(GenerationJobSerializer(selectors.generation_job_list()[:500], many=True).data)
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.generation_job_list(),
+            serialize=lambda page: GenerationJobSerializer(page, many=True).data,
+        )
 
     @extend_schema(request=InputSerializer, responses={201: GenerationJobSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request) -> Response:
@@ -409,7 +432,9 @@ class GenerationJobCancelApi(APIView):
 
     @extend_schema(request=None, responses={200: GenerationJobSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request, job_id: int) -> Response:
-        job = generation_services.generation_job_cancel(job=selectors.generation_job_get(job_id=job_id))
+        job = generation_services.generation_job_cancel(
+            job=selectors.generation_job_get(job_id=job_id), actor=request.user
+        )
         return Response(GenerationJobSerializer(job).data)
 
 
@@ -418,7 +443,9 @@ class GenerationJobResumeApi(APIView):
 
     @extend_schema(request=None, responses={200: GenerationJobSerializer, **ERRORS}, tags=["training"])
     def post(self, request: Request, job_id: int) -> Response:
-        job = generation_services.generation_job_resume(job=selectors.generation_job_get(job_id=job_id))
+        job = generation_services.generation_job_resume(
+            job=selectors.generation_job_get(job_id=job_id), actor=request.user
+        )
         return Response(GenerationJobSerializer(job).data)
 
 
@@ -470,7 +497,9 @@ class GenerationJobStartReviewApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         campaign = generation_services.generation_campaign_start(
-            job=selectors.generation_job_get(job_id=job_id), reviewers=data.validated_data.get("reviewers")
+            job=selectors.generation_job_get(job_id=job_id),
+            reviewers=data.validated_data.get("reviewers"),
+            actor=request.user,
         )
         return Response(CampaignSerializer(campaign).data)
 

@@ -129,14 +129,14 @@ def round_state(round_id: int) -> dict[str, Any] | None:
     return round_payload(round_) if round_ is not None else None
 
 
-def training_overview(*, limit: int = 50) -> dict[str, Any]:
-    """Recent rounds (with their runs), runs launched alone, generation jobs, and the registry's size."""
+def training_overview() -> dict[str, Any]:
+    """Rounds (with their runs), runs launched alone and generation jobs, newest first; the registry's size."""
     return {
         "rounds": Round.objects.select_related("base_model", "dataset").prefetch_related(
             Prefetch("runs", queryset=TrainingRun.objects.order_by("position"))
-        )[:limit],
-        "single_runs": TrainingRun.objects.filter(round=None).select_related(*RUN_RELATED)[:limit],
-        "generation_jobs": GenerationJob.objects.select_related("model", "campaign")[:limit],
+        ),
+        "single_runs": TrainingRun.objects.filter(round=None).select_related(*RUN_RELATED),
+        "generation_jobs": GenerationJob.objects.select_related("model", "campaign"),
         "model_count": ModelArtifact.objects.count(),
     }
 

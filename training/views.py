@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from rlhf_platform.errors import UserError
+from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
 from training import selectors
 from training.charts import metric_charts
@@ -35,8 +36,14 @@ from training.specs import run_learning_rate
 
 @manager_required
 def training_home(request: HttpRequest) -> HttpResponse:
-    context = selectors.training_overview()
-    context["launch_url"] = reverse("training:round-launch")
+    overview = selectors.training_overview()
+    context = {
+        "rounds": list_page(request, overview["rounds"], param="rounds"),
+        "single_runs": list_page(request, overview["single_runs"], param="runs"),
+        "generation_jobs": list_page(request, overview["generation_jobs"], param="jobs"),
+        "model_count": overview["model_count"],
+        "launch_url": reverse("training:round-launch"),
+    }
     return render(request, "training/home.html", context)
 
 
@@ -104,10 +111,10 @@ def _run_live_context(run: TrainingRun) -> dict:
 
 @manager_required
 def models_page(request: HttpRequest) -> HttpResponse:
-    models = list(selectors.models_with_lineage())
+    models = list_page(request, selectors.models_with_lineage(), per_page=20)
     context = {
         "models": models,
-        "comparison": selectors.evaluation_table(models),
+        "comparison": selectors.evaluation_table(list(models)),
         "generate_url": reverse("training:generate"),
     }
     return render(request, "training/models.html", context)
@@ -118,7 +125,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
 def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get(run_id=run_id)
     try:
-        run = run_cancel(run=run)
+        run = run_cancel(run=run, actor=request.user)
     except TrainingError as error:
         messages.error(request, error.message)
     else:
@@ -134,7 +141,7 @@ def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
 def round_cancel_page(request: HttpRequest, round_id: int) -> HttpResponse:
     training_round = selectors.round_get(round_id=round_id)
     try:
-        round_cancel(round_=training_round)
+        round_cancel(round_=training_round, actor=request.user)
     except TrainingError as error:
         messages.error(request, error.message)
     else:
@@ -147,7 +154,7 @@ def round_cancel_page(request: HttpRequest, round_id: int) -> HttpResponse:
 def run_resume_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get(run_id=run_id)
     try:
-        run_resume(run=run)
+        run_resume(run=run, actor=request.user)
     except TrainingError as error:
         messages.error(request, error.message)
     else:
@@ -229,7 +236,7 @@ def _generation_job_context(job: GenerationJob) -> dict:
 def generation_campaign_start_page(request: HttpRequest, job_id: int) -> HttpResponse:
     job = selectors.generation_job_get(job_id=job_id)
     try:
-        campaign = generation_campaign_start(job=job, reviewers=request.POST.getlist("reviewers"))
+        campaign = generation_campaign_start(job=job, reviewers=request.POST.getlist("reviewers"), actor=request.user)
     except UserError as error:
         messages.error(request, error.message)
     else:

@@ -14,6 +14,7 @@ from labeling import selectors
 from labeling.errors import Conflict, LabelingError
 from labeling.models import Campaign, CampaignStatus, Project
 from labeling.schema import SchemaError, parse_question_schema
+from rlhf_platform.audit import Action, audit_record, changed_fields
 from rlhf_platform.roles import Role
 
 # Which status may follow which. A closed campaign stays closed: its data feeds datasets.
@@ -49,19 +50,29 @@ def project_create(*, name: str, created_by: AbstractBaseUser, slug: str = "", d
     if not name:
         raise LabelingError("A project needs a name.", {"name": "This field is required."})
     try:
-        return Project.objects.create(
-            name=name[:200],
-            slug=_unique_slug(Project, slug, name),
-            description=description,
-            created_by=created_by,
-        )
+        with transaction.atomic():
+            project = Project.objects.create(
+                name=name[:200],
+                slug=_unique_slug(Project, slug, name),
+                description=description,
+                created_by=created_by,
+            )
+            audit_record(actor=created_by, action=Action.PROJECT_CREATE, target=project)
     except IntegrityError:
         raise LabelingError("That slug is taken.", {"slug": "Already used."}) from None
+    return project
 
 
 @transaction.atomic
-def project_update(*, project: Project, name: str | None = None, description: str | None = None) -> Project:
+def project_update(
+    *,
+    project: Project,
+    name: str | None = None,
+    description: str | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Project:
     """Rename or re-describe a project; its slug stays, since addresses and exports use it."""
+    before = {"name": project.name, "description": project.description}
     changed = []
     if name is not None:
         if not name.strip():
@@ -73,13 +84,18 @@ def project_update(*, project: Project, name: str | None = None, description: st
         changed.append("description")
     if changed:
         project.save(update_fields=changed)
+        changes = changed_fields(project, before, changed)
+        if changes:
+            audit_record(actor=actor, action=Action.PROJECT_UPDATE, target=project, changes=changes)
     return project
 
 
-def project_delete(*, project: Project) -> None:
+@transaction.atomic
+def project_delete(*, project: Project, actor: AbstractBaseUser | None = None) -> None:
     """Delete an empty project; one with campaigns keeps them (and their judgements) safe."""
     if project.campaigns.exists():
         raise Conflict("Delete or move the project's campaigns first.")
+    audit_record(actor=actor, action=Action.PROJECT_DELETE, target=project, name=project.name)
     project.delete()
 
 
@@ -117,11 +133,13 @@ def campaign_create(*, project: Project, created_by: AbstractBaseUser, **fields:
     cleaned = _clean_campaign_fields({"name": fields.get("name", ""), **fields})
     cleaned["name"] = cleaned["name"].strip()[:200]
     cleaned["slug"] = _unique_slug(Campaign, cleaned.get("slug", ""), cleaned["name"])
-    return Campaign.objects.create(project=project, created_by=created_by, **cleaned)
+    campaign = Campaign.objects.create(project=project, created_by=created_by, **cleaned)
+    audit_record(actor=created_by, action=Action.CAMPAIGN_CREATE, target=campaign, project=project.name)
+    return campaign
 
 
 @transaction.atomic
-def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
+def campaign_update(*, campaign: Campaign, actor: AbstractBaseUser | None = None, **fields: Any) -> Campaign:
     """Change a campaign's settings. Questions are fixed once it has judgements.
 
     Locks the campaign row so two editors do not interleave.
@@ -143,16 +161,22 @@ def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
                 raise LabelingError(problem, {"question_schema": problem})
     if "slug" in cleaned and cleaned["slug"] != campaign.slug:
         cleaned["slug"] = _unique_slug(Campaign, cleaned["slug"], campaign.name)
+    before = {name: getattr(campaign, name) for name in cleaned}
     for name, value in cleaned.items():
         setattr(campaign, name, value.strip() if name == "name" else value)
     campaign.save(update_fields=[*cleaned, "updated_at"])
+    changes = changed_fields(campaign, before, list(cleaned))
+    if changes:
+        audit_record(actor=actor, action=Action.CAMPAIGN_UPDATE, target=campaign, changes=changes)
     return campaign
 
 
-def campaign_delete(*, campaign: Campaign) -> None:
+@transaction.atomic
+def campaign_delete(*, campaign: Campaign, actor: AbstractBaseUser | None = None) -> None:
     """Delete a draft campaign with no judgements; anything else is closed instead, keeping its data."""
     if campaign.status != CampaignStatus.DRAFT or selectors.campaign_has_judgements(campaign=campaign):
         raise Conflict("Only a draft campaign without judgements can be deleted; close it instead.")
+    audit_record(actor=actor, action=Action.CAMPAIGN_DELETE, target=campaign, name=campaign.name)
     campaign.delete()
 
 
@@ -167,7 +191,7 @@ def _schema_conflict_with_tasks(campaign: Campaign, question_schema: dict[str, A
 
 
 @transaction.atomic
-def campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
+def campaign_set_status(*, campaign: Campaign, status: str, actor: AbstractBaseUser | None = None) -> Campaign:
     """Move a campaign to ``status`` if the transition is allowed. Locks the campaign row."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if status not in CampaignStatus.values:
@@ -178,13 +202,17 @@ def campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
         raise Conflict(f"A {campaign.status} campaign cannot become {status}.", {"status": "Not allowed from here."})
     if status == CampaignStatus.ACTIVE and not campaign.tasks.filter(response_count__gte=2).exists():
         raise Conflict("Import tasks with responses before starting the campaign.", {"status": "No tasks yet."})
+    changes = {"status": (campaign.status, status)}
     campaign.status = status
     campaign.save(update_fields=["status", "updated_at"])
+    audit_record(actor=actor, action=Action.CAMPAIGN_STATUS, target=campaign, changes=changes)
     return campaign
 
 
 @transaction.atomic
-def campaign_set_reviewers(*, campaign: Campaign, usernames: Iterable[str]) -> list[str]:
+def campaign_set_reviewers(
+    *, campaign: Campaign, usernames: Iterable[str], actor: AbstractBaseUser | None = None
+) -> list[str]:
     """Replace the campaign's reviewer pool. Only users in the reviewers group can join."""
     wanted = sorted({u.strip() for u in usernames if u and u.strip()})
     users = list(
@@ -195,5 +223,8 @@ def campaign_set_reviewers(*, campaign: Campaign, usernames: Iterable[str]) -> l
         raise LabelingError(
             f"Not active reviewers: {', '.join(missing)}.", {"reviewers": f"Unknown or not reviewers: {missing}"}
         )
+    before = sorted(campaign.reviewers.values_list("username", flat=True))
     campaign.reviewers.set(users)
+    if before != wanted:
+        audit_record(actor=actor, action=Action.CAMPAIGN_POOL, target=campaign, changes={"reviewers": (before, wanted)})
     return wanted

@@ -27,6 +27,7 @@ from labeling.datasets import (
 )
 from labeling.errors import LabelingError
 from labeling.models import Campaign, PreferenceDataset
+from rlhf_platform.audit import Action, audit_record
 
 
 def dataset_params(**fields: Any) -> BuildParams:
@@ -77,6 +78,14 @@ def dataset_build(
                 created_by=created_by,
             )
             dataset.campaigns.set(campaigns)
+            audit_record(
+                actor=created_by,
+                action=Action.DATASET_BUILD,
+                target=dataset,
+                campaigns=[campaign.pk for campaign in campaigns],
+                parameters=dataset.parameters,
+                counts=dataset.counts,
+            )
             write_rows(result.rows, dataset.path)
     except IntegrityError:
         # The same build finished first in another request; it is the same snapshot.

@@ -26,6 +26,7 @@ from labeling.services.campaigns import (
 )
 from labeling.services.datasets import dataset_build, dataset_params
 from labeling.services.imports import ImportRejected, format_from_name, max_import_bytes, tasks_import
+from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
 
 # What the status buttons say, by the status they move to.
@@ -38,11 +39,13 @@ STATUS_ACTIONS = {
 
 @manager_required
 def manager_dashboard(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "labeling/manager/dashboard.html",
-        {"team": selectors.team_counts(), "projects": selectors.projects_overview()},
-    )
+    projects = list_page(request, Project.objects.order_by("name", "id"), per_page=20)
+    context = {
+        "team": selectors.team_counts(),
+        "projects": projects,
+        "overview": selectors.projects_overview(projects=projects),
+    }
+    return render(request, "labeling/manager/dashboard.html", context)
 
 
 @manager_required
@@ -87,7 +90,7 @@ def campaign_edit_page(request: HttpRequest, slug: str) -> HttpResponse:
     form = CampaignForm(request.POST or None, campaign=campaign, questions_fixed=questions_fixed)
     if _wants_save(request) and form.is_valid():
         try:
-            campaign = campaign_update(campaign=campaign, **form.campaign_fields())
+            campaign = campaign_update(campaign=campaign, actor=request.user, **form.campaign_fields())
         except LabelingError as error:
             form.add_service_errors(error.errors, error.message)
         else:
@@ -144,7 +147,7 @@ def _status_actions(current: str) -> list[dict[str, str]]:
 def campaign_status(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, slug=slug)
     try:
-        campaign = campaign_set_status(campaign=campaign, status=request.POST.get("status", ""))
+        campaign = campaign_set_status(campaign=campaign, status=request.POST.get("status", ""), actor=request.user)
     except LabelingError as error:
         messages.error(request, error.message)
     else:
@@ -168,9 +171,9 @@ def campaign_import(request: HttpRequest, slug: str) -> HttpResponse:
                 campaign=campaign, stream=upload, file_format=format_from_name(upload.name), size=upload.size
             )
         except ImportRejected as error:
+            if wants_json:  # the API's error shape: {"detail", "errors": {"line N": reason}}
+                return JsonResponse({"detail": error.message, "errors": error.errors}, status=400)
             row_errors = [{"line": line, "reason": reason} for line, reason in error.row_errors]
-            if wants_json:
-                return JsonResponse({"detail": error.message, "row_errors": row_errors}, status=400)
             context |= {"rejected": error.message, "row_errors": row_errors}
             status = 400
         else:
@@ -191,7 +194,9 @@ def campaign_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
     if request.method == "POST":
         try:
-            usernames = campaign_set_reviewers(campaign=campaign, usernames=request.POST.getlist("reviewers"))
+            usernames = campaign_set_reviewers(
+                campaign=campaign, usernames=request.POST.getlist("reviewers"), actor=request.user
+            )
         except LabelingError as error:
             messages.error(request, error.message)
         else:
@@ -225,7 +230,7 @@ def datasets_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Dataset built." if created else "The same dataset already exists.")
             return redirect("labeling:dataset-detail", dataset_id=dataset.pk)
-    context = {"form": form, "datasets": selectors.datasets_overview()}
+    context = {"form": form, "datasets": list_page(request, selectors.datasets_overview())}
     return render(request, "labeling/manager/datasets.html", context, status=400 if form.errors else 200)
 
 

@@ -127,7 +127,7 @@ def test_it_returns_field_errors_for_bad_answers(campaign, members):
     }
     missing = api.post(f"/api/assignments/{payload['assignment_id']}/submit/", {}, format="json")
     assert missing.status_code == 400
-    assert set(missing.json()) == {"answers", "client_submission_id", "time_spent_ms"}
+    assert set(missing.json()["errors"]) == {"answers", "client_submission_id", "time_spent_ms"}
     assert Judgement.objects.count() == 0
 
 
@@ -138,7 +138,7 @@ def test_it_hides_campaigns_from_reviewers_outside_the_pool(campaign, outsider):
         response = method(f"/api/campaigns/{campaign.pk}/{url}")
         assert response.status_code == 404, url
         assert response.json() == {"detail": "No such campaign."}
-    assert api.get("/api/campaigns/").json() == []
+    assert api.get("/api/campaigns/").json()["results"] == []
 
 
 def test_it_never_shows_a_reviewer_another_reviewers_assignment(campaign, members):

@@ -7,6 +7,7 @@ import uuid
 import datasets as hf_datasets
 import pyarrow.parquet as pq
 import pytest
+from auditlog.models import LogEntry
 from django.core.management import CommandError, call_command
 
 from labeling.datasets import BuildParams, DatasetError
@@ -215,7 +216,7 @@ def test_it_builds_lists_and_downloads_through_the_api(campaign, manager, review
     assert built.status_code == 201 and built.json()["counts"]["pairs"] == 6
     again = api.post("/api/datasets/", {"campaigns": [campaign.pk], "method": "majority"}, format="json")
     assert again.status_code == 200 and again.json()["id"] == built.json()["id"]
-    assert [d["id"] for d in api.get("/api/datasets/").json()] == [built.json()["id"]]
+    assert [d["id"] for d in api.get("/api/datasets/").json()["results"]] == [built.json()["id"]]
 
     url = f"/api/datasets/{built.json()['id']}/download/"
     jsonl = api.get(url, {"file_format": "jsonl"})
@@ -431,3 +432,13 @@ def test_it_exports_conversational_rows_to_parquet_and_refuses_an_empty_split(ma
     with pytest.raises(LabelingError, match="no rows in that split"):
         dataset_export(dataset=dataset, file_format="parquet", out=tmp_path / "test.parquet", split="test")
     assert not (tmp_path / "test.parquet").exists()
+
+
+def test_a_new_snapshot_is_audited_once(campaign, manager):
+    dataset, _ = dataset_build(campaigns=[campaign], params=BuildParams(method="majority"), created_by=manager)
+    dataset_build(campaigns=[campaign], params=BuildParams(method="majority"), created_by=manager)  # the same one
+
+    [entry] = LogEntry.objects.filter(additional_data__action="dataset.build")
+    assert (entry.actor, entry.object_id) == (manager, dataset.pk)
+    assert entry.additional_data["counts"]["pairs"] == 6
+    assert entry.additional_data["campaigns"] == [campaign.pk]

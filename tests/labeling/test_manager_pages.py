@@ -319,7 +319,7 @@ def test_it_shows_counts_progress_and_one_chart_bar_per_hour(manager, manager_cl
     assert response.context["done"] == 2
     assert response.context["percent"] == 33  # 2 of 3 tasks x overlap 2
     assert 'aria-valuenow="2"' in html and 'aria-valuemax="6"' in html
-    svg = re.search(r"<svg.*?</svg>", html, re.S).group(0)
+    svg = re.search(r"<svg[^>]*role=\"img\".*?</svg>", html, re.S).group(0)  # the chart, not a progress bar
     bars = re.findall(r'<rect class="chart-bar"[^>]*height="([\d.]+)"', svg)
     assert len(bars) == 24
     # Both judgements fall in the current hour: the last bar is the full height, the others empty.
@@ -424,8 +424,8 @@ def test_it_rejects_a_bad_file_with_line_numbers_in_json(manager, manager_client
     body = response.json()
     assert body["detail"].startswith("Line 2: prompt must be non-empty text.")
     assert "Nothing was imported" in body["detail"]
-    assert [row["line"] for row in body["row_errors"]] == [2, 3]
-    assert "pairwise questions compare exactly 2 responses" in body["row_errors"][1]["reason"]
+    assert list(body["errors"]) == ["line 2", "line 3"]
+    assert "pairwise questions compare exactly 2 responses" in body["errors"]["line 3"]
     assert not Task.objects.filter(campaign=campaign).exists()
 
 

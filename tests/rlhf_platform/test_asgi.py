@@ -98,6 +98,31 @@ async def test_sessions_and_csrf_work_through_the_asgi_application(make_user):
     assert any(name == b"Set-Cookie" and value.startswith(b"sessionid=") for name, value in signed_in["headers"])
 
 
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_locked_out_sign_in_gets_the_login_page_with_the_message_through_asgi(make_user, settings):
+    # django-axes' middleware has an async path of its own (different arguments to the lockout
+    # response); the served application must answer as the tests' WSGI client does.
+    await sync_to_async(make_user)("alice", password="a-long-password-1")
+    host = [(b"host", b"127.0.0.1")]
+    page = await HttpCommunicator(application, "GET", "/accounts/login/", headers=host).get_response(timeout=10)
+    cookie = next(value for name, value in page["headers"] if name == b"Set-Cookie" and value.startswith(b"csrftoken="))
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page["body"]).group(1)
+    form = [*host, (b"cookie", cookie.split(b";")[0]), (b"content-type", b"application/x-www-form-urlencoded")]
+
+    def attempt(password: bytes) -> HttpCommunicator:
+        body = b"username=alice&password=" + password + b"&csrfmiddlewaretoken=" + token
+        return HttpCommunicator(application, "POST", "/accounts/login/", body=body, headers=form)
+
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        await attempt(b"wrong").get_response(timeout=10)
+    locked = await attempt(b"a-long-password-1").get_response(timeout=10)
+    assert locked["status"] == 429
+    assert b"Too many failed sign-in attempts" in locked["body"]
+    assert b'name="username"' in locked["body"]
+    assert (b"Retry-After", str(int(settings.AXES_COOLOFF_TIME.total_seconds())).encode()) in locked["headers"]
+
+
 class CountConcurrentViews:
     """Records how many requests are inside the middleware chain at once."""
 

@@ -38,6 +38,7 @@ from labeling.errors import LabelingError
 from labeling.models import Campaign, CampaignStatus, Project
 from labeling.services.campaigns import campaign_create, campaign_set_reviewers, campaign_set_status, campaign_update
 from labeling.services.imports import tasks_import, tasks_import_file
+from rlhf_platform.audit import Action, audit_record
 from rlhf_platform.roles import Role
 from training.errors import Conflict, TrainingError
 from training.models import FINAL_STATUSES, RESUMABLE_STATUSES, GenerationJob, JobStatus, ModelArtifact
@@ -107,6 +108,7 @@ def generation_job_create(
             # Answers to write, over every model: the page shows 0 / N from the start.
             total_steps=len(prompt_rows) * len(_models_of(model, compare_with)),
         )
+        audit_record(actor=launched_by, action=Action.GENERATION_CREATE, target=job, prompts=len(prompt_rows))
         notify_generation(job)
     return job
 
@@ -178,7 +180,9 @@ def generation_job_succeed(*, job: GenerationJob, engine_results: list[dict[str,
 
 
 @transaction.atomic
-def generation_campaign_start(*, job: GenerationJob, reviewers: list[str] | None = None) -> Campaign:
+def generation_campaign_start(
+    *, job: GenerationJob, reviewers: list[str] | None = None, actor: AbstractBaseUser | None = None
+) -> Campaign:
     """Start the campaign a job made, in one step, set up like the campaign its prompts came from.
 
     From that source campaign it takes the reviewer pool (unless ``reviewers`` names one: usernames
@@ -220,10 +224,11 @@ def generation_campaign_start(*, job: GenerationJob, reviewers: list[str] | None
             "lease_seconds": source.lease_seconds,
             "gold_rate": source.gold_rate if gold_copied else 0.0,
         }
+    audit_record(actor=actor, action=Action.REVIEW_START, target=job, campaign=campaign.pk)
     if settings:
-        campaign = campaign_update(campaign=campaign, **settings)
-    campaign_set_reviewers(campaign=campaign, usernames=reviewers)
-    return campaign_set_status(campaign=campaign, status=CampaignStatus.ACTIVE)
+        campaign = campaign_update(campaign=campaign, actor=actor, **settings)
+    campaign_set_reviewers(campaign=campaign, usernames=reviewers, actor=actor)
+    return campaign_set_status(campaign=campaign, status=CampaignStatus.ACTIVE, actor=actor)
 
 
 @transaction.atomic
@@ -244,11 +249,14 @@ def generation_job_mark_cancelled(*, job: GenerationJob, log_tail: str = "") -> 
 
 
 @transaction.atomic
-def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
+def generation_job_cancel(*, job: GenerationJob, actor: AbstractBaseUser | None = None) -> GenerationJob:
     """Cancel a job: a running one is asked to stop, a queued or interrupted one stops now. Locks its row."""
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
     if job.status in FINAL_STATUSES:
         raise Conflict(f"The job already {job.status}; there is nothing to cancel.")
+    audit_record(
+        actor=actor, action=Action.GENERATION_CANCEL, target=job, changes={"status": (job.status, "cancelled")}
+    )
     if job.status == JobStatus.RUNNING:
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested"])
@@ -258,11 +266,12 @@ def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
 
 
 @transaction.atomic
-def generation_job_resume(*, job: GenerationJob) -> GenerationJob:
+def generation_job_resume(*, job: GenerationJob, actor: AbstractBaseUser | None = None) -> GenerationJob:
     """Queue an interrupted, cancelled or failed job again; generation starts over. Locks its row."""
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
     if job.status not in RESUMABLE_STATUSES:
         raise Conflict(f"Only interrupted, cancelled or failed jobs can run again; this one is {job.status}.")
+    audit_record(actor=actor, action=Action.GENERATION_RESUME, target=job, changes={"status": (job.status, "queued")})
     job.status, job.cancel_requested, job.error, job.finished_at = JobStatus.QUEUED, False, "", None
     job.step, job.eta_s = 0, None  # it starts over
     job.save(update_fields=["status", "cancel_requested", "error", "finished_at", "step", "eta_s"])

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import PreferenceDataset
+from rlhf_platform.audit import Action, audit_record
 from training import stage_data
 from training.engine.stages import STAGES
 from training.errors import Conflict, TrainingError
@@ -106,6 +107,7 @@ def round_launch(
             )
             notify_run(run)
             previous = run
+        audit_record(actor=launched_by, action=Action.ROUND_LAUNCH, target=round_, preset=preset, stages=list(stages))
     return round_
 
 
@@ -240,12 +242,13 @@ def _check_evaluation_spec(
 
 
 @transaction.atomic
-def run_cancel(*, run: TrainingRun) -> TrainingRun:
+def run_cancel(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> TrainingRun:
     """Cancel a run. A running one is asked to stop (the worker sends SIGTERM; the engine checkpoints);
     any other unfinished one stops at once. Either way its round stops. Locks the run's row."""
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     if run.status in FINAL_STATUSES:
         raise Conflict(f"The run already {run.status}; there is nothing to cancel.")
+    audit_record(actor=actor, action=Action.RUN_CANCEL, target=run, changes={"status": (run.status, "cancelled")})
     if run.status == JobStatus.RUNNING:
         run.cancel_requested = True
         run.save(update_fields=["cancel_requested"])
@@ -260,21 +263,24 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
 
 
 @transaction.atomic
-def round_cancel(*, round_: Round) -> Round:
+def round_cancel(*, round_: Round, actor: AbstractBaseUser | None = None) -> Round:
     """Cancel the round's unfinished runs (a running one is asked to stop). Locks the round's runs."""
     runs = list(round_.runs.select_for_update().filter(status__in=[*ACTIVE_STATUSES, JobStatus.INTERRUPTED]))
     if not runs:
         raise Conflict(f"The round already {round_.status}; there is nothing to cancel.")
+    audit_record(
+        actor=actor, action=Action.ROUND_CANCEL, target=round_, changes={"status": (round_.status, "cancelled")}
+    )
     for run in runs:
         run.refresh_from_db(fields=["status"])
         if run.status in (*ACTIVE_STATUSES, JobStatus.INTERRUPTED):  # an earlier cancel may have stopped it already
-            run_cancel(run=run)
+            run_cancel(run=run, actor=actor)
     round_.refresh_from_db()
     return round_
 
 
 @transaction.atomic
-def run_resume(*, run: TrainingRun) -> TrainingRun:
+def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> TrainingRun:
     """Queue an interrupted, cancelled or failed run again, from its last checkpoint.
 
     The round is queued again (running once the run starts), and its later stages that never
@@ -285,6 +291,7 @@ def run_resume(*, run: TrainingRun) -> TrainingRun:
         raise Conflict(f"Only interrupted, cancelled or failed runs can resume; this one is {run.status}.")
     if run.depends_on_id is not None and run.depends_on.status != JobStatus.SUCCEEDED:
         raise Conflict(f"The stage before it ({run.depends_on.stage}) has not succeeded; resume that one first.")
+    audit_record(actor=actor, action=Action.RUN_RESUME, target=run, changes={"status": (run.status, "queued")})
     run.status = JobStatus.QUEUED
     run.resume_from = "latest"
     run.cancel_requested = False

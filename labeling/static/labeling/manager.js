@@ -74,7 +74,9 @@ function showImported(container, counts) {
   container.replaceChildren(box);
 }
 
-function showRejected(container, detail, rowErrors) {
+// errors: the API's error shape, {"line 3": "reason", ...} for an import.
+function showRejected(container, detail, errors) {
+  const rowErrors = Object.entries(errors).map(([where, reason]) => ({ line: where.replace(/^line /, ""), reason }));
   const box = element("div", { class: "result-error", role: "alert" });
   const heading = element("p");
   heading.append(element("strong", {}, detail));
@@ -143,16 +145,16 @@ function initImportForm(form) {
         showImported(result, body);
         form.reset();
       } else if (body && body.detail) {
-        showRejected(result, body.detail, body.row_errors || []);
+        showRejected(result, body.detail, body.errors || {});
       } else {
         // A login page or a proxy error instead of our JSON: the session may have ended.
-        showRejected(result, `Unexpected answer from the server (${request.status}). Reload the page to check you are still signed in, then try again.`, []);
+        showRejected(result, `Unexpected answer from the server (${request.status}). Reload the page to check you are still signed in, then try again.`, {});
       }
     });
     request.addEventListener("error", () => {
       submit.disabled = false;
       progressBox.hidden = true;
-      showRejected(result, "The upload failed: the connection was lost.", []);
+      showRejected(result, "The upload failed: the connection was lost.", {});
     });
     request.send(new FormData(form));
   });

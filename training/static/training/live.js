@@ -26,7 +26,7 @@ function updateRun(run) {
       bar.setAttribute("aria-valuemax", String(run.total_steps));
       const fill = bar.querySelector(".progress-fill");
       const fraction = run.status === "succeeded" ? 1 : run.progress || 0;
-      if (fill) fill.style.width = `${(fraction * 100).toFixed(1)}%`;
+      if (fill) fill.setAttribute("width", `${(fraction * 100).toFixed(1)}%`);
     }
     const steps = box.querySelector('[data-field="steps"]');
     if (steps) steps.textContent = `${run.step} / ${run.total_steps || "?"}`;
