@@ -275,7 +275,7 @@ def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
         key = str(key)
         inner = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
         if "\x00" in key:
-            return (path or "a field name", f"has a field name that {NUL_REASON}")
+            return (path, f"has a field name that {NUL_REASON}") if path else ("a field name", NUL_REASON)
         found = _unstorable_at(item, inner)
         if found is not None:
             return found

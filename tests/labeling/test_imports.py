@@ -70,6 +70,8 @@ def test_it_imports_prompt_only_rows_for_generation(campaign):
         ({"prompt": "q", "responses": ["a", "b"], "meta": []}, "meta must be an object"),
         ({"prompt": "q", "responses": ["a", "b\u0000"]}, "responses[1] contains a NUL character"),
         ({"prompt": "q", "responses": ["a", "b"], "meta": {"x": ["\u0000"]}}, "meta.x[0] contains a NUL character"),
+        ({"prompt": "q", "responses": ["a", "b"], "meta": {"x\u0000": 1}}, "meta has a field name that contains a NUL"),
+        ({"prompt": "q", "responses": ["a", "b"], "x\u0000": 1}, "a field name contains a NUL character"),
         ('{"prompt": "q", "responses": ["a", "b"], "meta": {"x": [1, NaN]}}', "meta.x[1] is not a finite number"),
         ('{"prompt": "q", "responses": [{"text": "a", "meta": {"p": -Infinity}}, "b"]}', "responses[0].meta.p is not"),
     ],
