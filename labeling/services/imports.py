@@ -132,7 +132,7 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         if not text.strip(JSON_WHITESPACE):
             continue
         try:
-            yield number, json_limits.loads(text)
+            yield number, _storable(json_limits.loads(text), text)
         except json.JSONDecodeError as error:
             yield number, RowError(f"is not valid JSON ({error.msg} at column {error.colno})")
         except json_limits.NestedTooDeeply as error:
@@ -170,7 +170,11 @@ def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             if None in record:
                 yield line, RowError("has more fields than the header")
                 continue
-            yield line, _csv_record_to_row(record, response_columns)
+            # Every value of the row comes from these cells, as text or as JSON.
+            yield (
+                line,
+                _storable(_csv_record_to_row(record, response_columns), "\n".join(filter(None, record.values()))),
+            )
     except BadUtf8 as error:
         # csv cannot go on past a line it never saw, so this is the last row reported.
         yield error.line, error
@@ -236,7 +240,7 @@ def _parquet_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     for batch in parquet.iter_batches(batch_size=BATCH_SIZE):
         for record in batch.to_pylist():
             row_number += 1
-            yield row_number, {k: v for k, v in record.items() if v is not None}
+            yield row_number, _storable({k: v for k, v in record.items() if v is not None}, None)
 
 
 READERS = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}
@@ -271,29 +275,46 @@ def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
         key = str(key)
         inner = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
         if "\x00" in key:
-            return (path or "a field name", f"has a field name that {NUL_REASON}")
+            return (path, f"has a field name that {NUL_REASON}") if path else ("a field name", NUL_REASON)
         found = _unstorable_at(item, inner)
         if found is not None:
             return found
     return None
 
 
-def _check_storable(raw: dict[str, Any]) -> None:
-    # Serialising in C and searching the text is several times faster than walking every value
-    # in Python, and nearly every row passes; the walk runs only to name what failed. A literal
-    # backslash before "u0000" also matches, and the walk then finds nothing wrong.
-    try:
-        text = json.dumps(raw, allow_nan=False)
-    except (ValueError, TypeError):
-        text = None  # not storable as it is: the walk below names the value
-    if text is not None and "\\u0000" not in text:
-        return
-    problem = _unstorable_at(raw, "")
+STRICT_JSON = json.JSONEncoder(allow_nan=False)
+
+
+def _storable(row: Any, source_text: str | None) -> Any:
+    """``row``, or a ``RowError`` naming the first value in it that the database cannot hold.
+
+    Nearly every row passes, so the full walk in Python runs only when it may find something:
+    a NUL or a non-finite number always shows in the text the row was parsed from (JSON
+    writes them \\u0000, NaN, Infinity), and without that text, serialising in C first is
+    several times faster than the walk. A prompt that merely mentions "NaN" costs a walk.
+    """
+    if not isinstance(row, dict):
+        return row  # parse_row refuses it
+    if source_text is not None:
+        if not ("\\u0000" in source_text or "\x00" in source_text or "NaN" in source_text
+                or "Infinity" in source_text):  # fmt: skip
+            return row
+        encodes = True
+    else:
+        encodes = _encodes_without_nul(row)
+        if encodes:
+            return row
+    problem = _unstorable_at(row, "")
     if problem is not None:
-        path, reason = problem
-        raise RowError(f"{path} {reason}")
-    if text is None:
-        raise RowError("cannot be stored as JSON")
+        return RowError(f"{problem[0]} {problem[1]}")
+    return row if encodes else RowError("cannot be stored as JSON")
+
+
+def _encodes_without_nul(row: dict[str, Any]) -> bool:
+    try:
+        return "\\u0000" not in STRICT_JSON.encode(row)
+    except (ValueError, TypeError):
+        return False  # a NaN, or a value JSON has no type for: the caller's walk names it
 
 
 def _check_text(value: Any, what: str) -> str:
@@ -391,7 +412,6 @@ def parse_row(raw: Any, schema: QuestionSchema) -> TaskRow:
         raise raw
     if not isinstance(raw, dict):
         raise RowError("must be a JSON object")
-    _check_storable(raw)
     unknown = set(raw) - {"id", "prompt", "responses", "meta", "gold"}
     if unknown:
         raise RowError(f"unknown field(s): {', '.join(sorted(unknown))}")

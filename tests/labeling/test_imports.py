@@ -70,6 +70,8 @@ def test_it_imports_prompt_only_rows_for_generation(campaign):
         ({"prompt": "q", "responses": ["a", "b"], "meta": []}, "meta must be an object"),
         ({"prompt": "q", "responses": ["a", "b\u0000"]}, "responses[1] contains a NUL character"),
         ({"prompt": "q", "responses": ["a", "b"], "meta": {"x": ["\u0000"]}}, "meta.x[0] contains a NUL character"),
+        ({"prompt": "q", "responses": ["a", "b"], "meta": {"x\u0000": 1}}, "meta has a field name that contains a NUL"),
+        ({"prompt": "q", "responses": ["a", "b"], "x\u0000": 1}, "a field name contains a NUL character"),
         ('{"prompt": "q", "responses": ["a", "b"], "meta": {"x": [1, NaN]}}', "meta.x[1] is not a finite number"),
         ('{"prompt": "q", "responses": [{"text": "a", "meta": {"p": -Infinity}}, "b"]}', "responses[0].meta.p is not"),
     ],
@@ -217,3 +219,20 @@ def test_it_names_parquet_values_that_json_cannot_hold(campaign, tmp_path):
         tasks_import_file(campaign=campaign, path=path)
     assert caught.value.row_errors == [(1, "meta.when is not a JSON value (it is a date)")]
     assert Task.objects.count() == 0
+
+
+def test_it_names_csv_cells_the_database_cannot_hold(campaign):
+    data = b'prompt,response_1,response_2,meta\nok,a,b,\nnul,a\x00,b,\nnan,a,b,"{""x"": NaN}"\nshort,a\n'
+    with pytest.raises(ImportRejected) as caught:
+        tasks_import(campaign=campaign, stream=io.BytesIO(data), file_format="csv")
+    assert caught.value.row_errors == [
+        (3, "responses[0].text contains a NUL character (\\u0000), which cannot be stored"),
+        (4, "meta.x is not a finite number"),
+        (5, "a task needs at least 2 responses to compare, got 1"),
+    ]
+
+
+def test_text_that_only_looks_like_nul_or_nan_is_imported(campaign):
+    rows = [{"id": "look-alike", "prompt": "Is NaN a number, or Infinity? Escape: \\u0000", "responses": ["a", "b"]}]
+    assert import_rows(campaign, rows).created == 1
+    assert Task.objects.get(external_id="look-alike").prompt == "Is NaN a number, or Infinity? Escape: \\u0000"
