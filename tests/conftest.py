@@ -79,6 +79,14 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture
+def manager_api(manager) -> APIClient:
+    """An API client signed in as the manager."""
+    client = APIClient()
+    client.force_authenticate(manager)
+    return client
+
+
 def clean_environment(**overrides: str) -> dict[str, str]:
     """The process environment without any of the app's own settings, plus ``overrides``."""
     app_variables = {

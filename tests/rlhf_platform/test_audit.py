@@ -18,13 +18,6 @@ from training.models import ModelArtifact, Round, Stage, TrainingRun
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def manager_api(manager) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(manager)
-    return client
-
-
 def entries(action: Action) -> list[LogEntry]:
     return list(LogEntry.objects.filter(additional_data__action=action.value).order_by("id"))
 

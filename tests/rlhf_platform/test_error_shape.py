@@ -14,13 +14,6 @@ from rlhf_platform.errors import validation_error_body
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def manager_api(manager) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(manager)
-    return client
-
-
 def test_a_serializer_error_names_the_fields_in_errors_and_says_them_in_detail(manager_api):
     response = manager_api.post("/api/projects/", {"description": "no name"}, format="json")
 

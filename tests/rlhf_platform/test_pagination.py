@@ -13,13 +13,6 @@ from training.models import ModelArtifact
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def manager_api(manager) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(manager)
-    return client
-
-
 def test_projects_come_by_page_number_with_a_count(manager, manager_api):
     for name in ("Alpha", "Beta", "Gamma"):
         project_create(name=name, created_by=manager)

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from labeling.datasets import BuildParams
 from labeling.services.datasets import dataset_build
 from tests.training.conftest import FAST_SETTINGS
 from training.models import ModelArtifact, Round, TrainingRun
-
-
-@pytest.fixture
-def manager_api(api_client, manager):
-    api_client.force_authenticate(manager)
-    return api_client
 
 
 def launch(client, **fields):

@@ -19,12 +19,6 @@ TEXT = "".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog.\n\n
 
 
 @pytest.fixture
-def manager_api(api_client, manager):
-    api_client.force_authenticate(manager)
-    return api_client
-
-
-@pytest.fixture
 def data_root(settings, tmp_path) -> Path:
     """The only data root; tmp_path/elsewhere is outside it."""
     root = tmp_path / "data-root"

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def manager_api(api_client, manager):
-    api_client.force_authenticate(manager)
-    return api_client
-
-
-@pytest.fixture
 def roots(settings, tmp_path):
     """One model root, holding a copy of the tiny model; the rest of the disk is outside."""
     root = tmp_path / "models"

@@ -17,12 +17,6 @@ from training.models import ModelArtifact
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def manager_api(api_client, manager):
-    api_client.force_authenticate(manager)
-    return api_client
-
-
 def register(client, path: Path, **fields):
     return client.post("/api/training/models/", {"path": str(path), "name": "m", **fields}, format="json")
 

@@ -11,12 +11,6 @@ from training.models import JobStatus, ModelArtifact, Round, RunMetric, Training
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker's heartbeat thread has its own connection
 
 
-@pytest.fixture
-def manager_api(api_client, manager):
-    api_client.force_authenticate(manager)
-    return api_client
-
-
 def test_it_trains_an_sft_then_dpo_round_and_generates_the_next_campaign(
     manager_api, tiny_model_dir, preference_snapshot, judged_campaign, worker
 ):

@@ -12,12 +12,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def manager_api(api_client, manager):
-    api_client.force_authenticate(manager)
-    return api_client
-
-
-@pytest.fixture
 def queued_round(tiny_model, preference_snapshot, manager) -> Round:
     return round_launch(
         name="r", preset="sft_dpo", base_model=tiny_model, dataset=preference_snapshot, launched_by=manager,
