@@ -454,8 +454,10 @@ def test_it_imports_a_file_through_the_plain_form(manager, manager_client):
     assert response.status_code == 302 and response["Location"] == f"/manage/jobs/{job.pk}/"
     waiting = manager_client.get(response["Location"]).content.decode()
     assert "Waiting for the worker" in waiting and f'data-poll-url="/manage/jobs/{job.pk}/live/"' in waiting
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in waiting  # follows it without a script
     run_data_jobs()
     html = manager_client.get(response["Location"]).content.decode()
+    assert "http-equiv" not in html
     assert '<span class="count-value" data-count="created">3</span> created' in html
     assert '<span class="count-value" data-count="skipped_duplicates">1</span> skipped duplicates' in html
     assert '<span class="count-value" data-count="prompt_only">1</span> prompt-only' in html
