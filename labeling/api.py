@@ -11,8 +11,9 @@ from typing import Any
 
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -21,13 +22,14 @@ from rest_framework.views import APIView
 
 from labeling import selectors
 from labeling.datasets import EXPORT_FORMATS, KINDS, METHODS, TIE_POLICIES
-from labeling.models import Campaign, CampaignStatus, PreferenceDataset, Project
+from labeling.models import Campaign, CampaignStatus, DataJob, PreferenceDataset, Project
 from labeling.rendering import render_markdown
 from labeling.selectors import campaign_for_reviewer
 from labeling.services import campaigns as campaign_services
 from labeling.services.assignment import assignment_claim_next, assignment_skip
-from labeling.services.datasets import dataset_build, dataset_download_file, dataset_params
-from labeling.services.imports import FORMATS, format_from_name, tasks_import
+from labeling.services.data_jobs import dataset_build_job_create, import_job_create
+from labeling.services.datasets import dataset_download_file, dataset_params
+from labeling.services.imports import FORMATS, format_from_name
 from labeling.services.judgements import judgement_submit, judgement_submit_and_claim_next, judgement_undo_last
 from rlhf_platform.openapi import ErrorSerializer
 from rlhf_platform.pagination import NewestFirstCursorPagination, PagePagination, paginated_response
@@ -102,6 +104,69 @@ def _campaign_for_manager(campaign_id: int) -> Campaign:
 
 
 ERRORS = {400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+
+
+# --- data jobs: imports and dataset builds run by the worker ---------------------------------
+
+
+def _plain_choice(values: list[str]) -> serializers.CharField:
+    # Plain strings in the schema: an enum named "status" or "kind" would collide with others.
+    return serializers.CharField(read_only=True, help_text=f"One of: {', '.join(values)}.")
+
+
+class DataJobProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField(help_text="Bytes of the file read (import), or phases done (build).")
+    total = serializers.IntegerField(help_text="The file's size in bytes (import), or the number of phases (build).")
+    rows = serializers.IntegerField(help_text="Rows checked so far (import).")
+    phase = serializers.CharField(help_text="The build's phase: read, aggregate or write; empty otherwise.")
+    percent = serializers.FloatField()
+
+
+class DataJobSerializer(serializers.ModelSerializer):
+    """An import or a dataset build, as the worker runs it."""
+
+    kind = _plain_choice(DataJob.Kind.values)
+    status = _plain_choice(DataJob.Status.values)
+    url = serializers.SerializerMethodField(help_text="This job in the API.")
+    page = serializers.SerializerMethodField(help_text="This job's page.")
+    progress = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    detail = serializers.CharField(source="error", read_only=True, help_text="Why it failed; empty otherwise.")
+    errors = serializers.DictField(
+        child=serializers.CharField(), read_only=True, help_text="Field errors, or 'line N' -> reason for an import."
+    )
+    result = serializers.DictField(
+        read_only=True,
+        help_text=(
+            "Import: created, skipped_duplicates, prompt_only, rows. Build: dataset (id), created "
+            "(false when the same snapshot existed), counts."
+        ),
+    )
+
+    class Meta:
+        model = DataJob
+        fields = [
+            "id", "kind", "status", "url", "page", "campaign", "file_name", "file_size", "parameters", "progress",
+            "result", "dataset", "detail", "errors", "created_by", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_url(self, job: DataJob) -> str:
+        return reverse("api-data-job", kwargs={"job_id": job.pk})
+
+    def get_page(self, job: DataJob) -> str:
+        return reverse("labeling:data-job", kwargs={"job_id": job.pk})
+
+    @extend_schema_field(DataJobProgressSerializer)
+    def get_progress(self, job: DataJob) -> dict[str, Any]:
+        progress = selectors.data_job_progress(job=job)
+        return {key: progress[key] for key in ("done", "total", "rows", "phase", "percent")}
+
+
+def _job_accepted(job: DataJob) -> Response:
+    body = DataJobSerializer(job).data
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
 
 # --- projects --------------------------------------------------------------------------------
 
@@ -274,31 +339,35 @@ class CampaignImportApi(APIView):
         file = serializers.FileField()
         format = serializers.ChoiceField(choices=FORMATS, required=False, help_text="Defaults to the extension.")
 
-    class OutputSerializer(serializers.Serializer):
-        created = serializers.IntegerField()
-        prompt_only = serializers.IntegerField()
-        skipped_duplicates = serializers.IntegerField()
-
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
         responses={
-            201: OutputSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="Rejected; `errors` maps 'line N' to the reason."),
+            202: OpenApiResponse(
+                DataJobSerializer,
+                description="Queued for the worker; follow the job at `url` (also the Location header).",
+            ),
+            400: OpenApiResponse(
+                ErrorSerializer, description="Refused before queueing: format, size, closed campaign."
+            ),
             404: ErrorSerializer,
         },
+        description=(
+            "Store the file and queue its import; the worker (`manage.py worker`) checks every row and imports "
+            "all of them or none. The job's `errors` then map 'line N' to the reason."
+        ),
         tags=["campaigns"],
     )
     def post(self, request: Request, campaign_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
-        result = tasks_import(
+        job = import_job_create(
             campaign=_campaign_for_manager(campaign_id),
-            stream=upload,
+            upload=upload,
             file_format=data.validated_data.get("format") or format_from_name(upload.name),
-            size=upload.size,
+            created_by=request.user,
         )
-        return Response(self.OutputSerializer(result).data, status=status.HTTP_201_CREATED)
+        return _job_accepted(job)
 
 
 class CampaignStatsApi(APIView):
@@ -435,6 +504,33 @@ class ProgressApi(APIView):
 # --- preference datasets ---------------------------------------------------------------------
 
 
+class DataJobListApi(APIView):
+    permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
+
+    @extend_schema(responses=DataJobSerializer(many=True), tags=["jobs"])
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            view=self,
+            request=request,
+            items=DataJob.objects.select_related("created_by"),
+            serialize=lambda page: DataJobSerializer(page, many=True).data,
+        )
+
+
+class DataJobDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        responses={200: DataJobSerializer, 404: ErrorSerializer},
+        description="Status, progress and outcome of an import or a dataset build; poll it until `status` "
+        "is succeeded or failed.",
+        tags=["jobs"],
+    )
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(DataJobSerializer(selectors.data_job_get(job_id=job_id)).data)
+
+
 class DatasetSerializer(serializers.ModelSerializer):
     campaigns = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
@@ -491,8 +587,17 @@ class DatasetListCreateApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: DatasetSerializer, 200: DatasetSerializer, **ERRORS},
-        description="Build a snapshot; the same inputs and parameters answer 200 with the existing one.",
+        responses={
+            202: OpenApiResponse(
+                DataJobSerializer,
+                description="Queued for the worker; follow the job at `url` (also the Location header).",
+            ),
+            **ERRORS,
+        },
+        description=(
+            "Queue a snapshot build; the worker (`manage.py worker`) builds it. The finished job names the "
+            "`dataset`, and `result.created` is false when the same inputs and parameters gave an existing one."
+        ),
         tags=["datasets"],
     )
     def post(self, request: Request) -> Response:
@@ -502,16 +607,14 @@ class DatasetListCreateApi(APIView):
         campaigns, name = fields.pop("campaigns"), fields.pop("name")
         exclude_flagged = fields.pop("exclude_flagged_reviewers")
         params = dataset_params(**{**fields, "exclude_reviewers": tuple(fields["exclude_reviewers"])})
-        dataset, created = dataset_build(
+        job = dataset_build_job_create(
             campaigns=campaigns,
             params=params,
             created_by=request.user,
             name=name,
             exclude_flagged_reviewers=exclude_flagged,
         )
-        return Response(
-            DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return _job_accepted(job)
 
 
 class DatasetDetailApi(APIView):

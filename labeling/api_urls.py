@@ -31,4 +31,6 @@ urlpatterns += [
     path("datasets/", api.DatasetListCreateApi.as_view(), name="api-datasets"),
     path("datasets/<id:dataset_id>/", api.DatasetDetailApi.as_view(), name="api-dataset"),
     path("datasets/<id:dataset_id>/download/", api.DatasetDownloadApi.as_view(), name="api-dataset-download"),
+    path("data-jobs/", api.DataJobListApi.as_view(), name="api-data-jobs"),
+    path("data-jobs/<id:job_id>/", api.DataJobDetailApi.as_view(), name="api-data-job"),
 ]

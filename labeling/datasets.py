@@ -55,6 +55,15 @@ class DatasetError(ValueError):
         self.errors = errors or {}
 
 
+# What a build does, in order, as ``labeling.services.datasets.dataset_build(on_phase=...)`` names
+# them, with what a page shows while it happens.
+BUILD_PHASES = {
+    "read": "Reading judgements",
+    "aggregate": "Aggregating",
+    "write": "Writing the snapshot",
+}
+
+
 @dataclass(frozen=True)
 class BuildParams:
     """Everything a build depends on besides its inputs; recorded on the snapshot."""
@@ -104,6 +113,17 @@ class BuildParams:
         data["margin_map"] = {str(k): v for k, v in self.margin_map}
         data["sft_sources"] = sorted(self.sft_sources)
         return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BuildParams:
+        """The inverse of ``to_json`` (a queued build job keeps its parameters as JSON)."""
+        fields = dict(data)
+        fields["exclude_reviewers"] = tuple(fields.get("exclude_reviewers", ()))
+        if "margin_map" in fields:
+            fields["margin_map"] = tuple(sorted((int(k), float(v)) for k, v in fields["margin_map"].items()))
+        if "sft_sources" in fields:
+            fields["sft_sources"] = tuple(fields["sft_sources"])
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

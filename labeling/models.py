@@ -223,3 +223,70 @@ class PreferenceDataset(models.Model):
     @property
     def path(self) -> Path:
         return Path(settings.DATASETS_DIR) / self.file_name
+
+
+class DataJob(models.Model):
+    """Long data work run by ``manage.py worker`` instead of inside a request: an import or a dataset build.
+
+    An import's upload is stored under ``DATA_JOBS_DIR`` by the request and removed when the job
+    ends. While a job runs, its progress lives in a small file (``progress_path``), not in this row:
+    an import holds SQLite's write lock for its whole transaction, so a row updated meanwhile would
+    stay invisible (or wait) until the end. The row gets the final figures when the job ends.
+    """
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+        DATASET_BUILD = "dataset_build", "Dataset build"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    campaign = models.ForeignKey(
+        Campaign,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="data_jobs",
+        help_text="Imports only (empty once the campaign is deleted).",
+    )
+    # An import's input: the stored upload, its format, its name as uploaded, and its size in bytes.
+    file_path = models.CharField(max_length=1000, blank=True)
+    file_format = models.CharField(max_length=10, blank=True)
+    file_name = models.CharField(max_length=255, blank=True)
+    file_size = models.BigIntegerField(default=0)
+    # A build's input: campaign ids, name, parameters (BuildParams.to_json) and the flagged-reviewer choice.
+    parameters = models.JSONField(default=dict, blank=True)
+    # Progress as of the job's end (the progress file has it while running): bytes for imports, phases for builds.
+    progress_done = models.BigIntegerField(default=0)
+    progress_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True, help_text="Import counts, or the build's dataset and counts.")
+    dataset = models.ForeignKey(PreferenceDataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True, help_text="Why it failed, fit to show as it is.")
+    errors = models.JSONField(default=dict, blank=True, help_text='Field or line errors: {"line N": reason}.')
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker that holds it.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="datajob_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display().lower()} job {self.pk}"
+
+    @property
+    def progress_path(self) -> Path:
+        return Path(settings.DATA_JOBS_DIR) / f"progress-{self.pk}.json"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

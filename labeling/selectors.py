@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,13 +24,14 @@ from django.utils import timezone
 
 from labeling.aggregation import JudgementRecord, JudgementTable, arena, gold_pairs, majority, quality
 from labeling.aggregation.pairs import COMPARATIVE_TYPES
-from labeling.datasets import BuildInputs, ResponseInfo, TaskInfo, file_content_hash, read_rows
+from labeling.datasets import BUILD_PHASES, BuildInputs, ResponseInfo, TaskInfo, file_content_hash, read_rows
 from labeling.errors import NotFound
 from labeling.models import (
     Assignment,
     AssignmentState,
     Campaign,
     CampaignStatus,
+    DataJob,
     Judgement,
     PreferenceDataset,
     Project,
@@ -362,6 +364,54 @@ def workspace_config(*, campaign: Campaign) -> dict[str, Any]:
 def campaign_has_judgements(*, campaign: Campaign) -> bool:
     """Whether reviewers have answered; the campaign's questions are fixed from then on."""
     return Task.objects.filter(campaign=campaign, judgement_count__gt=0).exists()
+
+
+def data_job_get(*, job_id: int) -> DataJob:
+    job = DataJob.objects.select_related("campaign", "dataset", "created_by").filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+def data_jobs_recent(*, campaign: Campaign | None = None, kind: str | None = None, limit: int = 5) -> list[DataJob]:
+    """The newest data jobs (of ``campaign``, of ``kind``), for the pages that start them."""
+    jobs = DataJob.objects.select_related("campaign", "dataset", "created_by").order_by("-created_at", "-id")
+    if campaign is not None:
+        jobs = jobs.filter(campaign=campaign)
+    if kind is not None:
+        jobs = jobs.filter(kind=kind)
+    return list(jobs[:limit])
+
+
+def data_job_progress(*, job: DataJob) -> dict[str, Any]:
+    """How far a job is: ``done`` of ``total`` (bytes of an import, phases of a build), ``rows``
+    checked, the build's ``phase`` and its label, and ``percent``.
+
+    While the job runs, the figures come from its progress file (labeling.services.data_jobs:
+    the row is not written until the job ends); before and after, from the row.
+    """
+    live: dict[str, Any] | None = None
+    if job.status == DataJob.Status.RUNNING:
+        try:
+            live = json.loads(job.progress_path.read_text())
+        except FileNotFoundError:
+            live = None  # claimed, and the worker has not written its first figures yet
+    done = int(live.get("done", 0)) if live else job.progress_done
+    rows = int(live.get("rows", 0)) if live else job.rows_done
+    phase = str(live.get("phase", "")) if live else ""
+    total = job.progress_total
+    if job.status == DataJob.Status.SUCCEEDED:
+        percent = 100.0
+    else:
+        percent = round(min(100.0 * done / total, 100.0), 1) if total else 0.0
+    return {
+        "done": done,
+        "total": total,
+        "rows": rows,
+        "phase": phase,
+        "phase_label": BUILD_PHASES.get(phase, ""),
+        "percent": percent,
+    }
 
 
 def datasets_overview() -> QuerySet[PreferenceDataset]:

@@ -19,4 +19,6 @@ urlpatterns = [
     path("manage/campaigns/<slug:slug>/quality/", manager.campaign_quality, name="campaign-quality"),
     path("manage/datasets/", manager.datasets_page, name="datasets"),
     path("manage/datasets/<id:dataset_id>/", manager.dataset_detail, name="dataset-detail"),
+    path("manage/jobs/<id:job_id>/", manager.data_job_detail, name="data-job"),
+    path("manage/jobs/<id:job_id>/live/", manager.data_job_live, name="data-job-live"),
 ]

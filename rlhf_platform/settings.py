@@ -170,6 +170,8 @@ else:
 
 # Preference dataset snapshots (immutable JSONL files named by their content hash).
 DATASETS_DIR = VAR_DIR / "datasets"
+# Imports' uploads waiting for the worker, and the progress files of running data jobs (web and worker share it).
+DATA_JOBS_DIR = VAR_DIR / "jobs"
 # Largest task file an import accepts (upload, API or command line).
 LABELING_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 512, minimum=1) * 2**20
 # Largest request body anywhere else; both are refused before they are read (rlhf_platform/body_limits.py).

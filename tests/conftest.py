@@ -37,6 +37,13 @@ def fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def data_jobs_dir(settings, tmp_path) -> Path:
+    """Each test's own place for stored uploads and progress files of data jobs."""
+    settings.DATA_JOBS_DIR = tmp_path / "data-jobs"
+    return settings.DATA_JOBS_DIR
+
+
 @pytest.fixture
 def make_user(db) -> Callable:
     user_model = get_user_model()

@@ -93,6 +93,9 @@ def test_a_newcomer_labels_builds_a_dataset_and_trains_a_round(demo_server, brow
     page.get_by_label(REALISTIC_CAMPAIGN.name).check()
     page.fill("#id_name", "Demo preferences")
     page.click("button:has-text('Build dataset')")
+    # ... which the worker builds while the job's page follows it, then links to the snapshot.
+    page.wait_for_url("**/manage/jobs/*/")
+    page.click("[data-dataset-link]", timeout=120_000)
     page.wait_for_url("**/manage/datasets/*/")
     expect(page.locator("h1")).to_contain_text("Demo preferences")
 

@@ -5,6 +5,10 @@ One job at a time. While the engine runs, a heartbeat thread records that the wo
 cancel was requested. On start, runs whose heartbeat went stale (their worker died) are marked
 interrupted; they resume from their last checkpoint when someone asks. With no job queued, it
 renders imported responses to HTML, a few batches at a time (``labeling.services.prerender``).
+
+Imports and dataset builds (``labeling.models.DataJob``) run in a second loop, on a thread of
+their own, so they never wait behind a training run that takes minutes, and a run never waits
+behind them (``labeling.services.data_jobs``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from labeling.services.data_jobs import data_job_run_next, data_jobs_fail_stale
 from labeling.services.prerender import responses_render_pending
 from rlhf_platform.errors import UserError
 from training.executors import EngineHandle, Executor, get_executor
@@ -33,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 # Batches of responses (labeling.services.prerender) rendered between two looks at the queue.
 RENDER_BATCHES_WHEN_IDLE = 4
+# The loops ``run_forever`` can run: training runs and generation jobs, and imports and builds.
+QUEUES = ("training", "data")
+# Longest wait between two looks at the data queue: a manager watches the import page meanwhile.
+DATA_POLL_MAX_S = 1.0
 
 
 @dataclass
@@ -71,11 +80,26 @@ class Worker:
         self.log = log
 
     def recover(self) -> int:
-        """Mark runs whose worker died as interrupted; returns how many."""
+        """Mark runs whose worker died as interrupted, and fail such data jobs; returns how many."""
         count = jobs_mark_interrupted(stale_after_s=self.stale_after_s)
         if count:
             self.log(f"marked {count} stale run(s) or job(s) interrupted")
+        return count + self.fail_stale_data_jobs()
+
+    def fail_stale_data_jobs(self) -> int:
+        count = data_jobs_fail_stale(stale_after_s=self.stale_after_s)
+        if count:
+            self.log(f"failed {count} stale import(s) or build(s)")
         return count
+
+    def run_data_once(self) -> bool:
+        """Run one queued import or dataset build to its end; False when there was none."""
+        close_old_connections()
+        job = data_job_run_next(worker=self.name, heartbeat_s=self.heartbeat_s)
+        if job is None:
+            return False
+        self.log(f"{job}: {job.status}")
+        return True
 
     def run_once(self) -> bool:
         """Run one queued training run or generation job to its end; False when there was none."""
@@ -106,12 +130,44 @@ class Worker:
             logger.exception("worker error on %s", job)
             fail(f"Worker error: {type(error).__name__}: {error}")
 
-    def run_forever(self, *, poll_s: float, stop: threading.Event | None = None) -> None:
+    def run_forever(
+        self, *, poll_s: float, stop: threading.Event | None = None, queues: tuple[str, ...] = QUEUES
+    ) -> None:
+        """Run the loops of ``queues`` until ``stop`` is set: training in this thread, data in another."""
         stop = stop or threading.Event()
         self.recover()
-        while not stop.is_set():
-            if not self.run_once() and not self.render_responses():
-                stop.wait(poll_s)
+        data_loop = None
+        if "data" in queues:
+            data_loop = threading.Thread(
+                target=self.run_data_forever, kwargs={"poll_s": poll_s, "stop": stop}, name="data-jobs", daemon=True
+            )
+            data_loop.start()
+        try:
+            if "training" in queues:
+                while not stop.is_set():
+                    if not self.run_once() and not self.render_responses():
+                        stop.wait(poll_s)
+            elif data_loop is not None:
+                while data_loop.is_alive():  # a timed join: Ctrl+C still reaches the main thread
+                    data_loop.join(timeout=1.0)
+        finally:
+            stop.set()
+            if data_loop is not None:
+                data_loop.join()
+
+    def run_data_forever(self, *, poll_s: float, stop: threading.Event) -> None:
+        """The data loop: imports and dataset builds, one at a time, beside the training loop."""
+        try:
+            while not stop.is_set():
+                try:
+                    if self.run_data_once():
+                        continue
+                    self.fail_stale_data_jobs()  # another worker's job, dead since this one started
+                except DatabaseError:
+                    logger.exception("the data job queue failed; trying again")
+                stop.wait(min(poll_s, DATA_POLL_MAX_S))
+        finally:
+            connection.close()  # this thread's own database connection
 
     def render_responses(self) -> int:
         """With no job queued: render a few batches of imported responses (how many were rendered).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,19 +46,25 @@ def dataset_build(
     created_by: AbstractBaseUser,
     name: str = "",
     exclude_flagged_reviewers: bool = False,
+    on_phase: Callable[[str], None] | None = None,
 ) -> tuple[PreferenceDataset, bool]:
     """Build (or find) the snapshot of ``campaigns`` under ``params``; returns it and whether it is new.
 
     With ``exclude_flagged_reviewers``, the reviewers the quality table flags are added to
     ``params.exclude_reviewers``, so the snapshot records exactly who was left out.
+    ``on_phase(name)``, if given, is called as each of ``BUILD_PHASES`` starts (a build job's progress).
     """
+    phase = on_phase or (lambda name: None)
     if not campaigns:
         raise LabelingError("Choose at least one campaign.", {"campaigns": "This field is required."})
     if exclude_flagged_reviewers:
         flagged = selectors.flagged_reviewer_ids(campaigns=campaigns)
         params = replace(params, exclude_reviewers=tuple(sorted({*params.exclude_reviewers, *flagged})))
+    phase("read")
+    inputs = selectors.load_build_inputs(campaigns)
+    phase("aggregate")
     try:
-        result = build_rows(inputs=selectors.load_build_inputs(campaigns), params=params)
+        result = build_rows(inputs=inputs, params=params)
     except DatasetError as error:
         raise LabelingError(error.message, error.errors) from None
     digest = content_hash(result.rows, params)
@@ -65,6 +72,7 @@ def dataset_build(
     if existing is not None:
         return existing, False
     file_name = f"{params.kind}-{digest[:16]}.jsonl"
+    phase("write")
     try:
         with transaction.atomic():
             dataset = PreferenceDataset.objects.create(

@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors
 from labeling.charts import hour_chart, line_chart, scatter_chart, win_rate_heatmap
-from labeling.errors import LabelingError
+from labeling.errors import LabelingError, NotFound
 from labeling.forms import SCHEMA_PRESETS, CampaignForm, DatasetBuildForm, ProjectForm
-from labeling.models import Campaign, CampaignStatus, PreferenceDataset, Project
+from labeling.models import Campaign, CampaignStatus, DataJob, PreferenceDataset, Project
 from labeling.rendering import render_markdown
 from labeling.services.campaigns import (
     STATUS_TRANSITIONS,
@@ -24,8 +24,9 @@ from labeling.services.campaigns import (
     campaign_update,
     project_create,
 )
-from labeling.services.datasets import dataset_build, dataset_params
-from labeling.services.imports import ImportRejected, format_from_name, max_import_bytes, tasks_import
+from labeling.services.data_jobs import dataset_build_job_create, import_job_create
+from labeling.services.datasets import dataset_params
+from labeling.services.imports import ImportRejected, format_from_name, max_import_bytes
 from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
 
@@ -158,6 +159,7 @@ def campaign_status(request: HttpRequest, slug: str) -> HttpResponse:
 @manager_required
 @require_http_methods(["GET", "POST"])
 def campaign_import(request: HttpRequest, slug: str) -> HttpResponse:
+    """Upload a file and queue its import; the script follows the job, the plain form goes to its page."""
     campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
     wants_json = request.get_preferred_type(["text/html", "application/json"]) == "application/json"
     context: dict[str, Any] = {"campaign": campaign, "max_mib": max_import_bytes() // 2**20}
@@ -167,25 +169,66 @@ def campaign_import(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             if upload is None:
                 raise ImportRejected("Choose a file to import.")
-            result = tasks_import(
-                campaign=campaign, stream=upload, file_format=format_from_name(upload.name), size=upload.size
+            job = import_job_create(
+                campaign=campaign, upload=upload, file_format=format_from_name(upload.name), created_by=request.user
             )
         except ImportRejected as error:
-            if wants_json:  # the API's error shape: {"detail", "errors": {"line N": reason}}
+            if wants_json:  # the API's error shape: {"detail", "errors"}
                 return JsonResponse({"detail": error.message, "errors": error.errors}, status=400)
-            row_errors = [{"line": line, "reason": reason} for line, reason in error.row_errors]
-            context |= {"rejected": error.message, "row_errors": row_errors}
+            context["rejected"] = error.message
             status = 400
         else:
-            counts = {
-                "created": result.created,
-                "skipped_duplicates": result.skipped_duplicates,
-                "prompt_only": result.prompt_only,
-            }
             if wants_json:
-                return JsonResponse(counts)
-            context["result"] = counts
+                return _job_accepted(job)
+            return redirect("labeling:data-job", job_id=job.pk)
+    context["jobs"] = selectors.data_jobs_recent(campaign=campaign, kind=DataJob.Kind.IMPORT)
     return render(request, "labeling/manager/campaign_import.html", context, status=status)
+
+
+def _job_accepted(job: DataJob) -> JsonResponse:
+    """What the import page's script gets: the job's API address to follow, and its page."""
+    url = reverse("api-data-job", kwargs={"job_id": job.pk})
+    body = {"id": job.pk, "status": job.status, "url": url, "page": reverse("labeling:data-job", args=[job.pk])}
+    response = JsonResponse(body, status=202)
+    response["Location"] = url
+    return response
+
+
+@manager_required
+def data_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _data_job_or_404(job_id)
+    recent = selectors.data_jobs_recent(kind=job.kind, campaign=job.campaign if job.campaign_id else None, limit=10)
+    context = {**_data_job_context(job), "recent": recent}
+    return render(request, "labeling/manager/data_job.html", context)
+
+
+@manager_required
+def data_job_live(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The part of the job page that changes, polled by the page (training/static/training/poll.js)."""
+    return render(request, "labeling/manager/_data_job_live.html", _data_job_context(_data_job_or_404(job_id)))
+
+
+def _data_job_or_404(job_id: int) -> DataJob:
+    try:
+        return selectors.data_job_get(job_id=job_id)
+    except NotFound:
+        raise Http404("No such job.") from None
+
+
+def _data_job_context(job: DataJob) -> dict[str, Any]:
+    row_errors = [
+        {"line": where.removeprefix("line "), "reason": reason}
+        for where, reason in job.errors.items()
+        if where.startswith("line ")
+    ]
+    field_errors = {where: reason for where, reason in job.errors.items() if not where.startswith("line ")}
+    return {
+        "job": job,
+        "progress": selectors.data_job_progress(job=job),
+        "row_errors": row_errors,
+        "field_errors": field_errors,
+        "poll_seconds": 1,
+    }
 
 
 @manager_required
@@ -215,7 +258,7 @@ def datasets_page(request: HttpRequest) -> HttpResponse:
         campaigns, name = list(fields.pop("campaigns")), fields.pop("name")
         exclude_flagged = fields.pop("exclude_flagged_reviewers")
         try:
-            dataset, created = dataset_build(
+            job = dataset_build_job_create(
                 campaigns=campaigns,
                 params=dataset_params(**fields),
                 created_by=request.user,
@@ -228,9 +271,12 @@ def datasets_page(request: HttpRequest) -> HttpResponse:
                 if field in form.fields:
                     form.add_error(field, text)
         else:
-            messages.success(request, "Dataset built." if created else "The same dataset already exists.")
-            return redirect("labeling:dataset-detail", dataset_id=dataset.pk)
-    context = {"form": form, "datasets": list_page(request, selectors.datasets_overview())}
+            return redirect("labeling:data-job", job_id=job.pk)
+    context = {
+        "form": form,
+        "datasets": list_page(request, selectors.datasets_overview()),
+        "jobs": selectors.data_jobs_recent(kind=DataJob.Kind.DATASET_BUILD),
+    }
     return render(request, "labeling/manager/datasets.html", context, status=400 if form.errors else 200)
 
 

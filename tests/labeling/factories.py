@@ -73,3 +73,13 @@ def claim_next(*, reviewer: AbstractBaseUser, campaign: Campaign, rng=None):
 
     claim = assignment_claim_next(reviewer=reviewer, campaign=campaign, rng=rng)
     return None if claim is None else claim.assignment
+
+
+def run_data_jobs() -> list:
+    """Run every queued import and dataset build, as the worker's data loop would; returns them."""
+    from labeling.services.data_jobs import data_job_run_next
+
+    jobs = []
+    while (job := data_job_run_next(worker="test", heartbeat_s=60)) is not None:
+        jobs.append(job)
+    return jobs

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from labeling.models import CampaignStatus, Judgement, Task
 from labeling.services.campaigns import campaign_set_status
 from rlhf_platform.roles import Role
-from tests.labeling.factories import PAIRWISE_SCHEMA, jsonl, make_campaign, pairwise_rows
+from tests.labeling.factories import PAIRWISE_SCHEMA, jsonl, make_campaign, pairwise_rows, run_data_jobs
 
 
 @pytest.fixture
@@ -222,14 +222,21 @@ def test_it_lets_managers_set_up_a_campaign_end_to_end(manager, members):
     assert not_yet.status_code == 409 and "Import tasks" in not_yet.json()["detail"]
 
     bad_file = SimpleUploadedFile("t.jsonl", jsonl([*pairwise_rows(2), {"prompt": "q", "responses": ["a"]}]))
-    rejected = api.post(f"/api/campaigns/{campaign_id}/import/", {"file": bad_file}, format="multipart")
-    assert rejected.status_code == 400
-    assert rejected.json()["errors"] == {"line 3": "a task needs at least 2 responses to compare, got 1"}
+    queued = api.post(f"/api/campaigns/{campaign_id}/import/", {"file": bad_file}, format="multipart")
+    assert queued.status_code == 202 and queued.json()["status"] == "queued"
+    run_data_jobs()
+    rejected = api.get(queued["Location"]).json()
+    assert rejected["status"] == "failed"
+    assert rejected["errors"] == {"line 3": "a task needs at least 2 responses to compare, got 1"}
     assert Task.objects.count() == 0
 
     good_file = SimpleUploadedFile("t.jsonl", jsonl(pairwise_rows(5)))
-    imported = api.post(f"/api/campaigns/{campaign_id}/import/", {"file": good_file}, format="multipart")
-    assert imported.status_code == 201 and imported.json() == {"created": 5, "prompt_only": 0, "skipped_duplicates": 0}
+    queued = api.post(f"/api/campaigns/{campaign_id}/import/", {"file": good_file}, format="multipart")
+    assert queued.status_code == 202
+    run_data_jobs()
+    imported = api.get(queued["Location"]).json()
+    assert imported["status"] == "succeeded"
+    assert imported["result"] == {"created": 5, "prompt_only": 0, "skipped_duplicates": 0, "rows": 5}
 
     pool = api.put(f"/api/campaigns/{campaign_id}/reviewers/", {"reviewers": ["member0", "member1"]}, format="json")
     assert pool.json() == {"reviewers": ["member0", "member1"]}

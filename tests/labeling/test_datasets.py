@@ -16,7 +16,7 @@ from labeling.models import PreferenceDataset
 from labeling.services.datasets import dataset_build, dataset_export
 from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role
-from tests.labeling.factories import RANKING_SCHEMA, claim_next, make_campaign
+from tests.labeling.factories import RANKING_SCHEMA, claim_next, make_campaign, run_data_jobs
 
 SCHEMA = {
     "questions": [
@@ -212,10 +212,19 @@ def test_it_builds_lists_and_downloads_through_the_api(campaign, manager, review
     api.force_authenticate(manager)
     bad = api.post("/api/datasets/", {"campaigns": [campaign.pk], "min_confidence": 0.1}, format="json")
     assert bad.status_code == 400 and "min_confidence" in bad.json()["errors"]
-    built = api.post("/api/datasets/", {"campaigns": [campaign.pk], "method": "majority"}, format="json")
-    assert built.status_code == 201 and built.json()["counts"]["pairs"] == 6
+    queued = api.post("/api/datasets/", {"campaigns": [campaign.pk], "method": "majority"}, format="json")
+    assert queued.status_code == 202 and queued.json()["status"] == "queued"
+    assert queued["Location"] == queued.json()["url"] == f"/api/data-jobs/{queued.json()['id']}/"
+    assert not PreferenceDataset.objects.exists()
+    run_data_jobs()
+    job = api.get(queued["Location"]).json()
+    assert job["status"] == "succeeded" and job["result"]["created"] is True
+    built = api.get(f"/api/datasets/{job['dataset']}/")
+    assert built.json()["counts"]["pairs"] == 6
     again = api.post("/api/datasets/", {"campaigns": [campaign.pk], "method": "majority"}, format="json")
-    assert again.status_code == 200 and again.json()["id"] == built.json()["id"]
+    run_data_jobs()
+    again_job = api.get(again["Location"]).json()
+    assert again_job["dataset"] == job["dataset"] and again_job["result"]["created"] is False
     assert [d["id"] for d in api.get("/api/datasets/").json()["results"]] == [built.json()["id"]]
 
     url = f"/api/datasets/{built.json()['id']}/download/"
@@ -254,10 +263,18 @@ def test_it_builds_from_the_manager_page_and_shows_the_snapshot(campaign, manage
         "test_fraction": 0.0, "seed": 0,
     }  # fmt: skip
     refused = client.post("/manage/datasets/", {**form, "min_agreement": 0.95})
-    assert refused.status_code == 400 and b"Every pair was filtered out" in refused.content
-    built = client.post("/manage/datasets/", form, follow=True)
+    assert refused.status_code == 302
+    run_data_jobs()
+    assert b"Every pair was filtered out" in client.get(refused["Location"]).content
+    queued = client.post("/manage/datasets/", form)
+    job_page = queued["Location"]
+    assert re.fullmatch(r"/manage/jobs/\d+/", job_page)
+    assert b"Waiting for the worker" in client.get(job_page).content
+    run_data_jobs()
     dataset = PreferenceDataset.objects.get()
-    assert built.redirect_chain[-1][0] == f"/manage/datasets/{dataset.pk}/"
+    done = client.get(job_page).content.decode()
+    assert "Dataset built." in done and f'href="/manage/datasets/{dataset.pk}/"' in done
+    built = client.get(f"/manage/datasets/{dataset.pk}/")
     assert b"good 0" in built.content and b"file_format=parquet" in built.content
     # The preview's numbers read as people write them (0.83, not 0.8333333333333334).
     shown = re.findall(rb"(margin|confidence|agreement) (\S+)", built.content)
@@ -266,6 +283,8 @@ def test_it_builds_from_the_manager_page_and_shows_the_snapshot(campaign, manage
     reviewer.force_login(reviewers[0])
     assert reviewer.get("/manage/datasets/").status_code == 403
     assert reviewer.get(f"/manage/datasets/{dataset.pk}/").status_code == 403
+    assert reviewer.get(job_page).status_code == 403
+    assert reviewer.post("/manage/datasets/", form).status_code == 403
 
 
 def test_it_shows_quality_with_charts_and_flags(campaign, manager, reviewers):
@@ -296,6 +315,7 @@ def test_it_leaves_flagged_reviewers_out_of_a_build_when_asked(campaign, manager
         "min_confidence": 0.5, "ties": "drop", "test_fraction": 0.0, "seed": 0, "exclude_flagged_reviewers": "on",
     }  # fmt: skip
     client.post("/manage/datasets/", form)
+    run_data_jobs()
     dataset = PreferenceDataset.objects.get()
     assert dataset.parameters["exclude_reviewers"] == [reviewers[2].pk]
     assert {row["n_votes"] for row in read(dataset)} == {2}

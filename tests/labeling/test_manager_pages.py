@@ -14,11 +14,11 @@ from django.utils.html import escape
 
 from labeling.charts import hour_chart
 from labeling.forms import SCHEMA_PRESETS
-from labeling.models import Assignment, Campaign, CampaignStatus, Judgement, Project, Response, Task
+from labeling.models import Assignment, Campaign, CampaignStatus, DataJob, Judgement, Project, Response, Task
 from labeling.schema import parse_question_schema
 from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role
-from tests.labeling.factories import claim_next, jsonl, make_campaign, pairwise_rows
+from tests.labeling.factories import claim_next, jsonl, make_campaign, pairwise_rows, run_data_jobs
 
 MINIMAL_SCHEMA = {"questions": [{"id": "preference", "type": "pairwise"}]}
 GET_PAGES = [
@@ -397,7 +397,7 @@ BAD_ROWS = [
 ]
 
 
-def test_it_imports_a_file_and_answers_json_to_the_script(manager, manager_client):
+def test_it_queues_an_import_and_answers_the_job_to_the_script(manager, manager_client):
     campaign = campaign_with_a_task_imported_before(manager)
 
     response = manager_client.post(
@@ -406,12 +406,25 @@ def test_it_imports_a_file_and_answers_json_to_the_script(manager, manager_clien
         HTTP_ACCEPT="application/json",
     )
 
-    assert response.status_code == 200
-    assert response.json() == {"created": 3, "skipped_duplicates": 1, "prompt_only": 1}
+    assert response.status_code == 202
+    job = DataJob.objects.get()
+    assert response.json() == {
+        "id": job.pk,
+        "status": "queued",
+        "url": f"/api/data-jobs/{job.pk}/",
+        "page": f"/manage/jobs/{job.pk}/",
+    }
+    assert response["Location"] == f"/api/data-jobs/{job.pk}/"
+    assert Task.objects.filter(campaign=campaign).count() == 1  # nothing imported in the request
+
+    run_data_jobs()
+    followed = manager_client.get(response["Location"], HTTP_ACCEPT="application/json").json()
+    assert followed["status"] == "succeeded"
+    assert followed["result"] == {"created": 3, "skipped_duplicates": 1, "prompt_only": 1, "rows": 4}
     assert Task.objects.filter(campaign=campaign).count() == 4
 
 
-def test_it_rejects_a_bad_file_with_line_numbers_in_json(manager, manager_client):
+def test_it_reports_a_bad_file_with_line_numbers_in_the_job(manager, manager_client):
     campaign = draft_campaign(manager)
 
     response = manager_client.post(
@@ -419,9 +432,10 @@ def test_it_rejects_a_bad_file_with_line_numbers_in_json(manager, manager_client
         {"file": upload("tasks.jsonl", jsonl(BAD_ROWS))},
         HTTP_ACCEPT="application/json",
     )
+    run_data_jobs()
 
-    assert response.status_code == 400
-    body = response.json()
+    body = manager_client.get(response["Location"]).json()
+    assert body["status"] == "failed"
     assert body["detail"].startswith("Line 2: prompt must be non-empty text.")
     assert "Nothing was imported" in body["detail"]
     assert list(body["errors"]) == ["line 2", "line 3"]
@@ -436,16 +450,23 @@ def test_it_imports_a_file_through_the_plain_form(manager, manager_client):
         page_url("labeling:campaign-import", campaign), {"file": upload("tasks.jsonl", jsonl(GOOD_ROWS))}
     )
 
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/html")
-    html = response.content.decode()
+    job = DataJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/manage/jobs/{job.pk}/"
+    waiting = manager_client.get(response["Location"]).content.decode()
+    assert "Waiting for the worker" in waiting and f'data-poll-url="/manage/jobs/{job.pk}/live/"' in waiting
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in waiting  # follows it without a script
+    run_data_jobs()
+    html = manager_client.get(response["Location"]).content.decode()
+    assert "http-equiv" not in html
     assert '<span class="count-value" data-count="created">3</span> created' in html
     assert '<span class="count-value" data-count="skipped_duplicates">1</span> skipped duplicates' in html
     assert '<span class="count-value" data-count="prompt_only">1</span> prompt-only' in html
     assert Task.objects.filter(campaign=campaign).count() == 4
+    listed = manager_client.get(page_url("labeling:campaign-import", campaign)).content.decode()
+    assert "Recent imports" in listed and f'href="/manage/jobs/{job.pk}/"' in listed
 
 
-def test_it_lists_bad_rows_on_the_page_and_imports_nothing(manager, manager_client):
+def test_it_lists_bad_rows_on_the_job_page_and_imports_nothing(manager, manager_client):
     campaign = draft_campaign(manager)
 
     response = manager_client.post(
@@ -453,13 +474,15 @@ def test_it_lists_bad_rows_on_the_page_and_imports_nothing(manager, manager_clie
         {"file": upload("tasks.jsonl", jsonl(BAD_ROWS))},
         HTTP_ACCEPT="text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
     )
+    run_data_jobs()
 
-    assert response.status_code == 400
-    html = response.content.decode()
+    html = manager_client.get(response["Location"]).content.decode()
     assert "Line 2: prompt must be non-empty text. Nothing was imported" in html
     assert '<tr><td class="num">2</td><td>prompt must be non-empty text</td></tr>' in html
     assert '<td class="num">3</td>' in html
     assert not Task.objects.filter(campaign=campaign).exists()
+    live = manager_client.get(response["Location"] + "live/").content.decode()
+    assert '<td class="num">3</td>' in live and "<html" not in live
 
 
 @pytest.mark.parametrize(
@@ -475,6 +498,7 @@ def test_it_explains_a_missing_or_unknown_file(file_name, message, manager, mana
     assert response.status_code == 400
     assert escape(message) in response.content.decode()
     assert not Task.objects.filter(campaign=campaign).exists()
+    assert not DataJob.objects.exists()
 
 
 def test_it_documents_the_import_format(manager, manager_client):

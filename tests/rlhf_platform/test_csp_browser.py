@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from labeling.models import DataJob
+from labeling.services.data_jobs import ProgressFile
 from rlhf_platform.roles import Role
 from tests.labeling.factories import make_campaign, pairwise_rows
 from training.models import ModelArtifact, Round, Stage, TrainingRun
@@ -35,6 +37,16 @@ def test_the_pages_break_no_rule_of_the_policy(browser_page, live_server, make_u
     base = ModelArtifact.objects.create(name="tiny-base", path="/nonexistent", created_by=manager)
     training_round = Round.objects.create(name="A round", preset=Round.Preset.SINGLE, base_model=base)
     run = TrainingRun.objects.create(round=training_round, stage=Stage.SFT, input_model=base, total_steps=4, step=1)
+    job = DataJob.objects.create(
+        kind=DataJob.Kind.IMPORT,
+        status=DataJob.Status.RUNNING,
+        campaign=campaign,
+        file_name="tasks.jsonl",
+        file_size=400,
+        progress_total=400,
+        created_by=manager,
+    )
+    ProgressFile(job.progress_path).write(done=100, rows=7)  # a quarter of the file read
     page = browser_page
     console_errors: list[str] = []
     page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
@@ -60,6 +72,7 @@ def test_the_pages_break_no_rule_of_the_policy(browser_page, live_server, make_u
         f"/manage/campaigns/{campaign.slug}/",
         f"/manage/campaigns/{campaign.slug}/import/",
         "/manage/datasets/",
+        f"/manage/jobs/{job.pk}/",
         "/training/",
         f"/training/rounds/{training_round.pk}/",
         f"/training/runs/{run.pk}/",
@@ -71,6 +84,10 @@ def test_the_pages_break_no_rule_of_the_policy(browser_page, live_server, make_u
         if path == f"/training/runs/{run.pk}/":
             fill_width = page.locator(".progress-fill").first.evaluate("rect => rect.getBoundingClientRect().width")
             track_width = page.locator(".progress").first.evaluate("bar => bar.getBoundingClientRect().width")
+        if path == f"/manage/jobs/{job.pk}/":
+            job_fill = page.locator(".progress-fill").first.evaluate("rect => rect.getBoundingClientRect().width")
+            job_track = page.locator(".progress").first.evaluate("bar => bar.getBoundingClientRect().width")
+            expect(page.locator("[data-field=progress]")).to_contain_text("7 rows checked")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("RLHF Platform API")
 
     assert violations == []
@@ -78,3 +95,4 @@ def test_the_pages_break_no_rule_of_the_policy(browser_page, live_server, make_u
     assert page.js_errors == []
     assert code_colour != page.evaluate("getComputedStyle(document.body).color")  # the nonce'd style applied
     assert fill_width == pytest.approx(track_width / 4, abs=2)  # 1 of 4 steps, drawn without a style attribute
+    assert job_fill == pytest.approx(job_track / 4, abs=2)  # a quarter of the import's file

@@ -1,4 +1,4 @@
-// Manager pages: schema presets, upload progress for imports, confirmations.
+// Manager pages: schema presets, upload and import progress for imports, confirmations.
 // Every page works without this script; it only makes them quicker to use.
 
 function initSchemaEditor(editor) {
@@ -100,6 +100,53 @@ function showRejected(container, detail, errors) {
   container.replaceChildren(box);
 }
 
+const JOB_POLL_MS = 500;
+
+// Follows an import job through the API until it ends: the bar shows the share of the file checked.
+function followJob(accepted, { progress, progressText, result, finish }) {
+  const jobLink = () => {
+    const paragraph = element("p", { class: "muted" });
+    paragraph.append(element("a", { href: accepted.page }, "The import's page"));
+    return paragraph;
+  };
+  let failures = 0;
+  async function look() {
+    let job = null;
+    try {
+      const response = await fetch(accepted.url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (response.ok && !response.redirected) job = await response.json();
+    } catch {
+      job = null;
+    }
+    if (job === null) {
+      failures += 1;
+      if (failures >= 20) {
+        finish();
+        showRejected(result, "Lost track of the import (the server does not answer). Its page tells how it ends.", {});
+        result.append(jobLink());
+        return;
+      }
+    } else if (job.status === "succeeded") {
+      finish();
+      showImported(result, job.result);
+      return;
+    } else if (job.status === "failed") {
+      finish();
+      showRejected(result, job.detail, job.errors || {});
+      return;
+    } else if (job.status === "running") {
+      failures = 0;
+      progress.value = job.progress.percent;
+      progressText.textContent = `Importing: ${job.progress.rows} rows checked, ${formatBytes(job.progress.done)} of ${formatBytes(job.progress.total)}`;
+    } else {
+      failures = 0;
+      progressText.textContent = "Uploaded; waiting for the worker…";
+    }
+    setTimeout(look, JOB_POLL_MS);
+  }
+  look();
+}
+
 function initImportForm(form) {
   const result = document.querySelector("[data-import-result]");
   const progressBox = form.querySelector("[data-upload-progress]");
@@ -129,26 +176,31 @@ function initImportForm(form) {
       progressText.textContent = `${formatBytes(progressEvent.loaded)} of ${formatBytes(progressEvent.total)}`;
     });
     request.upload.addEventListener("load", () => {
-      progress.value = 100;
-      progressText.textContent = "Uploaded; checking every row…";
+      progress.value = 0;
+      progressText.textContent = "Uploaded; waiting for the worker…";
     });
-    request.addEventListener("load", () => {
+    const finish = () => {
       submit.disabled = false;
       progressBox.hidden = true;
+    };
+    request.addEventListener("load", () => {
       let body = null;
       try {
         body = JSON.parse(request.responseText);
       } catch {
         body = null;
       }
-      if (request.status === 200 && body) {
-        showImported(result, body);
+      if (request.status === 202 && body && body.url) {
         form.reset();
-      } else if (body && body.detail) {
-        showRejected(result, body.detail, body.errors || {});
+        followJob(body, { progress, progressText, result, finish });
       } else {
-        // A login page or a proxy error instead of our JSON: the session may have ended.
-        showRejected(result, `Unexpected answer from the server (${request.status}). Reload the page to check you are still signed in, then try again.`, {});
+        finish();
+        if (body && body.detail) {
+          showRejected(result, body.detail, body.errors || {});
+        } else {
+          // A login page or a proxy error instead of our JSON: the session may have ended.
+          showRejected(result, `Unexpected answer from the server (${request.status}). Reload the page to check you are still signed in, then try again.`, {});
+        }
       }
     });
     request.addEventListener("error", () => {
