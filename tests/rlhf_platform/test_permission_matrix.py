@@ -4,8 +4,9 @@ Routes come from the URL resolver (as in ``test_ids.py``) and websockets from th
 so a new route is requested here the day it is added, and fails until ``permission_table.py``
 says what each caller should get. Each request is made against real objects (``world.py``), so
 ids resolve and the check that answers is the permission check, not a 404 for a missing row.
-A refused request must be refused before anything changes: the tables are compared before and
-after it.
+A refused write must be refused before anything changes: the tables are compared before and
+after it. Websockets are opened with a session cookie, through the same auth middleware and
+origin check as in production.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.apps import apps
 from django.conf import settings
@@ -162,9 +164,17 @@ def _all_patterns(patterns=None, prefix: str = "") -> Iterator[tuple[URLPattern,
 
 
 @pytest.fixture
-def websocket_world(transactional_db) -> dict:
-    """Sessions of each caller and the ids a websocket route names (a transactional test: the
-    consumer reads the database from another thread)."""
+def websocket_world(db, monkeypatch) -> dict:
+    """Sessions of each caller and the ids a websocket route names.
+
+    The test is synchronous and drives the socket through ``async_to_sync``, so the database calls
+    of the auth middleware and the consumer (thread-sensitive) run in this thread, on the test's
+    connection, inside its transaction: no transactional test, whose flush would cost more than
+    the whole check. Channels closes "old" connections around each of those calls, which would
+    close this one (it is inside a transaction); that is switched off here, as Django's test
+    client does for requests.
+    """
+    monkeypatch.setattr("channels.db.close_old_connections", lambda: None)
     users = {}
     for caller, role in ((OUTSIDER, Role.REVIEWER), (INSIDER, Role.REVIEWER), (MANAGER, Role.MANAGER)):
         users[caller] = get_user_model().objects.create_user(username=f"ws-{role}-{len(users)}")
@@ -180,18 +190,21 @@ def websocket_world(transactional_db) -> dict:
     return {"cookies": cookies, "kwargs": {"run_id": run.pk, "round_id": training_round.pk}}
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
+async def handshake(path: str, cookie: str) -> bool:
+    headers = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1")]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await communicator.connect()
+    await communicator.disconnect()
+    return connected
+
+
 @pytest.mark.parametrize(
     ("route", "caller"),
     [pytest.param(route, caller, id=f"ws /{route} as {caller}") for route in WEBSOCKETS for caller in CALLERS],
 )
-async def test_the_websocket_accepts_whom_the_table_says(websocket_world, route, caller):
+def test_the_websocket_accepts_whom_the_table_says(websocket_world, route, caller):
     path = "/" + (PARAMETER.sub(lambda m: str(websocket_world["kwargs"][m[1]]), route) or "ws/no-such-route/")
-    headers = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1")]
-    if websocket_world["cookies"][caller]:
-        headers.append((b"cookie", websocket_world["cookies"][caller].encode()))
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, _ = await communicator.connect()
-    await communicator.disconnect()
+    connected = async_to_sync(handshake)(path, websocket_world["cookies"][caller])
     assert connected == WEBSOCKETS[route][CALLERS.index(caller)]
