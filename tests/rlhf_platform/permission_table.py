@@ -29,6 +29,11 @@ SKIPPED_PREFIXES = {
     "static/": "static files: public by design, served by WhiteNoise",
 }
 
+# Writes that need no CSRF token: nothing in them acts on a session's behalf.
+CSRF_FREE = {
+    "api-token": "takes a username and password in the body, never a session",
+}
+
 # Request bodies for the routes where an empty one would stop at validation before the check
 # that matters (whose assignment it is).
 BODIES = {

@@ -28,7 +28,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rlhf_platform.asgi import application
 from rlhf_platform.roles import Role
 from rlhf_platform.routing import websocket_urlpatterns
-from tests.rlhf_platform.permission_table import BODIES, LOGIN, ROUTES, SKIPPED_PREFIXES, WEBSOCKETS
+from tests.rlhf_platform.permission_table import BODIES, CSRF_FREE, LOGIN, ROUTES, SKIPPED_PREFIXES, WEBSOCKETS
 from tests.rlhf_platform.world import ANONYMOUS, CALLERS, INSIDER, MANAGER, OUTSIDER, world_once
 from training.models import ModelArtifact, Round, Stage, TrainingRun
 
@@ -63,6 +63,12 @@ def route_methods(pattern: URLPattern) -> list[str]:
 
 
 ROUTE_LIST = list(url_patterns())
+WRITES = [
+    pytest.param(name, route, method, id=f"{method} {name}")
+    for name, route, pattern in ROUTE_LIST
+    for method in route_methods(pattern)
+    if method != "GET"
+]
 CASES = [
     pytest.param(name, route, method, caller, id=f"{method} {name} as {caller}")
     for name, route, pattern in ROUTE_LIST
@@ -130,6 +136,25 @@ class TestHttpRoutes:
             assert response.status_code == expected, f"expected {expected}, got {response.status_code} {location}"
         if watched:
             assert database_state() == before, "a refused request changed the database"
+
+    @pytest.mark.parametrize(("name", "route", "method"), WRITES)
+    def test_a_write_signed_by_a_session_needs_the_csrf_token(self, world, name, route, method):
+        """A page on another site can make a signed-in browser send any form: without the token,
+        every write is refused (403) and changes nothing, whatever the route and its role."""
+        expected = ROUTES.get(name, {}).get(method)
+        if expected is None:
+            pytest.skip("no table entry: the matrix test above fails for it")
+        if name in CSRF_FREE:
+            return
+        # As the caller the route lets through (a refused one would be refused anyway).
+        caller = next((c for c in (MANAGER, INSIDER) if expected[CALLERS.index(c)] not in (403, 404)), MANAGER)
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(world.users[caller])
+        url = reverse(name, kwargs={p: world.url_kwargs(name)[p] for p in PARAMETER.findall(route)})
+        before = database_state()
+        response = send(client, name, url, method)
+        assert response.status_code == 403, f"{response.status_code} without a CSRF token, as {caller}"
+        assert database_state() == before
 
 
 def test_every_route_of_the_table_exists():
