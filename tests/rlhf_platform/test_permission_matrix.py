@@ -22,6 +22,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.shortcuts import resolve_url
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -32,7 +33,7 @@ from tests.rlhf_platform.permission_table import BODIES, CSRF_FREE, LOGIN, ROUTE
 from tests.rlhf_platform.world import ANONYMOUS, CALLERS, INSIDER, MANAGER, OUTSIDER, world_once
 from training.models import ModelArtifact, Round, Stage, TrainingRun
 
-LOGIN_PAGE = "/accounts/login/"
+LOGIN_PAGE = resolve_url(settings.LOGIN_URL)
 PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 METHODS = ("get", "post", "put", "patch", "delete")
 TABLE_FILE = "tests/rlhf_platform/permission_table.py"
