@@ -8,7 +8,7 @@ One view per operation, thin: parse, call one service or selector, render. Servi
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -336,16 +336,22 @@ class RunListApi(APIView):
     permission_classes = [IsManager]
     pagination_class = NewestFirstCursorPagination
 
+    class FilterSerializer(serializers.Serializer):
+        """Checked like a body: an unknown value is a field error (not an empty list), and text the
+        database cannot compare (a NUL character, which PostgreSQL refuses) never reaches it."""
+
+        status = serializers.ChoiceField(choices=JobStatus.choices, required=False, allow_blank=True)
+        stage = serializers.ChoiceField(choices=Stage.choices, required=False, allow_blank=True)
+
     @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, enum=JobStatus.values),
-            OpenApiParameter("stage", str, enum=Stage.values),
-        ],
-        responses=RunSerializer(many=True),
+        parameters=[FilterSerializer],
+        responses={200: RunSerializer(many=True), 400: ErrorSerializer},
         tags=["training"],
     )
     def get(self, request: Request) -> Response:
-        runs = selectors.run_list(status=request.query_params.get("status"), stage=request.query_params.get("stage"))
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        runs = selectors.run_list(**filters.validated_data)
         return paginated_response(
             view=self, request=request, items=runs, serialize=lambda page: RunSerializer(page, many=True).data
         )

@@ -215,6 +215,11 @@ def campaign_set_reviewers(
 ) -> list[str]:
     """Replace the campaign's reviewer pool. Only users in the reviewers group can join."""
     wanted = sorted({u.strip() for u in usernames if u and u.strip()})
+    if any("\x00" in username for username in wanted):
+        # No user can have it, and PostgreSQL refuses it in a query (a 500 instead of an answer).
+        raise LabelingError(
+            "A username cannot contain a NUL character.", {"reviewers": "A username cannot contain a NUL character."}
+        )
     users = list(
         get_user_model().objects.filter(username__in=wanted, is_active=True, groups__name=Role.REVIEWER).distinct()
     )
