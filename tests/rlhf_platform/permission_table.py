@@ -61,6 +61,14 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "api-docs": {"GET": (401, 200, 200, 200)},
     "api-token": {"GET": (405, 405, 405, 405), "POST": (400, 400, 400, 400)},  # credentials in the body
     "api-me": {"GET": (401, 200, 200, 200)},
+    # --- API tokens: anyone signed in manages their own; a token cannot mint or rotate tokens ----
+    "api-tokens": {"GET": (401, 200, 200, 200), "POST": (401, 403, 403, 403)},
+    "api-token-revoke": {"GET": (401, 405, 405, 405), "POST": (401, 404, 404, 200)},  # the manager's token
+    "api-token-rotate": {"GET": (401, 403, 403, 403), "POST": (401, 403, 403, 403)},  # before the method
+    # --- the audit log and data jobs (imports, dataset builds) -----------------------------------
+    "api-audit": MANAGER_READ,
+    "api-data-jobs": MANAGER_READ,
+    "api-data-job": MANAGER_READ,
     # --- the API: a reviewer's own work (a manager who is not a reviewer has none) -------------
     "api-next-task": {"GET": (401, 405, 405, 403), "POST": (401, 404, 200, 403)},
     "api-held-tasks": {"GET": (401, 404, 200, 403)},
@@ -140,6 +148,15 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "training:generation-job": PAGE,
     "training:generation-job-live": PAGE,
     "training:generation-job-start": MANAGER_ACTION,
+    "labeling:data-job": PAGE,
+    "labeling:data-job-live": PAGE,
+    "audit-log": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
+    "manager-tokens": PAGE,
+    "manager-token-revoke": MANAGER_ACTION,
+    # --- pages: one's own API tokens (anyone signed in) -----------------------------------------
+    "account-tokens": {"GET": (LOGIN, 200, 200, 200), "POST": (LOGIN, 400, 400, 400)},  # no name
+    "account-token-revoke": {"GET": (LOGIN, 405, 405, 405), "POST": (LOGIN, 404, 404, 302)},
+    "account-token-rotate": {"GET": (LOGIN, 405, 405, 405), "POST": (LOGIN, 404, 404, 200)},  # the new key
 }
 
 # Websockets, by route: whether the handshake is accepted, per caller (same columns).

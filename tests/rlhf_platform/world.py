@@ -18,13 +18,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 
 from labeling.datasets import BuildParams
-from labeling.models import Assignment, Campaign, PreferenceDataset, Project
+from labeling.models import Assignment, Campaign, DataJob, PreferenceDataset, Project
 from labeling.services.datasets import dataset_build
 from labeling.services.judgements import judgement_submit
+from rlhf_platform.models import ApiToken
 from rlhf_platform.roles import Role
+from rlhf_platform.services import token_create
 from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 from training.models import GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
 
@@ -37,6 +38,7 @@ CALLERS = (ANONYMOUS, OUTSIDER, INSIDER, MANAGER)
 class World:
     users: dict[str, AbstractBaseUser]  # by caller, anonymous excepted
     tokens: dict[str, str]  # API token key by caller, anonymous excepted
+    token: ApiToken  # the manager's, for the routes that name a token
     project: Project
     campaign: Campaign
     assignment: Assignment  # held by the reviewer in the pool
@@ -45,6 +47,7 @@ class World:
     round: Round
     run: TrainingRun
     generation_job: GenerationJob
+    data_job: DataJob
 
     def url_kwargs(self, route_name: str = "") -> dict[str, object]:
         """A value for every URL parameter name the routes use (``slug`` is the project's on project pages)."""
@@ -57,7 +60,8 @@ class World:
             "model_id": self.model.pk,
             "round_id": self.round.pk,
             "run_id": self.run.pk,
-            "job_id": self.generation_job.pk,
+            "job_id": self.data_job.pk if "data-job" in route_name else self.generation_job.pk,
+            "token_id": self.token.pk,
         }
 
 
@@ -103,10 +107,15 @@ def build_world(model_dir: Path) -> World:
     generation_job = GenerationJob.objects.create(
         model=model, prompts=[{"prompt": "Say hello."}], campaign_name="Matrix answers", launched_by=manager
     )
+    data_job = DataJob.objects.create(
+        kind=DataJob.Kind.DATASET_BUILD, parameters={"campaigns": [campaign.pk]}, created_by=manager
+    )
     users = {OUTSIDER: outsider, INSIDER: insider, MANAGER: manager}
+    created = {caller: token_create(user=user, name="matrix", expires_at=None) for caller, user in users.items()}
     return World(
         users=users,
-        tokens={caller: Token.objects.create(user=user).key for caller, user in users.items()},
+        tokens={caller: made.key for caller, made in created.items()},
+        token=created[MANAGER].token,
         project=campaign.project,
         campaign=campaign,
         assignment=held,
@@ -115,6 +124,7 @@ def build_world(model_dir: Path) -> World:
         round=training_round,
         run=run,
         generation_job=generation_job,
+        data_job=data_job,
     )
 
 
