@@ -25,9 +25,9 @@ from labeling.services.data_jobs import (
     import_job_create,
 )
 from labeling.services.datasets import dataset_params
+from labeling.services.judgements import judgement_submit
 from rlhf_platform.roles import Role
-from tests.labeling.factories import jsonl, make_campaign, pairwise_rows, run_data_jobs
-from tests.labeling.test_manager_pages import judge
+from tests.labeling.factories import claim_next, jsonl, make_campaign, pairwise_rows, run_data_jobs
 
 
 def upload(rows, name: str = "tasks.jsonl") -> SimpleUploadedFile:
@@ -156,12 +156,25 @@ def test_it_shows_progress_while_the_import_runs(campaign, manager, monkeypatch)
     assert selectors.data_job_progress(job=job)["percent"] == 100
 
 
+def judge_first_response(campaign, reviewer, submission: str) -> None:
+    """Prefer the task's first response, whichever side it is shown on: reviewers agree, so no pair is a tie."""
+    assignment = claim_next(reviewer=reviewer, campaign=campaign)
+    first = min(assignment.shown_order)
+    judgement_submit(
+        reviewer=reviewer,
+        assignment_id=assignment.pk,
+        answers={"preference": {"winner": first, "strength": 1}},
+        client_submission_id=submission,
+        time_spent_ms=4000,
+    )
+
+
 def test_it_builds_a_dataset_in_phases(manager, make_user, monkeypatch):
     reviewers = [make_user(name, role=Role.REVIEWER) for name in ("ann", "ben")]
     campaign = make_campaign(manager=manager, reviewers=reviewers, tasks=pairwise_rows(3))
     for reviewer in reviewers:
         for index in range(3):
-            judge(campaign, reviewer, f"{reviewer.username}-submission-{index}")
+            judge_first_response(campaign, reviewer, f"{reviewer.username}-submission-{index}")
     job = dataset_build_job_create(
         campaigns=[campaign], params=dataset_params(method="majority"), created_by=manager, name="Built later"
     )
