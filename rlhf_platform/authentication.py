@@ -13,18 +13,21 @@ costs a query. The answers are DRF's: 401 with ``Invalid token.`` (unknown or re
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from functools import cache
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from rlhf_platform.models import ApiToken, token_digest
 from rlhf_platform.roles import remember_group_names
+
+logger = logging.getLogger(__name__)
 
 # Columns of the statement before the user's: token id and name, three flags, then a group name.
 _LEADING_COLUMNS = 6
@@ -93,7 +96,10 @@ def user_for_token(key: str) -> tuple[AbstractBaseUser, ApiToken] | None:
         # services import it back (through rlhf_platform.errors).
         from rlhf_platform.services import token_mark_used
 
-        token_mark_used(token_id=token_id, now=now)
+        try:
+            token_mark_used(token_id=token_id, now=now)
+        except DatabaseError:  # best effort: a locked database must not fail the request it authenticates
+            logger.warning("could not record the use of token %s", token_id, exc_info=True)
     return user, token
 
 

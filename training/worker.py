@@ -145,8 +145,14 @@ class Worker:
         try:
             if "training" in queues:
                 while not stop.is_set():
-                    if not self.run_once() and not self.render_responses():
-                        stop.wait(poll_s)
+                    try:
+                        if self.run_once() or self.render_responses():
+                            continue
+                    except DatabaseError:
+                        # E.g. SQLite's write lock held past its timeout by an import in the data
+                        # loop: the queue is still there when the lock is free.
+                        logger.exception("the training queue failed; trying again")
+                    stop.wait(poll_s)
             elif data_loop is not None:
                 while data_loop.is_alive():  # a timed join: Ctrl+C still reaches the main thread
                     data_loop.join(timeout=1.0)
@@ -163,7 +169,7 @@ class Worker:
                     if self.run_data_once():
                         continue
                     self.fail_stale_data_jobs()  # another worker's job, dead since this one started
-                except DatabaseError:
+                except Exception:  # a bug in one job must not stop imports and builds for good
                     logger.exception("the data job queue failed; trying again")
                 stop.wait(min(poll_s, DATA_POLL_MAX_S))
         finally:
@@ -239,13 +245,22 @@ class Worker:
 
     def _run_event(self, run: TrainingRun, event: dict) -> None:
         if event["event"] == "progress":
-            job_record_progress(job=run, event=event)
+            _record_progress(run, event)
         else:
             run_services.run_record_event(run=run, event=event)
 
     def _generation_event(self, job: GenerationJob, event: dict) -> None:
         if event["event"] == "progress":
-            job_record_progress(job=job, event=event)
+            _record_progress(job, event)
+
+
+def _record_progress(job: Job, event: dict) -> None:
+    """Store a progress event, best effort: the next one carries the same figures, while a database
+    error here (SQLite's write lock held by an import) would fail a run that is training fine."""
+    try:
+        job_record_progress(job=job, event=event)
+    except DatabaseError:
+        logger.warning("progress of %s not saved; the next event will be", job, exc_info=True)
 
 
 class _Heartbeat(threading.Thread):

@@ -157,3 +157,21 @@ def test_a_revoked_token_cannot_be_rotated(make_user):
     with pytest.raises(UserError):
         token_rotate(token_id=created.token.pk, actor=user)
     assert ApiToken.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_locked_database_when_recording_use_does_not_fail_the_request(make_user, monkeypatch):
+    from django.db import OperationalError
+    from rest_framework.test import APIClient
+
+    from rlhf_platform.services import token_create
+
+    def locked(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr("rlhf_platform.services.token_mark_used", locked)
+    key = token_create(user=make_user("bot"), name="script", expires_at=None).key
+
+    response = APIClient().get("/api/me/", HTTP_AUTHORIZATION=f"Token {key}")
+
+    assert response.status_code == 200

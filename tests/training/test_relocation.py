@@ -40,3 +40,13 @@ def test_it_moves_paths_under_the_old_root_and_leaves_the_rest(db):
     assert run.checkpoints == [{"step": 1, "path": f"{NEW}/training/runs/1/checkpoint-1"}]
     assert job.workdir == f"{NEW}/training/generation/1"
     assert training_paths_relocate(old_root=NEW, new_root=NEW) == 0
+
+
+def test_a_queued_imports_stored_upload_follows_too(db, manager):
+    from labeling.models import DataJob
+
+    job = DataJob.objects.create(kind=DataJob.Kind.IMPORT, file_path=f"{OLD}/jobs/7/tasks.jsonl", created_by=manager)
+
+    assert training_paths_relocate(old_root=OLD, new_root=NEW) == 1
+    job.refresh_from_db()
+    assert job.file_path == f"{NEW}/jobs/7/tasks.jsonl"

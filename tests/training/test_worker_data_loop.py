@@ -104,3 +104,59 @@ def test_a_data_only_worker_runs_data_jobs_and_leaves_training_runs_queued(tiny_
         loops.join(timeout=30)
     assert DataJob.objects.get(pk=job.pk).status == DataJob.Status.SUCCEEDED
     assert {run.status for run in round_.runs.all()} <= {JobStatus.QUEUED, JobStatus.WAITING}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_database_pauses_the_loops_instead_of_ending_them(monkeypatch):
+    """SQLite's write lock held past its timeout by an import (OperationalError) or a bug in a data
+    job: both loops log it and go on polling."""
+    from django.db import OperationalError
+
+    stop = threading.Event()
+    worker = Worker(executor=HeldExecutor(threading.Event()), heartbeat_s=0.2, log=lambda message: None)
+    calls = {"training": 0, "data": 0}
+
+    def locked_once():
+        calls["training"] += 1
+        if calls["training"] == 1:
+            raise OperationalError("database is locked")
+        return False
+
+    def broken_once():
+        calls["data"] += 1
+        if calls["data"] == 1:
+            raise OSError("a bug in one data job")
+        return False
+
+    monkeypatch.setattr(worker, "run_once", locked_once)
+    monkeypatch.setattr(worker, "run_data_once", broken_once)
+    loops = threading.Thread(target=worker.run_forever, kwargs={"poll_s": 0.05, "stop": stop}, daemon=True)
+    loops.start()
+    try:
+        wait_for(lambda: calls["training"] >= 3 and calls["data"] >= 3)
+        assert loops.is_alive()
+    finally:
+        stop.set()
+        loops.join(timeout=10)
+
+
+@pytest.mark.django_db
+def test_a_progress_event_the_database_refuses_does_not_fail_the_run(
+    monkeypatch, tiny_model, preference_snapshot, manager
+):
+    from django.db import OperationalError
+
+    from training import worker as worker_module
+
+    def locked(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(worker_module, "job_record_progress", locked)
+    round_ = launch_sft_dpo(tiny_model, preference_snapshot, manager)
+    run = round_.runs.get(position=0)
+    worker = Worker(executor=HeldExecutor(threading.Event()), heartbeat_s=0.2, log=lambda message: None)
+
+    worker._run_event(run, {"event": "progress", "step": 1, "total_steps": 4})  # logged, not raised
+
+    run.refresh_from_db()
+    assert run.status == JobStatus.QUEUED and run.error == ""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.db import transaction
 
+from labeling.models import DataJob
 from training.models import GenerationJob, ModelArtifact, Round, TrainingRun
 
 # Every column that holds a local path, per model; run checkpoints are in a JSON list.
@@ -14,6 +15,7 @@ PATH_FIELDS = {
     TrainingRun: ("workdir", "resume_from", "text_dataset"),
     GenerationJob: ("workdir", "resume_from"),
     Round: ("pretrain_dataset", "evaluation_corpus"),
+    DataJob: ("file_path",),  # a queued import's stored upload
 }
 
 
