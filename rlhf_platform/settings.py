@@ -205,6 +205,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
 AXES_LOCKOUT_CALLABLE = "rlhf_platform.lockout.lockout_response"
+# Behind reverse proxies every request comes from a proxy's address, so the lock would fall on the
+# username alone and anyone could keep a user out. TRUSTED_PROXY_COUNT names how many proxies stand
+# in front of the server: the client's address is then taken from X-Forwarded-For, past them.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "rlhf_platform.lockout.client_address"
 # API tokens: POST /api/auth/token/ (username and password) issues a new token valid for this many
 # days (0: no expiry); it is also the default of tokens created through the API.
 API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30, minimum=0)

@@ -154,3 +154,18 @@ def test_the_limit_and_cool_off_come_from_the_environment(run_django):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["7", "180"]
+
+
+def test_behind_a_trusted_proxy_each_client_address_counts_on_its_own(make_user, settings):
+    """With TRUSTED_PROXY_COUNT set, the address past the proxy (X-Forwarded-For) is the client's:
+    someone elsewhere hammering a username does not lock its owner out."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    make_user("rita", password=PASSWORD)
+    # The proxy appends the address it saw; what the attacker put first is not believed.
+    attacker = Client(HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.5", REMOTE_ADDR="10.0.0.1")
+    owner = Client(HTTP_X_FORWARDED_FOR="198.51.100.7", REMOTE_ADDR="10.0.0.1")
+    for _ in range(settings.AXES_FAILURE_LIMIT + 3):
+        _sign_in(attacker, "rita", "wrong")
+
+    assert _sign_in(attacker, "rita", PASSWORD).status_code == 429
+    assert _sign_in(owner, "rita", PASSWORD).status_code == 302
