@@ -18,14 +18,14 @@ def test_it_refuses_a_filter_value_it_does_not_know(api_client, manager, query, 
     api_client.force_authenticate(manager)
     response = api_client.get(f"/api/training/runs/?{query}")
     assert response.status_code == 400
-    assert set(response.json()) == {field}
+    assert set(response.json()["errors"]) == {field}
 
 
 @pytest.mark.django_db
 def test_it_filters_by_status_and_stage(api_client, manager, training_round):
     api_client.force_authenticate(manager)
-    queued = api_client.get("/api/training/runs/?status=queued&stage=sft").json()
+    queued = api_client.get("/api/training/runs/?status=queued&stage=sft").json()["results"]
     assert [run["stage"] for run in queued] == ["sft"]
-    assert api_client.get("/api/training/runs/?status=waiting&stage=sft").json() == []
-    assert len(api_client.get("/api/training/runs/").json()) == 2
-    assert len(api_client.get(f"/api/training/runs/?status={JobStatus.WAITING}&stage=").json()) == 1
+    assert api_client.get("/api/training/runs/?status=waiting&stage=sft").json()["results"] == []
+    assert len(api_client.get("/api/training/runs/").json()["results"]) == 2
+    assert len(api_client.get(f"/api/training/runs/?status={JobStatus.WAITING}&stage=").json()["results"]) == 1
