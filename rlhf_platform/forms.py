@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from rlhf_platform.audit import TARGET_TYPES, Action
+from rlhf_platform.models import ApiToken
 
 
 class AuditFilterForm(forms.Form):
@@ -22,3 +23,14 @@ class AuditFilterForm(forms.Form):
         if cleaned.get("since") and cleaned.get("until") and cleaned["since"] > cleaned["until"]:
             self.add_error("until", "Must not be before “since”.")
         return cleaned
+
+
+class TokenForm(forms.Form):
+    """A new API token of one's own: its name and how long it lives."""
+
+    EXPIRY_CHOICES = [("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
+
+    name = forms.CharField(max_length=ApiToken.NAME_MAX_LENGTH, help_text="Where the token is used, e.g. “CI export”.")
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires", choices=EXPIRY_CHOICES, coerce=int, empty_value=None, required=False, initial="30"
+    )

@@ -1,6 +1,5 @@
 from datetime import timedelta
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -11,8 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from rlhf_platform import selectors, services
 from rlhf_platform.errors import UserError
-from rlhf_platform.forms import AuditFilterForm
-from rlhf_platform.models import ApiToken
+from rlhf_platform.forms import AuditFilterForm, TokenForm
 from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
 from rlhf_platform.roles import user_is_manager, user_is_reviewer
@@ -46,15 +44,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     page = list_page(request, entries)
     context = {"form": form, "entries": page, "rows": [selectors.audit_row(entry) for entry in page]}
     return render(request, "audit_log.html", context, status=200 if form.is_valid() else 400)
-
-
-class TokenForm(forms.Form):
-    EXPIRY_CHOICES = [("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
-
-    name = forms.CharField(max_length=ApiToken.NAME_MAX_LENGTH, help_text="Where the token is used, e.g. “CI export”.")
-    expires_in_days = forms.TypedChoiceField(
-        label="Expires", choices=EXPIRY_CHOICES, coerce=int, empty_value=None, required=False, initial="30"
-    )
 
 
 def _tokens_page(request: HttpRequest, *, form: TokenForm, new_key: str = "", status: int = 200) -> HttpResponse:
