@@ -171,3 +171,30 @@ def test_expanded_pairs_come_sorted_by_task_pair_and_judgement():
     pairs = expand_pairs(records)
     keys = list(zip(pairs["task_id"], pairs["a"], pairs["b"], pairs["judgement_id"], strict=True))
     assert keys == [(4, 10, 20, 3), (4, 10, 30, 3), (4, 20, 30, 3), (5, 1, 2, 4), (5, 1, 2, 9)]
+
+
+def test_pairwise_columns_add_what_records_add():
+    records = [
+        record(1, "pairwise", {"winner": 20, "strength": 2, "both_bad": True}, [20, 10]),
+        record(2, "pairwise", {"winner": None, "strength": 0}, [10, 20], reviewer_id=8),
+        record(3, "pairwise", {"winner": 6}, [5, 6], task_id=4, is_gold=True),  # strength left out: 1
+    ]
+    table = JudgementTable()
+    table.extend_pairwise(
+        judgement_id=np.array([1, 2, 3]),
+        task_id=np.array([1, 1, 4]),
+        reviewer_id=np.array([7, 8, 7]),
+        shown=np.array([[20, 10], [10, 20], [5, 6]]),
+        winner=np.array([20, -1, 6]),  # negative: a tie
+        strength=np.array([2, 0, 0]),
+        both_bad=np.array([True, False, False]),
+        is_gold=np.array([False, False, True]),
+    )
+    pd.testing.assert_frame_equal(table.expand(), expand_pairs(records))
+    assert table.column("is_gold").tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="judgement 9: winner 30 is not one of 10, 20"):
+        table.extend_pairwise(
+            judgement_id=np.array([9]), task_id=np.array([1]), reviewer_id=np.array([7]), shown=np.array([[10, 20]]),
+            winner=np.array([30]), strength=np.array([1]), both_bad=np.array([False]), is_gold=np.array([False]),
+        )  # fmt: skip
+    assert len(table) == 3  # nothing of a refused batch is kept
