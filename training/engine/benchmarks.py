@@ -133,6 +133,7 @@ def run_benchmarks(
     batch_size: int = 8,
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_error: Callable[[str, str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score ``model`` on each benchmark of ``names`` with the harness, in that order.
 
@@ -146,6 +147,11 @@ def run_benchmarks(
     Returns ``{name: {"accuracy", "stderr", "items", "metric", "acc", "acc_stderr"[, "acc_norm",
     "acc_norm_stderr"]}}``: ``accuracy`` and ``stderr`` are the headline ``metric``'s; a stderr is
     None where the harness gives none. Raises ``BenchmarkDataError`` for missing or malformed data.
+
+    With ``on_error(name, message)``, a benchmark that fails (malformed data, a harness error such
+    as a prompt longer than the model takes) is reported there and left out of the result, so the
+    others are still scored: an evaluation runs several benchmarks and one bad file should not cost
+    the rest. A cancel still raises.
     """
     missing = missing_benchmark_data(names=names, data_dir=data_dir, truthfulqa=truthfulqa)
     if missing:
@@ -161,21 +167,33 @@ def run_benchmarks(
 
     from training.engine.events import Cancelled
 
+    def failed(name: str, error: Exception) -> None:
+        if on_error is None or isinstance(error, Cancelled):
+            raise error
+        on_error(name, str(error) or type(error).__name__)
+
     loaded, samples, items = {}, {}, {}
     for name in names:
-        tasks, samples[name] = _apply_limit(_harness_tasks(name, data_dir=data_dir, truthfulqa=truthfulqa), limit)
-        loaded[name] = _task_dict(name, tasks)
+        try:
+            tasks, samples[name] = _apply_limit(_harness_tasks(name, data_dir=data_dir, truthfulqa=truthfulqa), limit)
+            loaded[name] = _task_dict(name, tasks)
+        except Exception as error:  # reported through on_error, or raised again
+            failed(name, error)
+            continue
         items[name] = sum(len(samples[name].get(task_name, task.eval_docs)) for task_name, task in tasks.items())
     progress = _Progress(total=sum(items.values()), on_progress=on_progress, should_stop=should_stop)
     lm = _harness_lm(model, tokenizer, batch_size=batch_size, progress=progress)
 
     results: dict[str, dict[str, Any]] = {}
-    for name in names:
+    for name in loaded:
         if progress.stop_requested():
             raise Cancelled(None)
         progress.start(items[name])
-        output = evaluate(lm=lm, task_dict=loaded[name], samples=samples[name] or None, log_samples=False)
-        results[name] = _summary(name, output)
+        try:
+            output = evaluate(lm=lm, task_dict=loaded[name], samples=samples[name] or None, log_samples=False)
+            results[name] = _summary(name, output)
+        except Exception as error:  # reported through on_error, or raised again
+            failed(name, error)
         progress.finish()
     return results
 

@@ -371,3 +371,42 @@ def test_the_evaluate_stage_puts_benchmarks_in_the_verdict_and_notes_missing_dat
     assert any("truthfulqa_mc1" in warning and "does not exist" in warning for warning in report["summary"]["warnings"])
     progress = only(events, "progress")
     assert progress[-1]["step"] == progress[-1]["total_steps"] > 0
+
+
+def test_a_benchmark_that_fails_is_reported_and_the_others_are_still_scored(tiny, data_dir, tmp_path):
+    model, tokenizer = tiny
+    bad = tmp_path / "tq.json"
+    bad.write_text(
+        json.dumps([TRUTHFULQA_ROWS[0], dict(TRUTHFULQA_ROWS[1], mc1_targets={"choices": ["a"], "labels": [0]})])
+    )
+    errors = {}
+
+    results = run_benchmarks(
+        model=model, tokenizer=tokenizer, names=["truthfulqa_mc1", "arc_easy"], data_dir=str(data_dir),
+        truthfulqa=str(bad), on_error=errors.__setitem__,
+    )  # fmt: skip
+
+    assert list(results) == ["arc_easy"] and results["arc_easy"]["items"] == 3
+    assert list(errors) == ["truthfulqa_mc1"] and "row 2" in errors["truthfulqa_mc1"]
+
+
+def test_the_evaluate_stage_leaves_out_a_failing_benchmark_with_a_note(tiny_model, data_dir, tmp_path):
+    bad = tmp_path / "tq.json"
+    bad.write_text(
+        json.dumps([TRUTHFULQA_ROWS[0], dict(TRUTHFULQA_ROWS[1], mc1_targets={"choices": ["a"], "labels": [0]})])
+    )
+    spec = {
+        "stage": "evaluate",
+        "model": str(tiny_model),
+        "reference_model": str(tiny_model),
+        "output_dir": str(tmp_path / "eval"),
+        "benchmarks": ["truthfulqa_mc1", "arc_easy"],
+        "benchmark_data": str(data_dir),
+        "truthfulqa": str(bad),
+    }
+    status, events = run_spec_in_process(spec)
+    assert status == 0, events[-1]
+    report = only(events, "finished")[0]["metrics"]["report"]
+    assert [figure["name"] for figure in report["figures"]] == ["benchmark:arc_easy"]
+    warnings = report["summary"]["warnings"]
+    assert any("truthfulqa_mc1 failed on the new model" in warning and "row 2" in warning for warning in warnings)

@@ -350,7 +350,7 @@ def benchmark_figures(
     progress: Progress,
     notes: list[str],
 ) -> list[dict[str, Any]]:
-    """Each benchmark's accuracy on both models; one whose data is missing is left out with a note."""
+    """Each benchmark's accuracy on both models; one whose data is missing, or that fails, is left out with a note."""
     missing = benchmarks.missing_benchmark_data(
         names=spec.benchmarks, data_dir=spec.benchmark_data, truthfulqa=spec.truthfulqa
     )
@@ -358,22 +358,29 @@ def benchmark_figures(
     names = [name for name in spec.benchmarks if name not in missing]
     if not names:
         return []
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     for role, model in (("new", new_model), ("base", reference)):
         if model is not None:
             results[role] = benchmarks.run_benchmarks(
                 model=model,
                 tokenizer=tokenizer,
-                names=names,
+                names=[name for name in names if name not in failed],
                 data_dir=spec.benchmark_data,
                 truthfulqa=spec.truthfulqa,
                 limit=spec.benchmark_limit,
                 batch_size=spec.batch_size,
                 on_progress=BenchmarkProgress(progress).report,
                 should_stop=lambda: progress.cancel.requested,
+                on_error=lambda name, error, role=role: failed.setdefault(
+                    name, f"{name} failed on the {role} model ({error})"
+                ),
             )
+    notes += [f"Benchmark left out: {why}." for why in failed.values()]
     figures = []
     for name, new in results["new"].items():
+        if name in failed:  # a figure needs both sides
+            continue
         label = f"{BENCHMARK_LABELS.get(name, name)} ({new['metric']})"
         figures.append(
             statistics.benchmark_figure(f"benchmark:{name}", label, new=new, base=results.get("base", {}).get(name))
