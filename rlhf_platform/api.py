@@ -162,7 +162,7 @@ class TokenRotateApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={201: NewApiTokenSerializer, **ERRORS},
+        responses={201: NewApiTokenSerializer, 409: ErrorSerializer, **ERRORS},
         description="Replace one's own token by a new key with the same name and lifetime; the old key stops. "
         "Signed in with a password (a session), not a token.",
         tags=["accounts"],

@@ -77,6 +77,11 @@ def demo_users_ensure(*, passwords: dict[Role, str | None]) -> list[DemoUserOutc
 # setup all come here), so that an audit log can hook in here.
 
 
+class TokenNotActive(UserError):
+    # The request is fine; the token's state (revoked or expired) is what stands in the way.
+    status_code = 409
+
+
 class TokenNotFound(UserError):
     # Someone else's token answers as a missing one: its existence is none of the caller's business.
     status_code = 404
@@ -164,7 +169,7 @@ def token_rotate(*, token_id: int, actor: AbstractBaseUser) -> CreatedToken:
     token = _token_locked_for(token_id=token_id, actor=actor, managers_too=False)
     now = timezone.now()
     if token.status(now) != ApiTokenStatus.ACTIVE:
-        raise UserError(f"This token is {token.status(now)}; create a new one instead.")
+        raise TokenNotActive(f"This token is {token.status(now)}; create a new one instead.")
     lifetime = token.expires_at - token.created_at if token.expires_at is not None else None
     token.revoked_at = now
     token.revoked_by = actor

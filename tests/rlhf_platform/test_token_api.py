@@ -141,6 +141,10 @@ def test_it_rotates_ones_own_token(api_client, make_user):
     assert response.json()["name"] == "ci"
     assert response.json()["token"] != created.key
 
+    again = api_client.post(reverse("api-token-rotate", args=[created.token.pk]))  # the old one is revoked now
+    assert again.status_code == 409
+    assert again.json()["detail"] == "This token is revoked; create a new one instead."
+
 
 def test_the_token_endpoints_need_a_signed_in_caller(api_client, db):
     assert api_client.get(reverse("api-tokens")).status_code == 401
