@@ -48,6 +48,12 @@ def test_pool_and_question_changes_are_recorded(manager, manager_client, make_us
     assert update.changes["overlap"] == [3, 2]
     assert update.changes["question_schema"][1]["questions"][0]["id"] == "overall"
 
+    page = manager_client.get("/manage/audit/").content.decode()
+    assert "[] → [&quot;ada&quot;, &quot;bob&quot;]" in page.replace('<span class="before">', "").replace(
+        '</span> → <span class="after">', " → "
+    )  # JSON, not Python's ['ada', 'bob']
+    assert "&#x27;ada&#x27;" not in page
+
 
 def test_a_refused_action_leaves_no_entry(manager, manager_api):
     campaign = make_campaign(manager=manager, status=CampaignStatus.DRAFT)  # no tasks: cannot start
