@@ -13,8 +13,7 @@ own status changes), or ``{"type": "generation.update", "job": <generation_paylo
 ``run_payload`` carries the run's status, progress and latest metrics, and ``point`` (``{"id",
 "kind", "step", "values"}``) when the update came with a new metric point, so a page gets it at once
 (the id lets it tell a point it has from one it lacks). ``{"type": "log.update", "run_id": <id>,
-"log_tail": <text>}`` goes to a run's groups when the worker stores a new log tail (the heartbeat),
-and ``{"type": "generation.log", "job_id": <id>, "log_tail": <text>}`` to a generation job's group.
+"log_tail": <text>}`` goes to a run's groups when the worker stores a new log tail (the heartbeat).
 
 Services call ``notify_run`` / ``notify_round`` / ``notify_generation`` inside their transaction: the
 message goes out on commit, never from a signal, and never for a change that was rolled back.
@@ -118,13 +117,15 @@ def notify_generation(job: GenerationJob) -> None:
 
 
 def notify_log(job: TrainingRun | GenerationJob, *, log_tail: str) -> None:
-    """Send the job's new log tail to the groups of its pages once the transaction commits."""
-    if isinstance(job, TrainingRun):
-        message = {"type": "log.update", "run_id": job.pk, "log_tail": log_tail}
-        groups = [run_group(job.pk)] + ([round_group(job.round_id)] if job.round_id is not None else [])
-    else:
-        message = {"type": "generation.log", "job_id": job.pk, "log_tail": log_tail}
-        groups = [generation_group(job.pk)]
+    """Send a run's new log tail to its and its round's groups once the transaction commits.
+
+    Generation job pages re-read their state over HTTP (nothing follows their group), so their
+    log is not sent.
+    """
+    if not isinstance(job, TrainingRun):
+        return
+    message = {"type": "log.update", "run_id": job.pk, "log_tail": log_tail}
+    groups = [run_group(job.pk)] + ([round_group(job.round_id)] if job.round_id is not None else [])
     transaction.on_commit(lambda: _send(groups, message))
 
 
