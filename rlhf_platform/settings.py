@@ -163,8 +163,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Realtime: in-process channel layer by default, Redis when REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL")
+# Seconds a read from Redis may take. channels-redis waits for a consumer's next message with a
+# blocking pop of 5 s (RedisChannelLayer.brpop_timeout), and redis-py 8 gives up reading after 5 s
+# by default: every quiet socket then died with TimeoutError (django/channels_redis#422). Above the
+# pop's 5 s, a dead Redis is still noticed. A ?socket_timeout= in REDIS_URL wins over it.
+REDIS_SOCKET_TIMEOUT_S = 30.0
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT_S}]},
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -347,8 +357,9 @@ TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 5, minimum=1)
 TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 120, minimum=2)
 # Seconds the worker sleeps when the queue is empty.
 TRAINING_POLL_S = env_int("TRAINING_POLL_S", 2, minimum=1)
-# Seconds between the live pages' database reads (the worker's messages reach them only through
-# a shared channel layer, i.e. with REDIS_URL set).
-TRAINING_LIVE_POLL_SECONDS = env_float("TRAINING_LIVE_POLL_SECONDS", 1.0, minimum=0.05)
+# Seconds between the live pages' database reads. The worker's messages reach the web server only
+# through a shared channel layer: with Redis they bring every change at once and the read is a slow
+# safety net (a message lost while Redis restarted); with the in-memory layer the read is all there is.
+TRAINING_LIVE_POLL_SECONDS = env_float("TRAINING_LIVE_POLL_SECONDS", 20.0 if REDIS_URL else 1.0, minimum=0.05)
 # Lines of the engine's stderr kept on the run.
 TRAINING_LOG_TAIL_LINES = env_int("TRAINING_LOG_TAIL_LINES", 200, minimum=10)

@@ -10,9 +10,10 @@ Groups (a consumer joins the ones its page shows):
 Message: ``{"type": "run.update", "run": <run_payload>}`` (a consumer's ``run_update`` handler gets
 it), ``{"type": "round.update", "round": <round_payload>}`` (to the round's group, when the round's
 own status changes), or ``{"type": "generation.update", "job": <generation_payload>}``.
-``run_payload`` carries the run's status, progress and latest metrics, and ``point`` (``{"kind",
-"step", "values"}``) when the update came with a new metric point, so a chart can append it without
-refetching the series.
+``run_payload`` carries the run's status, progress and latest metrics, and ``point`` (``{"id",
+"kind", "step", "values"}``) when the update came with a new metric point, so a page gets it at once
+(the id lets it tell a point it has from one it lacks). ``{"type": "log.update", "run_id": <id>,
+"log_tail": <text>}`` goes to a run's groups when the worker stores a new log tail (the heartbeat).
 
 Services call ``notify_run`` / ``notify_round`` / ``notify_generation`` inside their transaction: the
 message goes out on commit, never from a signal, and never for a change that was rolled back.
@@ -113,6 +114,19 @@ def notify_generation(job: GenerationJob) -> None:
     """Send ``generation.update`` to the job's and the list groups once the transaction commits."""
     message = {"type": "generation.update", "job": generation_payload(job)}
     transaction.on_commit(lambda: _send([generation_group(job.pk), RUNS_GROUP], message))
+
+
+def notify_log(job: TrainingRun | GenerationJob, *, log_tail: str) -> None:
+    """Send a run's new log tail to its and its round's groups once the transaction commits.
+
+    Generation job pages re-read their state over HTTP (nothing follows their group), so their
+    log is not sent.
+    """
+    if not isinstance(job, TrainingRun):
+        return
+    message = {"type": "log.update", "run_id": job.pk, "log_tail": log_tail}
+    groups = [run_group(job.pk)] + ([round_group(job.round_id)] if job.round_id is not None else [])
+    transaction.on_commit(lambda: _send(groups, message))
 
 
 def _send(groups: list[str], message: dict[str, Any]) -> None:

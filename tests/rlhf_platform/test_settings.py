@@ -87,10 +87,49 @@ def test_it_rejects_a_malformed_database_url(run_django):
 def test_it_switches_the_channel_layer_to_redis(run_django):
     assert load_settings(run_django, DEBUG="1")["channel_layer"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
     loaded = load_settings(run_django, DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/2")
-    assert loaded["channel_layer"] == {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/2"]},
-    }
+    assert loaded["channel_layer"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert loaded["channel_layer"]["CONFIG"]["hosts"][0]["address"] == "redis://127.0.0.1:6379/2"
+
+
+PRINT_REDIS_TIMEOUTS = """
+import json, os, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rlhf_platform.settings")
+django.setup()
+from channels.layers import get_channel_layer
+layer = get_channel_layer()
+connection = layer.create_pool(0).make_connection()  # not connected: no Redis needed
+print(json.dumps({"socket_timeout": connection.socket_timeout, "blocking_pop": layer.brpop_timeout}))
+"""
+
+
+def test_a_redis_read_outlasts_the_channel_layers_blocking_pop(run_django):
+    """redis-py 8 reads with a 5 s timeout by default while channels-redis blocks 5 s on Redis for a
+    quiet socket's next message: every idle websocket dropped (django/channels_redis#422)."""
+    result = run_django(code=PRINT_REDIS_TIMEOUTS, DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/2")
+    assert result.returncode == 0, result.stderr
+    timeouts = json.loads(result.stdout)
+    assert timeouts["socket_timeout"] is not None
+    assert timeouts["socket_timeout"] >= timeouts["blocking_pop"] + 5
+
+
+PRINT_LIVE_POLL = """
+import os, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rlhf_platform.settings")
+django.setup()
+from django.conf import settings
+print(settings.TRAINING_LIVE_POLL_SECONDS)
+"""
+
+
+def test_live_pages_read_the_database_often_without_redis_and_rarely_with_it(run_django):
+    def poll_seconds(**env: str) -> float:
+        result = run_django(code=PRINT_LIVE_POLL, DEBUG="1", **env)
+        assert result.returncode == 0, result.stderr
+        return float(result.stdout)
+
+    assert poll_seconds() == 1.0
+    assert poll_seconds(REDIS_URL="redis://127.0.0.1:6379/2") == 20.0
+    assert poll_seconds(REDIS_URL="redis://127.0.0.1:6379/2", TRAINING_LIVE_POLL_SECONDS="5") == 5.0
 
 
 def test_it_keeps_the_hub_offline_by_default(run_django):

@@ -132,8 +132,13 @@ def test_it_sends_run_updates_to_the_run_round_and_list_groups_on_commit(tiny_mo
         # The round's own status goes to its group only: running when its first run starts, then failed.
         round_statuses = [m["round"]["status"] for m in received if m["type"] == "round.update"]
         assert round_statuses == (["running", "failed"] if group == round_group(round_.pk) else []), group
-        assert messages and len(messages) + len(round_statuses) == len(received), group
+        # The log tail goes to the pages of the run (its own and its round's), not to the list.
+        logs = [m for m in received if m["type"] == "log.update"]
+        assert all(m["run_id"] == sft.pk for m in logs) and (group != RUNS_GROUP or not logs), group
+        assert messages and len(messages) + len(round_statuses) + len(logs) == len(received), group
         own = [m["run"] for m in messages if m["run"]["id"] == sft.pk]
         assert own[0]["status"] == "running" and own[-1]["status"] == "failed", group
-        assert {"kind": "train", "step": 1, "values": {"loss": 2.5}} in [run.get("point") for run in own]
+        point_id = sft.metric_points.get().pk
+        point = {"id": point_id, "kind": "train", "step": 1, "values": {"loss": 2.5}}
+        assert point in [run.get("point") for run in own]
         assert own[-1]["error"] == "boom" and own[-1]["round_id"] == round_.pk

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from training.models import GenerationJob, Job, JobStatus, TrainingRun
-from training.realtime import notify_generation, notify_run
+from training.realtime import notify_generation, notify_log, notify_run
 from training.services.rounds import round_mark_running
 
 J = TypeVar("J", bound=Job)
@@ -51,7 +51,13 @@ def job_heartbeat(*, job: Job, log_tail: str) -> bool:
     One UPDATE on the row; no lock needed (only the worker that holds the job writes these fields).
     """
     model = type(job)
-    model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now(), log_tail=log_tail)
+    updated = model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        heartbeat_at=timezone.now(), log_tail=log_tail
+    )
+    # Live pages get the log through the channel layer, only when it changed (a beat every few seconds).
+    if updated and log_tail != job.log_tail:
+        job.log_tail = log_tail
+        notify_log(job, log_tail=log_tail)
     return bool(model.objects.filter(pk=job.pk).values_list("cancel_requested", flat=True).first())
 
 

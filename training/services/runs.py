@@ -131,10 +131,12 @@ def run_record_event(*, run: TrainingRun, event: dict[str, Any]) -> None:
             values = {k: v for k, v in event.items() if k not in POINT_FIELDS and is_metric_value(v)}
             point_kind = RunMetric.Kind.EVAL if kind == "eval" else RunMetric.Kind.TRAIN
             step = int(event.get("step") or 0)
-            RunMetric.objects.create(run=run, kind=point_kind, step=step, epoch=event.get("epoch"), values=values)
+            point = RunMetric.objects.create(
+                run=run, kind=point_kind, step=step, epoch=event.get("epoch"), values=values
+            )
             run.latest_metrics = {**run.latest_metrics, **values}
             run.save(update_fields=["latest_metrics"])
-            notify_run(run, point={"kind": point_kind, "step": step, "values": values})
+            notify_run(run, point={"id": point.pk, "kind": point_kind, "step": step, "values": values})
         elif kind == "checkpoint":
             run.checkpoints = [*run.checkpoints, {"step": event.get("step"), "path": event.get("path")}]
             run.save(update_fields=["checkpoints"])

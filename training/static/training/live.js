@@ -1,5 +1,6 @@
-// Live training pages: progress over a websocket, charts and logs re-fetched as server-rendered HTML.
-// Without this script the pages still show the truth as of their last load.
+// Live training pages: progress and log tails over a websocket, charts re-fetched as server-rendered
+// HTML when new metric points arrive. Without this script the pages still show the truth as of their
+// last load.
 
 const REFRESH_MS = 2000; // at most one fragment fetch per interval
 const FINAL = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
@@ -35,6 +36,17 @@ function updateRun(run) {
   });
 }
 
+// A run's log tail, as text (never as HTML: it is whatever the training process printed).
+function updateLog(runId, text) {
+  document.querySelectorAll(`[data-log-tail="${runId}"]`).forEach((pre) => {
+    pre.textContent = text;
+    pre.hidden = !text;
+  });
+  document.querySelectorAll(`[data-log-empty="${runId}"]`).forEach((empty) => {
+    empty.hidden = Boolean(text);
+  });
+}
+
 // The round's own status badge, in the page header (outside the re-fetched fragment).
 function updateRound(round) {
   document.querySelectorAll("[data-round-status]").forEach((badge) => {
@@ -50,7 +62,13 @@ function initLivePage(root) {
   const statuses = new Map();
   // As the page was rendered, so a change before the socket opened also refreshes the fragment.
   let roundStatus = document.querySelector("[data-round-status]")?.dataset.roundStatus ?? null;
-  let lastPoint = Number(root.dataset.lastPoint || 0);
+  // Points up to this id were drawn when the page loaded; the socket asks for the ones after the
+  // newest it has had, so a reconnect misses none.
+  const renderedPoint = Number(root.dataset.lastPoint || 0);
+  let lastPoint = renderedPoint;
+  // Ids of points had since the page loaded: one brought twice redraws nothing, while one that comes
+  // late (after a newer one) still does.
+  const seenPoints = new Set();
   let refreshTimer = null;
   let lastRefresh = 0;
   let retryMs = 1000;
@@ -96,9 +114,15 @@ function initLivePage(root) {
         updateRound(message.round);
         if (roundStatus !== null && roundStatus !== message.round.status) scheduleRefresh();
         roundStatus = message.round.status;
-      } else if (message.type === "points" && message.points.length) {
-        lastPoint = Math.max(lastPoint, message.points[message.points.length - 1].id);
-        scheduleRefresh();
+      } else if (message.type === "points") {
+        const fresh = message.points.filter((point) => point.id > renderedPoint && !seenPoints.has(point.id));
+        for (const point of fresh) seenPoints.add(point.id);
+        if (fresh.length) {
+          lastPoint = Math.max(lastPoint, ...fresh.map((point) => point.id));
+          scheduleRefresh();
+        }
+      } else if (message.type === "log") {
+        updateLog(message.run_id, message.text);
       }
     });
     socket.addEventListener("close", (event) => {
