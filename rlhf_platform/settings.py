@@ -340,8 +340,12 @@ BENCHMARK_DATA_DIR = Path(env_str("BENCHMARK_DATA_DIR", str(VAR_DIR / "benchmark
 TRAINING_EXECUTOR = env_str("TRAINING_EXECUTOR", "training.executors.LocalExecutor")
 # GPUs per run: above 1, the local executor starts the engine under `accelerate launch`.
 TRAINING_GPUS = env_int("TRAINING_GPUS", 0, minimum=0)
-# Torch/OpenMP threads of the engine process; 0 leaves the library default.
-TRAINING_ENGINE_THREADS = env_int("TRAINING_ENGINE_THREADS", 0, minimum=0)
+# Torch/OpenMP threads of the engine process; 0 leaves the library default (every core). The default
+# is half the cores this process may use (its CPU affinity, which a container's cpuset narrows): torch
+# on every core starves the web server and the database beside the worker, and on a busy machine its
+# threads then wait on each other (up to 50x slower on small models).
+_usable_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+TRAINING_ENGINE_THREADS = env_int("TRAINING_ENGINE_THREADS", max(1, _usable_cores // 2), minimum=0)
 # Seconds between worker heartbeats (and cancel checks), and after which a silent run is interrupted.
 TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 5, minimum=1)
 TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 120, minimum=2)
