@@ -217,6 +217,10 @@ API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30, minimum=0)
 # request would add a write to each of the reviewer loop's hundreds of requests per second.
 API_TOKEN_LAST_USED_INTERVAL_S = 300
 
+# How long a set-password link (an invitation, or a new link a manager issues) stays valid. A link
+# works once: setting the password changes what its token is made from (rlhf_platform/services.py).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_LINK_HOURS", 72, minimum=1) * 3600
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

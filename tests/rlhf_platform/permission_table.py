@@ -56,6 +56,12 @@ ROUTES: dict[str, dict[str, tuple]] = {
         "PUT": (200, 302, 302, 302),  # Django's form view treats PUT as POST
     },
     "logout": {"GET": (405, 405, 405, 405), "POST": (302, 302, 302, 302)},  # to the login page
+    # The invitee's page: public, the token in the address is the credential (the world's is void).
+    "set-password": {  # "this link does not work"
+        "GET": (200, 200, 200, 200),
+        "POST": (200, 200, 200, 200),
+        "PUT": (200, 200, 200, 200),  # Django's form view treats PUT as POST
+    },
     # --- the API: schema, token, who am I -------------------------------------------------------
     "api-schema": {"GET": (401, 200, 200, 200)},
     "api-docs": {"GET": (401, 200, 200, 200)},
@@ -153,6 +159,16 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "audit-log": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
     "manager-tokens": PAGE,
     "manager-token-revoke": MANAGER_ACTION,
+    # --- pages: people and teams (managers) ------------------------------------------------------
+    "people": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 400)},  # invite: no username
+    "person": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
+    "person-roles": MANAGER_ACTION,  # the outside reviewer: no roles left
+    "person-active": MANAGER_ACTION,  # no "active" field: the error as a message
+    "person-link": {"GET": (LOGIN, 403, 403, 405), "POST": (LOGIN, 403, 403, 200)},  # the link, shown once
+    "teams": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 400)},  # no name
+    "team": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 302)},
+    "team-delete": MANAGER_ACTION,
+    "labeling:campaign-reviewers-add-team": MANAGER_ACTION,  # no team: the error as a message
     # --- pages: one's own API tokens (anyone signed in) -----------------------------------------
     "account-tokens": {"GET": (LOGIN, 200, 200, 200), "POST": (LOGIN, 400, 400, 400)},  # no name
     "account-token-revoke": {"GET": (LOGIN, 405, 405, 405), "POST": (LOGIN, 404, 404, 302)},
