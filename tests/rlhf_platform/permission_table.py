@@ -23,10 +23,10 @@ from __future__ import annotations
 LOGIN = "login"
 
 # Skipped on purpose: Django's admin (staff-only, Django's own permission checks and tests) and
-# static files (WhiteNoise serves them outside the URL configuration; here for safety).
+# static files (ServeStatic serves them before the URL configuration; here for safety).
 SKIPPED_PREFIXES = {
     "admin/": "Django's admin: its own staff-only checks, tested by Django",
-    "static/": "static files: public by design, served by WhiteNoise",
+    "static/": "static files: public by design, served by ServeStatic",
 }
 
 # Writes that need no CSRF token: nothing in them acts on a session's behalf.
