@@ -104,6 +104,8 @@ def people_list(*, query: str = "", show: str = "") -> QuerySet[AbstractUser]:
     """People by username, their groups loaded; ``query`` matches username, name or email, ``show``
     is one of ``PEOPLE_FILTERS`` (roles among active people, or the deactivated)."""
     people = get_user_model().objects.order_by("username").prefetch_related("groups")
+    # No user has a NUL character, and PostgreSQL refuses one in a query.
+    query = query.replace("\x00", "")
     if query:
         people = people.filter(
             Q(username__icontains=query) | Q(first_name__icontains=query)

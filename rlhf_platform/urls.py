@@ -14,6 +14,11 @@ api_urlpatterns = [
     path("auth/tokens/<id:token_id>/rotate/", api.TokenRotateApi.as_view(), name="api-token-rotate"),
     path("me/", api.CurrentUserApi.as_view(), name="api-me"),
     path("audit/", api.AuditLogApi.as_view(), name="api-audit"),
+    path("people/", api.PeopleApi.as_view(), name="api-people"),
+    path("people/<id:user_id>/", api.PersonApi.as_view(), name="api-person"),
+    path("people/<id:user_id>/password-link/", api.PersonPasswordLinkApi.as_view(), name="api-person-password-link"),
+    path("teams/", api.TeamsApi.as_view(), name="api-teams"),
+    path("teams/<id:team_id>/", api.TeamApi.as_view(), name="api-team"),
     path("", include("labeling.api_urls")),
     path("training/", include("training.api_urls")),
 ]

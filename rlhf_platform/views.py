@@ -135,7 +135,7 @@ def _people_page(
     query, show = request.GET.get("q", "").strip(), request.GET.get("show", "")
     if show not in selectors.PEOPLE_FILTERS:
         show = ""
-    people = list_page(request, selectors.people_list(query=query.replace("\x00", ""), show=show))
+    people = list_page(request, selectors.people_list(query=query, show=show))
     context = {
         "form": form,
         "people": people,

@@ -73,6 +73,12 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "api-token-rotate": {"GET": (401, 403, 403, 403), "POST": (401, 403, 403, 403)},  # before the method
     # --- the audit log and data jobs (imports, dataset builds) -----------------------------------
     "api-audit": MANAGER_READ,
+    # --- the API: people and teams; invitations and links need a password session, not a token --
+    "api-people": {**MANAGER_READ, "POST": (401, 403, 403, 403)},
+    "api-person": {**MANAGER_READ, "PATCH": (401, 403, 403, 200)},  # an empty change
+    "api-person-password-link": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 403)},
+    "api-teams": {**MANAGER_READ, "POST": (401, 403, 403, 400)},  # no name
+    "api-team": {**MANAGER_READ, "PUT": (401, 403, 403, 400), "DELETE": (401, 403, 403, 204)},  # PUT: no members
     "api-data-jobs": MANAGER_READ,
     "api-data-job": MANAGER_READ,
     # --- the API: a reviewer's own work (a manager who is not a reviewer has none) -------------
@@ -94,6 +100,7 @@ ROUTES: dict[str, dict[str, tuple]] = {
     },
     "api-campaign-status": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 400)},
     "api-campaign-reviewers": {"GET": (401, 403, 403, 405), "PUT": (401, 403, 403, 400)},
+    "api-campaign-reviewers-add-team": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 400)},  # no team
     "api-campaign-import": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 415)},  # multipart only
     "api-campaign-stats": MANAGER_READ,
     "api-campaign-quality": MANAGER_READ,
