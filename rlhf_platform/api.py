@@ -18,7 +18,7 @@ from rlhf_platform.models import ApiToken, ApiTokenStatus
 from rlhf_platform.openapi import ErrorSerializer
 from rlhf_platform.pagination import NewestFirstCursorPagination, PagePagination, paginated_response
 from rlhf_platform.permissions import IsManager, SignedInWithPassword
-from rlhf_platform.roles import Role, user_is_manager, user_roles
+from rlhf_platform.roles import ROLE_LABELS, user_is_manager, user_roles
 
 ERRORS = {400: ErrorSerializer, 404: ErrorSerializer}
 
@@ -233,8 +233,6 @@ class AuditLogApi(APIView):
 
 
 # --- people and teams (managers) ----------------------------------------------------------------
-
-ROLE_LABELS = [role.label() for role in Role]
 
 
 class PersonSerializer(serializers.Serializer):

@@ -311,6 +311,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "labeling.models.CampaignStatus",
         "ApiTokenStatusEnum": "rlhf_platform.models.ApiTokenStatus",
+        # The people API names roles as people do; /api/me/ by their group names.
+        "PersonRoleEnum": "rlhf_platform.roles.ROLE_LABELS",
     },
 }
 
