@@ -331,6 +331,34 @@ class CampaignReviewersApi(APIView):
         return Response({"reviewers": usernames})
 
 
+class CampaignReviewersAddTeamApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        team = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The team's id (/api/teams/).")
+
+    class OutputSerializer(serializers.Serializer):
+        added = serializers.ListField(child=serializers.CharField(), help_text="Usernames added now.")
+        reviewers = serializers.ListField(child=serializers.CharField(), help_text="The whole pool.")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **ERRORS},
+        description="Add the team's current active reviewers to the pool (a snapshot: who joins the team later "
+        "is not added).",
+        tags=["campaigns"],
+    )
+    def post(self, request: Request, campaign_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        campaign = _campaign_for_manager(campaign_id)
+        added = campaign_services.campaign_add_team(
+            campaign=campaign, team_id=data.validated_data["team"], actor=request.user
+        )
+        reviewers = sorted(campaign.reviewers.values_list("username", flat=True))
+        return Response({"added": added, "reviewers": reviewers})
+
+
 class CampaignImportApi(APIView):
     permission_classes = [IsManager]
     parser_classes = [MultiPartParser]

@@ -13,6 +13,11 @@ urlpatterns = [
     path("campaigns/<id:campaign_id>/", api.CampaignDetailApi.as_view(), name="api-campaign"),
     path("campaigns/<id:campaign_id>/status/", api.CampaignStatusApi.as_view(), name="api-campaign-status"),
     path("campaigns/<id:campaign_id>/reviewers/", api.CampaignReviewersApi.as_view(), name="api-campaign-reviewers"),
+    path(
+        "campaigns/<id:campaign_id>/reviewers/add-team/",
+        api.CampaignReviewersAddTeamApi.as_view(),
+        name="api-campaign-reviewers-add-team",
+    ),
     path("campaigns/<id:campaign_id>/import/", api.CampaignImportApi.as_view(), name="api-campaign-import"),
     path("campaigns/<id:campaign_id>/stats/", api.CampaignStatsApi.as_view(), name="api-campaign-stats"),
     path("campaigns/<id:campaign_id>/quality/", api.CampaignQualityApi.as_view(), name="api-campaign-quality"),

@@ -358,6 +358,37 @@ def reviewer_pool_choices(*, campaign: Campaign) -> list[dict[str, Any]]:
     ]
 
 
+def pool_team_choices(*, campaign: Campaign) -> list[dict[str, Any]]:
+    """Teams (auth groups other than the role groups) with what adding each to the pool would do:
+    its current active reviewers, and how many of them are not in the pool yet."""
+    from django.contrib.auth.models import Group
+
+    pool = set(campaign.reviewers.values_list("pk", flat=True))
+    reviewers = set(
+        get_user_model().objects.filter(is_active=True, groups__name=Role.REVIEWER).values_list("pk", flat=True)
+    )
+    members: dict[int, set[int]] = {}
+    teams = list(Group.objects.exclude(name__in=list(Role)).order_by("name"))
+    through = get_user_model().groups.through
+    for group_id, user_id in through.objects.filter(group__in=teams).values_list("group_id", "user_id"):
+        members.setdefault(group_id, set()).add(user_id)
+    choices = []
+    for team in teams:
+        team_reviewers = members.get(team.pk, set()) & reviewers
+        count, new = len(team_reviewers), len(team_reviewers - pool)
+        plural = "s" if count != 1 else ""
+        if not count:
+            label = f"{team.name}: no active reviewers among its {len(members.get(team.pk, ()))} people"
+        elif new == count:
+            label = f"{team.name}: adds its {count} current reviewer{plural}"
+        elif new:
+            label = f"{team.name}: adds {new} of its {count} current reviewer{plural} (the others are in the pool)"
+        else:
+            label = f"{team.name}: its {count} reviewer{plural} are in the pool already"
+        choices.append({"id": team.pk, "name": team.name, "reviewers": count, "new": new, "label": label})
+    return choices
+
+
 def workspace_config(*, campaign: Campaign) -> dict[str, Any]:
     """What the reviewer workspace script needs to start: questions, guidelines, API addresses."""
     api = f"/api/campaigns/{campaign.pk}"

@@ -16,6 +16,11 @@ urlpatterns = [
     path("manage/campaigns/<slug:slug>/status/", manager.campaign_status, name="campaign-status"),
     path("manage/campaigns/<slug:slug>/import/", manager.campaign_import, name="campaign-import"),
     path("manage/campaigns/<slug:slug>/reviewers/", manager.campaign_reviewers, name="campaign-reviewers"),
+    path(
+        "manage/campaigns/<slug:slug>/reviewers/add-team/",
+        manager.campaign_reviewers_add_team,
+        name="campaign-reviewers-add-team",
+    ),
     path("manage/campaigns/<slug:slug>/quality/", manager.campaign_quality, name="campaign-quality"),
     path("manage/datasets/", manager.datasets_page, name="datasets"),
     path("manage/datasets/<id:dataset_id>/", manager.dataset_detail, name="dataset-detail"),

@@ -1,4 +1,5 @@
 from django.contrib.auth import user_logged_in
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
@@ -15,9 +16,9 @@ from rlhf_platform.forms import AuditFilterForm
 from rlhf_platform.lockout import SignInLockedOut
 from rlhf_platform.models import ApiToken, ApiTokenStatus
 from rlhf_platform.openapi import ErrorSerializer
-from rlhf_platform.pagination import NewestFirstCursorPagination, paginated_response
+from rlhf_platform.pagination import NewestFirstCursorPagination, PagePagination, paginated_response
 from rlhf_platform.permissions import IsManager, SignedInWithPassword
-from rlhf_platform.roles import user_is_manager, user_roles
+from rlhf_platform.roles import ROLE_LABELS, user_is_manager, user_roles
 
 ERRORS = {400: ErrorSerializer, 404: ErrorSerializer}
 
@@ -229,3 +230,244 @@ class AuditLogApi(APIView):
             items=selectors.audit_entries(**form.cleaned_data),
             serialize=lambda page: self.EntrySerializer([selectors.audit_row(entry) for entry in page], many=True).data,
         )
+
+
+# --- people and teams (managers) ----------------------------------------------------------------
+
+
+class PersonSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField()
+    full_name = serializers.CharField()
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_LABELS), help_text="Superusers: manager.")
+    teams = serializers.ListField(child=serializers.CharField())
+    is_active = serializers.BooleanField()
+    is_superuser = serializers.BooleanField()
+    invited = serializers.BooleanField(help_text="Invited and no password set yet.")
+    last_login = serializers.DateTimeField(allow_null=True)
+    date_joined = serializers.DateTimeField()
+
+
+def _person_data(user) -> dict:
+    row = selectors.person_row(user)
+    return {
+        "id": user.pk,
+        "username": user.get_username(),
+        "email": user.email,
+        "full_name": user.get_full_name(),
+        "roles": row["roles"],
+        "teams": row["teams"],
+        "is_active": user.is_active,
+        "is_superuser": user.is_superuser,
+        "invited": row["invited"],
+        "last_login": user.last_login,
+        "date_joined": user.date_joined,
+    }
+
+
+class SetPasswordLinkSerializer(serializers.Serializer):
+    person = PersonSerializer()
+    set_password_url = serializers.CharField(help_text="The one-time link; shown only in this answer.")
+    expires_at = serializers.DateTimeField()
+
+
+def _link_data(request: Request, link: services.SetPasswordLink) -> dict:
+    person = selectors.people_list().get(pk=link.user.pk)
+    return {
+        "person": _person_data(person),
+        "set_password_url": request.build_absolute_uri(link.path),
+        "expires_at": link.expires_at,
+    }
+
+
+def _person_or_404(user_id: int):
+    user = selectors.people_list().filter(pk=user_id).first()
+    if user is None:
+        raise services.PersonNotFound()
+    return user
+
+
+INVITES_NEED_A_SESSION = (
+    "Invitations and set-password links are made by a manager signed in with a password (a session), not with "
+    "a token: a leaked token must not mint accounts that outlive its revocation."
+)
+
+
+class PeopleApi(APIView):
+    permission_classes = [IsManager]
+    pagination_class = PagePagination
+
+    class InviteSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        email = serializers.EmailField(required=False, allow_blank=True, default="")
+        roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_LABELS), allow_empty=False)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Part of a username, name or email."),
+            OpenApiParameter("show", str, enum=[value for value in selectors.PEOPLE_FILTERS if value]),
+        ],
+        responses=PersonSerializer(many=True),
+        description="Everyone, by username, with roles, teams and state.",
+        tags=["people"],
+    )
+    def get(self, request: Request) -> Response:
+        show = request.query_params.get("show", "")
+        if show not in selectors.PEOPLE_FILTERS:
+            raise UserError(
+                "Unknown filter.", {"show": f"One of: {', '.join(v for v in selectors.PEOPLE_FILTERS if v)}."}
+            )
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.people_list(query=request.query_params.get("q", "").strip(), show=show),
+            serialize=lambda page: PersonSerializer([_person_data(user) for user in page], many=True).data,
+        )
+
+    @extend_schema(
+        request=InviteSerializer,
+        responses={201: SetPasswordLinkSerializer, **ERRORS},
+        description="Invite someone: an account without a password, and the one-time link to set it (valid "
+        "PASSWORD_LINK_HOURS). " + INVITES_NEED_A_SESSION,
+        tags=["people"],
+    )
+    def post(self, request: Request) -> Response:
+        if not SignedInWithPassword().has_permission(request, self):
+            self.permission_denied(request, message=INVITES_NEED_A_SESSION)
+        data = self.InviteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        link = services.user_invite(actor=request.user, **data.validated_data)
+        return Response(_link_data(request, link), status=status.HTTP_201_CREATED)
+
+
+class PersonApi(APIView):
+    permission_classes = [IsManager]
+
+    class UpdateSerializer(serializers.Serializer):
+        roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_LABELS), required=False)
+        is_active = serializers.BooleanField(required=False)
+
+    @extend_schema(responses=PersonSerializer, tags=["people"])
+    def get(self, request: Request, user_id: int) -> Response:
+        return Response(PersonSerializer(_person_data(_person_or_404(user_id))).data)
+
+    @extend_schema(
+        request=UpdateSerializer,
+        responses={200: PersonSerializer, **ERRORS},
+        description="Replace the roles, or deactivate (`is_active: false`) or reactivate someone. Nobody takes "
+        "their own manager role or deactivates themselves; the last manager stays; superusers are changed in "
+        "the admin.",
+        tags=["people"],
+    )
+    def patch(self, request: Request, user_id: int) -> Response:
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        with transaction.atomic():
+            if "roles" in fields:
+                services.user_set_roles(user_id=user_id, roles=fields["roles"], actor=request.user)
+            if "is_active" in fields:
+                services.user_set_active(user_id=user_id, active=fields["is_active"], actor=request.user)
+        return Response(PersonSerializer(_person_data(_person_or_404(user_id))).data)
+
+
+class PersonPasswordLinkApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        request=None,
+        responses={201: SetPasswordLinkSerializer, **ERRORS},
+        description="A new one-time link for the person to set their password. " + INVITES_NEED_A_SESSION,
+        tags=["people"],
+    )
+    def post(self, request: Request, user_id: int) -> Response:
+        if not SignedInWithPassword().has_permission(request, self):
+            self.permission_denied(request, message=INVITES_NEED_A_SESSION)
+        link = services.user_password_link(user_id=user_id, actor=request.user)
+        return Response(_link_data(request, link), status=status.HTTP_201_CREATED)
+
+
+class TeamSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    members = serializers.ListField(child=serializers.CharField(), help_text="Usernames.")
+
+
+def _team_data(team) -> dict:
+    return {"id": team.pk, "name": team.name, "members": sorted(team.user_set.values_list("username", flat=True))}
+
+
+def _team_or_404(team_id: int):
+    team = selectors.teams_list().filter(pk=team_id).first()
+    if team is None:
+        raise services.TeamNotFound()
+    return team
+
+
+class TeamsApi(APIView):
+    permission_classes = [IsManager]
+    pagination_class = PagePagination
+
+    class CreateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=150)
+        members = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+    @extend_schema(responses=TeamSerializer(many=True), description="Teams, by name.", tags=["people"])
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.teams_list().prefetch_related("user_set"),
+            serialize=lambda page: (
+                TeamSerializer(
+                    [
+                        {"id": t.pk, "name": t.name, "members": sorted(u.username for u in t.user_set.all())}
+                        for t in page
+                    ],
+                    many=True,
+                ).data
+            ),
+        )
+
+    @extend_schema(request=CreateSerializer, responses={201: TeamSerializer, **ERRORS}, tags=["people"])
+    def post(self, request: Request) -> Response:
+        data = self.CreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            team = services.team_create(name=data.validated_data["name"], actor=request.user)
+            if data.validated_data["members"]:
+                services.team_set_members(team_id=team.pk, usernames=data.validated_data["members"], actor=request.user)
+        return Response(TeamSerializer(_team_data(team)).data, status=status.HTTP_201_CREATED)
+
+
+class TeamApi(APIView):
+    permission_classes = [IsManager]
+
+    class UpdateSerializer(serializers.Serializer):
+        members = serializers.ListField(child=serializers.CharField(), help_text="Every member, by username.")
+
+    @extend_schema(responses=TeamSerializer, tags=["people"])
+    def get(self, request: Request, team_id: int) -> Response:
+        return Response(TeamSerializer(_team_data(_team_or_404(team_id))).data)
+
+    @extend_schema(
+        request=UpdateSerializer,
+        responses={200: TeamSerializer, **ERRORS},
+        description="Replace the team's members.",
+        tags=["people"],
+    )
+    def put(self, request: Request, team_id: int) -> Response:
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.team_set_members(team_id=team_id, usernames=data.validated_data["members"], actor=request.user)
+        return Response(TeamSerializer(_team_data(_team_or_404(team_id))).data)
+
+    @extend_schema(
+        responses={204: None, **ERRORS},
+        description="Delete the team; its people and the pools it was added to stay.",
+        tags=["people"],
+    )
+    def delete(self, request: Request, team_id: int) -> Response:
+        services.team_delete(team_id=team_id, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

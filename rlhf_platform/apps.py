@@ -1,4 +1,17 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _write_instance_marker(sender, using: str = "default", apps=None, **kwargs) -> None:
+    from rlhf_platform.instance import instance_marker_ensure
+
+    try:
+        # Absent when migrate took this app back to before its table (its state is in ``apps``).
+        (apps or sender.apps).get_model("rlhf_platform", "Instance")
+    except LookupError:
+        return
+    if using == "default":
+        instance_marker_ensure()
 
 
 class RlhfPlatformConfig(AppConfig):
@@ -14,3 +27,5 @@ class RlhfPlatformConfig(AppConfig):
         from rlhf_platform.converters import DatabaseIdConverter
 
         register_converter(DatabaseIdConverter, "id")
+        # After every migrate (and flush): the marker a worker checks VAR_DIR against (rlhf_platform/instance.py).
+        post_migrate.connect(_write_instance_marker, sender=self, dispatch_uid="rlhf_platform.instance_marker")

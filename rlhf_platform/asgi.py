@@ -19,13 +19,30 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import get_resolver  # noqa: E402
 
 from rlhf_platform.routing import websocket_urlpatterns  # noqa: E402
+from rlhf_platform.static_files import static_files_asgi  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_application,
-        # Session authentication, and only pages served from ALLOWED_HOSTS may open a socket.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
+
+async def lifespan(scope, receive, send) -> None:
+    """The ASGI lifespan protocol, answered: nothing to set up or tear down (connections and threads
+    start on demand), but uvicorn otherwise logs that the protocol "appears unsupported"."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+application = static_files_asgi(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_application,
+            # Session authentication, and only pages served from ALLOWED_HOSTS may open a socket.
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "lifespan": lifespan,
+        }
+    )
 )
 
 # The URLconf and every view module it names load on the first request otherwise; loaded now,

@@ -40,14 +40,24 @@ class Action(models.TextChoices):
     REVIEW_START = "review.start", "A/B review started"
     TOKEN_CREATE = "token.create", "API token created"
     TOKEN_REVOKE = "token.revoke", "API token revoked"
+    USER_INVITE = "user.invite", "Person invited"
+    USER_CREATE = "user.create", "Person created with a password"
+    USER_PASSWORD_LINK = "user.password_link", "Set-password link issued"
+    USER_PASSWORD_SET = "user.password_set", "Password set through a link"
+    USER_ROLES = "user.roles", "Roles changed"
+    USER_ACTIVE = "user.active", "Person activated or deactivated"
+    TEAM_CREATE = "team.create", "Team created"
+    TEAM_MEMBERS = "team.members", "Team members changed"
+    TEAM_DELETE = "team.delete", "Team deleted"
 
 
 # auditlog's own kind of entry (create, update, delete), for its admin and its filters.
 CREATING = {
     Action.PROJECT_CREATE, Action.CAMPAIGN_CREATE, Action.DATASET_BUILD, Action.ROUND_LAUNCH,
     Action.MODEL_REGISTER, Action.GENERATION_CREATE, Action.REVIEW_START, Action.TOKEN_CREATE,
+    Action.USER_INVITE, Action.USER_CREATE, Action.TEAM_CREATE,
 }  # fmt: skip
-DELETING = {Action.PROJECT_DELETE, Action.CAMPAIGN_DELETE}
+DELETING = {Action.PROJECT_DELETE, Action.CAMPAIGN_DELETE, Action.TEAM_DELETE}
 
 
 def audit_record(
@@ -92,6 +102,8 @@ TARGET_TYPES = {
     "generationjob": "Generation job",
     "modelartifact": "Model",
     "apitoken": "API token",
+    "user": "Person",
+    "group": "Team",
 }
 
 

@@ -47,6 +47,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 
 from rlhf_platform.errors import UserError
+from rlhf_platform.instance import MARKER_FILE_NAME, instance_marker_ensure
 
 FORMAT = "rlhf-platform-backup"
 FORMAT_VERSION = 1
@@ -62,7 +63,9 @@ POSTGRESQL_MEMBER = "database/postgresql.dump"
 # rebuild them, and `downloads/` only holds files in transit.
 CACHE_DIRS = ("static", "downloads", "benchmark-data")
 # Tables that `migrate` fills by itself: a database holding only these is still empty.
-BOOKKEEPING_TABLES = {"django_migrations", "django_content_type", "auth_permission", "auth_group"}
+BOOKKEEPING_TABLES = {
+    "django_migrations", "django_content_type", "auth_permission", "auth_group", "rlhf_platform_instance",
+}  # fmt: skip
 # Files left behind by an interrupted backup or restore (see the temp names below).
 PARTIAL_PREFIXES = (".restore-", ".backup-")
 CHUNK = 1 << 20  # bytes read and hashed at a time
@@ -372,6 +375,8 @@ def backup_restore(*, archive: Path, force: bool = False, progress: Progress = l
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, target)
     report.migrations_applied = _migrate_if_older(progress)
+    # The restored database's marker, written to this VAR_DIR: a worker beside it then starts.
+    instance_marker_ensure()
     from training.services.relocation import training_paths_relocate
 
     report.paths_relocated = training_paths_relocate(old_root=Path(manifest["var_dir"]), new_root=var_dir)
@@ -398,7 +403,8 @@ def _refuse_non_empty_target(var_dir: Path) -> None:
             "to replace everything in it.",
             {"database": "Not empty."},
         )
-    present = [path for path in _var_files(var_dir) if path.name != "dev_secret_key"]
+    # What `migrate` leaves in a fresh VAR_DIR is not an instance's data.
+    present = [path for path in _var_files(var_dir) if path.name not in ("dev_secret_key", MARKER_FILE_NAME)]
     if present:
         raise BackupError(
             f"{var_dir} already holds instance files (e.g. {present[0]}). Restore into an empty VAR_DIR, "

@@ -6,6 +6,7 @@ from django import forms
 
 from rlhf_platform.audit import TARGET_TYPES, Action
 from rlhf_platform.models import ApiToken
+from rlhf_platform.roles import Role
 
 
 class AuditFilterForm(forms.Form):
@@ -34,3 +35,24 @@ class TokenForm(forms.Form):
     expires_in_days = forms.TypedChoiceField(
         label="Expires", choices=EXPIRY_CHOICES, coerce=int, empty_value=None, required=False, initial="30"
     )
+
+
+ROLE_CHOICES = [(role.value, role.label().capitalize()) for role in Role]
+
+
+class InviteForm(forms.Form):
+    """A new person: a username, an optional email, their roles; they set their password by a link."""
+
+    username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
+    email = forms.EmailField(required=False)
+    roles = forms.MultipleChoiceField(
+        choices=ROLE_CHOICES, widget=forms.CheckboxSelectMultiple, initial=[Role.REVIEWER.value]
+    )
+
+
+class RolesForm(forms.Form):
+    roles = forms.MultipleChoiceField(choices=ROLE_CHOICES, widget=forms.CheckboxSelectMultiple, required=False)
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(max_length=150, help_text="e.g. “Medical reviewers”. Add its people on the team's page.")

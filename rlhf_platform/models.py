@@ -56,3 +56,14 @@ class ApiToken(models.Model):
         if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
             return ApiTokenStatus.EXPIRED
         return ApiTokenStatus.ACTIVE
+
+
+class Instance(models.Model):
+    """One row: the random id of this instance, also written to ``VAR_DIR/instance-id``
+    (``rlhf_platform.instance``), so that a worker can tell whether it sees the web server's VAR_DIR."""
+
+    marker = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"instance {self.marker[:8]}…"

@@ -56,3 +56,7 @@ def user_roles(user: AbstractBaseUser | AnonymousUser) -> list[Role]:
     if user_is_reviewer(user):
         roles.append(Role.REVIEWER)
     return roles
+
+
+# The roles as people name them (``manager``, ``reviewer``): the people API and `create_user` take these.
+ROLE_LABELS = [role.label() for role in Role]

@@ -6,12 +6,14 @@ import datetime as dt
 from typing import Any
 
 from auditlog.models import LogEntry
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AbstractUser, Group
 from django.db import DatabaseError, connection
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from rlhf_platform.audit import TARGET_TYPES, Action
 from rlhf_platform.models import ApiToken
+from rlhf_platform.roles import Role
 
 
 def database_is_reachable() -> bool:
@@ -85,3 +87,70 @@ def tokens_all(*, username: str = "") -> QuerySet[ApiToken]:
     if username:
         tokens = tokens.filter(user__username=username)
     return tokens
+
+
+# --- people and teams ----------------------------------------------------------------------------
+
+PEOPLE_FILTERS = {
+    "": "Everyone",
+    "manager": "Managers",
+    "reviewer": "Reviewers",
+    "none": "No role",
+    "inactive": "Deactivated",
+}
+
+
+def people_list(*, query: str = "", show: str = "") -> QuerySet[AbstractUser]:
+    """People by username, their groups loaded; ``query`` matches username, name or email, ``show``
+    is one of ``PEOPLE_FILTERS`` (roles among active people, or the deactivated)."""
+    people = get_user_model().objects.order_by("username").prefetch_related("groups")
+    # No user has a NUL character, and PostgreSQL refuses one in a query.
+    query = query.replace("\x00", "")
+    if query:
+        people = people.filter(
+            Q(username__icontains=query) | Q(first_name__icontains=query)
+            | Q(last_name__icontains=query) | Q(email__icontains=query)
+        )  # fmt: skip
+    if show == "inactive":
+        return people.filter(is_active=False)
+    if show:
+        people = people.filter(is_active=True)
+    if show == "manager":
+        people = people.filter(Q(is_superuser=True) | Q(groups__name=Role.MANAGER)).distinct()
+    elif show == "reviewer":
+        people = people.filter(groups__name=Role.REVIEWER).distinct()
+    elif show == "none":
+        people = people.filter(is_superuser=False).exclude(groups__name__in=list(Role))
+    return people
+
+
+def person_row(user: AbstractUser) -> dict[str, Any]:
+    """What the people pages show of someone (their groups prefetched): roles, teams, state."""
+    names = {group.name for group in user.groups.all()}
+    roles = [role.label() for role in Role if role in names]
+    if user.is_superuser and Role.MANAGER.label() not in roles:
+        roles.insert(0, Role.MANAGER.label())
+    return {
+        "user": user,
+        "roles": roles,
+        "role_values": [role.value for role in Role if role in names],
+        "teams": sorted(name for name in names if name not in set(Role)),
+        # Invited and not signed up yet: no password, so no way in but the link.
+        "invited": not user.has_usable_password(),
+    }
+
+
+def teams_list() -> QuerySet[Group]:
+    """Teams (auth groups other than the role groups) by name, with ``member_count``."""
+    return Group.objects.exclude(name__in=list(Role)).annotate(member_count=Count("user")).order_by("name")
+
+
+def team_member_choices(*, team: Group) -> list[dict[str, Any]]:
+    """Every active person, and deactivated members, each marked whether they are in ``team``."""
+    members = set(team.user_set.values_list("pk", flat=True))
+    people = get_user_model().objects.filter(Q(is_active=True) | Q(pk__in=members)).order_by("username")
+    return [
+        {"username": user.get_username(), "full_name": user.get_full_name(), "active": user.is_active,
+         "in_team": user.pk in members}
+        for user in people
+    ]  # fmt: skip

@@ -64,7 +64,6 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -83,7 +82,6 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "rlhf_platform.middleware.api_errors_as_json",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -227,6 +225,10 @@ API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30, minimum=0)
 # request would add a write to each of the reviewer loop's hundreds of requests per second.
 API_TOKEN_LAST_USED_INTERVAL_S = 300
 
+# How long a set-password link (an invitation, or a new link a manager issues) stays valid. A link
+# works once: setting the password changes what its token is made from (rlhf_platform/services.py).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_LINK_HOURS", 72, minimum=1) * 3600
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -245,13 +247,12 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "servestatic.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
-# In development, serve straight from the apps' static/ folders without collectstatic.
-WHITENOISE_USE_FINDERS = DEBUG
-WHITENOISE_AUTOREFRESH = DEBUG
+# Static files are served in front of Django, by ServeStatic (rlhf_platform/static_files.py): with DEBUG
+# on straight from the apps' static/ folders, without collectstatic.
 
 # Security. Cookies are secure and HTTP redirects to HTTPS whenever DEBUG is off; HSTS is
 # opt-in because browsers remember it.
@@ -320,6 +321,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "labeling.models.CampaignStatus",
         "ApiTokenStatusEnum": "rlhf_platform.models.ApiTokenStatus",
+        # The people API names roles as people do; /api/me/ by their group names.
+        "PersonRoleEnum": "rlhf_platform.roles.ROLE_LABELS",
     },
 }
 
@@ -350,8 +353,12 @@ BENCHMARK_DATA_DIR = Path(env_str("BENCHMARK_DATA_DIR", str(VAR_DIR / "benchmark
 TRAINING_EXECUTOR = env_str("TRAINING_EXECUTOR", "training.executors.LocalExecutor")
 # GPUs per run: above 1, the local executor starts the engine under `accelerate launch`.
 TRAINING_GPUS = env_int("TRAINING_GPUS", 0, minimum=0)
-# Torch/OpenMP threads of the engine process; 0 leaves the library default.
-TRAINING_ENGINE_THREADS = env_int("TRAINING_ENGINE_THREADS", 0, minimum=0)
+# Torch/OpenMP threads of the engine process; 0 leaves the library default (every core). The default
+# is half the cores this process may use (its CPU affinity, which a container's cpuset narrows): torch
+# on every core starves the web server and the database beside the worker, and on a busy machine its
+# threads then wait on each other (up to 50x slower on small models).
+_usable_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+TRAINING_ENGINE_THREADS = env_int("TRAINING_ENGINE_THREADS", max(1, _usable_cores // 2), minimum=0)
 # Seconds between worker heartbeats (and cancel checks), and after which a silent run is interrupted.
 TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 5, minimum=1)
 TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 120, minimum=2)

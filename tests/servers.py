@@ -93,3 +93,14 @@ def sign_in(page, base_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button.primary")
     page.wait_for_load_state()
+
+
+def write_instance_marker(var_dir: Path) -> None:
+    """Write this database's instance marker into ``var_dir``, as `migrate` does on a real instance, so
+    that a `manage.py worker` process started on ``var_dir`` accepts it (rlhf_platform/instance.py)."""
+    from django.test import override_settings
+
+    from rlhf_platform.instance import instance_marker_ensure
+
+    with override_settings(VAR_DIR=var_dir):
+        instance_marker_ensure()

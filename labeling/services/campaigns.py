@@ -233,3 +233,39 @@ def campaign_set_reviewers(
     if before != wanted:
         audit_record(actor=actor, action=Action.CAMPAIGN_POOL, target=campaign, changes={"reviewers": (before, wanted)})
     return wanted
+
+
+@transaction.atomic
+def campaign_add_team(*, campaign: Campaign, team_id: int, actor: AbstractBaseUser | None = None) -> list[str]:
+    """Add a team's current active reviewers to the campaign's pool; the usernames added.
+
+    A snapshot, not a link: people who join the team later are not added, and nobody leaves the pool
+    when they leave the team. The pool stays one plain list, so the claim path's membership check
+    (labeling/services/assignment.py) is the same single lookup as before.
+    """
+    from django.contrib.auth.models import Group
+
+    team = Group.objects.exclude(name__in=list(Role)).filter(pk=team_id).first()
+    if team is None:
+        raise LabelingError("No such team.", {"team": "Choose a team from the list."})
+    # The campaign row is locked so that two additions at once each see the other's reviewers.
+    Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+    before = sorted(campaign.reviewers.values_list("username", flat=True))
+    # Two filter() calls: two joins on the groups, one for the team and one for the reviewers' role.
+    reviewers = list(
+        get_user_model()
+        .objects.filter(groups=team)
+        .filter(is_active=True, groups__name=Role.REVIEWER)
+        .exclude(pk__in=campaign.reviewers.all())
+    )
+    added = sorted(user.get_username() for user in reviewers)
+    if added:
+        campaign.reviewers.add(*reviewers)
+        audit_record(
+            actor=actor,
+            action=Action.CAMPAIGN_POOL,
+            target=campaign,
+            changes={"reviewers": (before, sorted([*before, *added]))},
+            team=team.name,
+        )
+    return added

@@ -18,6 +18,7 @@ from labeling.models import Campaign, CampaignStatus, DataJob, PreferenceDataset
 from labeling.rendering import render_markdown
 from labeling.services.campaigns import (
     STATUS_TRANSITIONS,
+    campaign_add_team,
     campaign_create,
     campaign_set_reviewers,
     campaign_set_status,
@@ -245,8 +246,33 @@ def campaign_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, f"Pool saved: {len(usernames)} reviewer{'s' if len(usernames) != 1 else ''}.")
         return redirect("labeling:campaign-reviewers", slug=campaign.slug)
-    choices = selectors.reviewer_pool_choices(campaign=campaign)
-    return render(request, "labeling/manager/campaign_reviewers.html", {"campaign": campaign, "choices": choices})
+    context = {
+        "campaign": campaign,
+        "choices": selectors.reviewer_pool_choices(campaign=campaign),
+        "teams": selectors.pool_team_choices(campaign=campaign),
+    }
+    return render(request, "labeling/manager/campaign_reviewers.html", context)
+
+
+@manager_required
+@require_POST
+def campaign_reviewers_add_team(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, slug=slug)
+    team_id = request.POST.get("team", "")
+    try:
+        if not team_id.isdigit():
+            raise LabelingError("Choose a team.", {"team": "Choose a team from the list."})
+        added = campaign_add_team(campaign=campaign, team_id=int(team_id), actor=request.user)
+    except LabelingError as error:
+        messages.error(request, error.message)
+    else:
+        if added:
+            messages.success(
+                request, f"Added {len(added)} reviewer{'s' if len(added) != 1 else ''}: {', '.join(added)}."
+            )
+        else:
+            messages.success(request, "Nobody added: the team's reviewers are all in the pool already.")
+    return redirect("labeling:campaign-reviewers", slug=campaign.slug)
 
 
 @manager_required

@@ -23,10 +23,10 @@ from __future__ import annotations
 LOGIN = "login"
 
 # Skipped on purpose: Django's admin (staff-only, Django's own permission checks and tests) and
-# static files (WhiteNoise serves them outside the URL configuration; here for safety).
+# static files (ServeStatic serves them before the URL configuration; here for safety).
 SKIPPED_PREFIXES = {
     "admin/": "Django's admin: its own staff-only checks, tested by Django",
-    "static/": "static files: public by design, served by WhiteNoise",
+    "static/": "static files: public by design, served by ServeStatic",
 }
 
 # Writes that need no CSRF token: nothing in them acts on a session's behalf.
@@ -56,6 +56,12 @@ ROUTES: dict[str, dict[str, tuple]] = {
         "PUT": (200, 302, 302, 302),  # Django's form view treats PUT as POST
     },
     "logout": {"GET": (405, 405, 405, 405), "POST": (302, 302, 302, 302)},  # to the login page
+    # The invitee's page: public, the token in the address is the credential (the world's is void).
+    "set-password": {  # "this link does not work"
+        "GET": (200, 200, 200, 200),
+        "POST": (200, 200, 200, 200),
+        "PUT": (200, 200, 200, 200),  # Django's form view treats PUT as POST
+    },
     # --- the API: schema, token, who am I -------------------------------------------------------
     "api-schema": {"GET": (401, 200, 200, 200)},
     "api-docs": {"GET": (401, 200, 200, 200)},
@@ -67,6 +73,12 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "api-token-rotate": {"GET": (401, 403, 403, 403), "POST": (401, 403, 403, 403)},  # before the method
     # --- the audit log and data jobs (imports, dataset builds) -----------------------------------
     "api-audit": MANAGER_READ,
+    # --- the API: people and teams; invitations and links need a password session, not a token --
+    "api-people": {**MANAGER_READ, "POST": (401, 403, 403, 403)},
+    "api-person": {**MANAGER_READ, "PATCH": (401, 403, 403, 200)},  # an empty change
+    "api-person-password-link": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 403)},
+    "api-teams": {**MANAGER_READ, "POST": (401, 403, 403, 400)},  # no name
+    "api-team": {**MANAGER_READ, "PUT": (401, 403, 403, 400), "DELETE": (401, 403, 403, 204)},  # PUT: no members
     "api-data-jobs": MANAGER_READ,
     "api-data-job": MANAGER_READ,
     # --- the API: a reviewer's own work (a manager who is not a reviewer has none) -------------
@@ -88,6 +100,7 @@ ROUTES: dict[str, dict[str, tuple]] = {
     },
     "api-campaign-status": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 400)},
     "api-campaign-reviewers": {"GET": (401, 403, 403, 405), "PUT": (401, 403, 403, 400)},
+    "api-campaign-reviewers-add-team": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 400)},  # no team
     "api-campaign-import": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 415)},  # multipart only
     "api-campaign-stats": MANAGER_READ,
     "api-campaign-quality": MANAGER_READ,
@@ -153,6 +166,16 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "audit-log": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
     "manager-tokens": PAGE,
     "manager-token-revoke": MANAGER_ACTION,
+    # --- pages: people and teams (managers) ------------------------------------------------------
+    "people": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 400)},  # invite: no username
+    "person": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
+    "person-roles": MANAGER_ACTION,  # the outside reviewer: no roles left
+    "person-active": MANAGER_ACTION,  # no "active" field: the error as a message
+    "person-link": {"GET": (LOGIN, 403, 403, 405), "POST": (LOGIN, 403, 403, 200)},  # the link, shown once
+    "teams": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 400)},  # no name
+    "team": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 302)},
+    "team-delete": MANAGER_ACTION,
+    "labeling:campaign-reviewers-add-team": MANAGER_ACTION,  # no team: the error as a message
     # --- pages: one's own API tokens (anyone signed in) -----------------------------------------
     "account-tokens": {"GET": (LOGIN, 200, 200, 200), "POST": (LOGIN, 400, 400, 400)},  # no name
     "account-token-revoke": {"GET": (LOGIN, 405, 405, 405), "POST": (LOGIN, 404, 404, 302)},

@@ -42,6 +42,7 @@ ID_FIELDS = {
     "project": "project_id",
     "source_campaign": "campaign_id",
     "campaigns": "campaign_id",
+    "team": "team_id",
 }
 # The world's ids by URL parameter name while a test runs (read by use_real_ids).
 REAL_IDS: dict[str, int] = {}

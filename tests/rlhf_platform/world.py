@@ -18,6 +18,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.test import override_settings
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from labeling.datasets import BuildParams
 from labeling.models import Assignment, Campaign, DataJob, PreferenceDataset, Project
@@ -25,7 +27,7 @@ from labeling.services.datasets import dataset_build
 from labeling.services.judgements import judgement_submit
 from rlhf_platform.models import ApiToken
 from rlhf_platform.roles import Role
-from rlhf_platform.services import token_create
+from rlhf_platform.services import team_create, team_set_members, token_create
 from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
 from training.models import GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
 
@@ -48,6 +50,7 @@ class World:
     run: TrainingRun
     generation_job: GenerationJob
     data_job: DataJob
+    team: Group
 
     def url_kwargs(self, route_name: str = "") -> dict[str, object]:
         """A value for every URL parameter name the routes use (``slug`` is the project's on project pages)."""
@@ -62,6 +65,11 @@ class World:
             "run_id": self.run.pk,
             "job_id": self.data_job.pk if "data-job" in route_name else self.generation_job.pk,
             "token_id": self.token.pk,
+            "user_id": self.users[OUTSIDER].pk,
+            "team_id": self.team.pk,
+            # A set-password link of the outside reviewer whose token is void.
+            "uidb64": urlsafe_base64_encode(force_bytes(self.users[OUTSIDER].pk)),
+            "token": "ccu2v2-0123456789abcdef0123456789abcdef",
         }
 
 
@@ -110,6 +118,8 @@ def build_world(model_dir: Path) -> World:
     data_job = DataJob.objects.create(
         kind=DataJob.Kind.DATASET_BUILD, parameters={"campaigns": [campaign.pk]}, created_by=manager
     )
+    team = team_create(name="Matrix team", actor=manager)
+    team_set_members(team_id=team.pk, usernames=[outsider.username], actor=manager)
     users = {OUTSIDER: outsider, INSIDER: insider, MANAGER: manager}
     created = {caller: token_create(user=user, name="matrix", expires_at=None) for caller, user in users.items()}
     return World(
@@ -125,6 +135,7 @@ def build_world(model_dir: Path) -> World:
         run=run,
         generation_job=generation_job,
         data_job=data_job,
+        team=team,
     )
 
 

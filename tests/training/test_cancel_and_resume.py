@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 
 from tests.conftest import REPO_ROOT, clean_environment
+from tests.servers import write_instance_marker
 from tests.training.conftest import FAST_SETTINGS
 from training.models import JobStatus, Round, RunMetric, TrainingRun
 from training.services.rounds import round_launch
@@ -111,6 +112,7 @@ def test_it_marks_a_run_interrupted_after_its_worker_was_killed_and_resumes_it(
         campaigns=[judged_campaign], params=BuildParams(kind="sft", method="majority"), created_by=manager
     )
     run = launch_sft(tiny_model, snapshot, manager, max_steps=40, save_steps=1)
+    write_instance_marker(var_dir)
     environment = clean_environment(
         VAR_DIR=str(var_dir),
         DEBUG="1",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from rlhf_platform.instance import worker_require_shared_var_dir
 from training.worker import QUEUES, Worker
 
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once: bool, poll: float | None, queue: str, **options) -> None:
+        worker_require_shared_var_dir()
         worker = Worker(log=lambda message: self.stdout.write(message))
         queues = QUEUES if queue == "all" else (queue,)
         if once:
