@@ -508,10 +508,12 @@ def stop_on_signals(worker: Worker) -> None:
     calls ``stop``: a Python handler runs between two bytecodes of the main thread, which may hold
     a lock that ``stop`` needs. Call it from the main thread.
     """
+    # A signal ignored at start stays ignored, as Python itself leaves SIGINT: a shell starts a
+    # background job (`make demo`'s worker) with SIGINT ignored, and its Ctrl+C is for the foreground.
+    wanted = {signum for signum in (signal.SIGTERM, signal.SIGINT) if signal.getsignal(signum) != signal.SIG_IGN}
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    wanted = {signal.SIGTERM, signal.SIGINT}
     for signum in wanted:
         signal.signal(signum, _wake_only)
 

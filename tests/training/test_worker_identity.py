@@ -31,7 +31,8 @@ def test_its_name_is_the_setting_or_the_host_name(settings):
 
 @pytest.fixture
 def other_live_process():
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # "worker" on its command line, as `manage.py worker` has.
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "worker"])
     yield process.pid
     process.kill()
     process.wait()
@@ -43,6 +44,21 @@ def test_a_second_live_worker_with_the_same_name_is_refused(other_live_process):
         worker_register(name="gpu-1", host=HOST, pid=os.getpid(), stale_after_s=120)
     assert f"pid {other_live_process}" in refused.value.message and "--name" in refused.value.message
     assert WorkerPresence.objects.get(name="gpu-1").pid == other_live_process
+    # Alive on this host, it keeps its name however long it was silent (a long database outage).
+    WorkerPresence.objects.filter(name="gpu-1").update(seen_at=timezone.now() - dt.timedelta(seconds=3600))
+    with pytest.raises(WorkerNameInUse):
+        worker_register(name="gpu-1", host=HOST, pid=os.getpid(), stale_after_s=120)
+
+
+def test_a_process_that_reused_a_dead_worker_s_pid_does_not_hold_its_name():
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        worker_register(name="gpu-1", host=HOST, pid=process.pid, stale_after_s=120)
+        worker_register(name="gpu-1", host=HOST, pid=os.getpid(), stale_after_s=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert WorkerPresence.objects.get(name="gpu-1").pid == os.getpid()
 
 
 def test_a_live_worker_of_that_name_on_another_host_is_refused_until_it_goes_silent():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,8 +24,8 @@ from training.models import WorkerPresence
 def worker_register(*, name: str, host: str, pid: int, stale_after_s: float) -> WorkerPresence:
     """Take ``name`` for the process ``host``/``pid``; raises ``WorkerNameInUse`` while another live process holds it.
 
-    The holder counts as dead when it has not beaten for ``stale_after_s``, or at once when it ran
-    on this host and its process is gone (a crash, ``kill -9``: the usual restart). Locks the
+    On this host, the holder counts as dead as soon as its process is gone (a crash, ``kill -9``:
+    the usual restart); on another host, once it has not beaten for ``stale_after_s``. Locks the
     name's row, so two processes starting together cannot both take it.
     """
     now = timezone.now()
@@ -33,8 +34,12 @@ def worker_register(*, name: str, host: str, pid: int, stale_after_s: float) -> 
     )
     presence = WorkerPresence.objects.select_for_update().get(name=name)
     held_by_other = (presence.host, presence.pid) != (host, pid)
-    fresh = presence.seen_at >= now - dt.timedelta(seconds=stale_after_s)
-    if held_by_other and fresh and (presence.host != host or _process_alive(presence.pid)):
+    # On this host the process table says for sure; another host's worker is alive while it beats.
+    if presence.host == host:
+        alive = held_by_other and _worker_process_alive(presence.pid)
+    else:
+        alive = presence.seen_at >= now - dt.timedelta(seconds=stale_after_s)
+    if alive:
         seen = (now - presence.seen_at).total_seconds()
         raise WorkerNameInUse(
             f"A worker named {name!r} is running on {presence.host} (pid {presence.pid}, seen {seen:.0f} s ago). "
@@ -56,12 +61,15 @@ def worker_unregister(*, name: str, host: str, pid: int) -> None:
     WorkerPresence.objects.filter(name=name, host=host, pid=pid).delete()
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (signal 0 checks without sending anything)."""
+def _worker_process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host and is a worker (not a process that reused its pid)."""
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: checks, sends nothing
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # another user's process
-    return True
+    try:
+        return b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # no /proc (not Linux): the pid's existence is all there is to go by
+        return True
