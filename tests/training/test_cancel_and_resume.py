@@ -124,7 +124,8 @@ def test_a_worker_restarted_after_a_kill_interrupts_its_run_at_once_and_it_resum
     snapshot, _ = dataset_build(
         campaigns=[judged_campaign], params=BuildParams(kind="sft", method="majority"), created_by=manager
     )
-    run = launch_sft(tiny_model, snapshot, manager, max_steps=40, save_steps=1)
+    # No periodic checkpoint: the only one is the engine's own as it stops, its worker gone.
+    run = launch_sft(tiny_model, snapshot, manager, max_steps=1000, save_steps=100_000)
     environment = worker_environment(var_dir, WORKER_NAME="gpu-1", TRAINING_AUTO_RESUME="0")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "worker", "--poll", "0.2"],
@@ -158,7 +159,8 @@ def test_a_worker_restarted_after_a_kill_interrupts_its_run_at_once_and_it_resum
     run.refresh_from_db()
     assert run.status == JobStatus.INTERRUPTED and "resume" in run.error, restarted.stdout + restarted.stderr
     # The checkpoint the engine wrote as it stopped is listed, though its event was never read.
-    assert run.checkpoints and [point["path"] for point in run.checkpoints] == checkpoints_on_disk(run)
+    (checkpoint,) = run.checkpoints
+    assert [checkpoint["path"]] == checkpoints_on_disk(run) and checkpoint["step"] >= 3
 
     api_client.force_authenticate(manager)
     resumed = api_client.post(f"/api/training/runs/{run.pk}/resume/")
@@ -166,7 +168,7 @@ def test_a_worker_restarted_after_a_kill_interrupts_its_run_at_once_and_it_resum
     assert worker.run_once()
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error
-    assert run.spec["resume_from"] == "latest" and run.step == 40
+    assert run.spec["resume_from"] == "latest" and run.step == 1000
     # Resumed from a checkpoint, not started over: the first steps were logged once only.
     assert RunMetric.objects.filter(run=run, step=1, values__has_key="loss").count() == 1
     assert run.round.status == Round.Status.SUCCEEDED
