@@ -364,6 +364,17 @@ TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 5, minimum=1)
 TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 120, minimum=2)
 # Seconds the worker sleeps when the queue is empty.
 TRAINING_POLL_S = env_int("TRAINING_POLL_S", 2, minimum=1)
+# The worker's name, stable across restarts, so a restarted worker recovers its own runs at once
+# (`manage.py worker --name` wins; empty: the host name). Two live workers never share a name.
+WORKER_NAME = env_str("WORKER_NAME", "")
+# Seconds a stopping worker (SIGTERM, SIGINT) waits for its engine to checkpoint and for a running
+# import or build to end; then it stops them. A service manager's stop timeout must exceed it.
+TRAINING_STOP_GRACE_S = env_int("TRAINING_STOP_GRACE_S", 60, minimum=1)
+# Seconds between a live worker's looks for runs whose worker went silent (TRAINING_STALE_AFTER_S).
+TRAINING_SWEEP_S = env_int("TRAINING_SWEEP_S", 30, minimum=1)
+# Times a run (or generation job) interrupted by its worker stopping or dying is queued again
+# automatically, from its last checkpoint; 0: only by hand.
+TRAINING_AUTO_RESUME = env_int("TRAINING_AUTO_RESUME", 1, minimum=0)
 # Seconds between the live pages' database reads. The worker's messages reach the web server only
 # through a shared channel layer: with Redis they bring every change at once and the read is a slow
 # safety net (a message lost while Redis restarted); with the in-memory layer the read is all there is.

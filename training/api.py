@@ -61,7 +61,8 @@ class RunSerializer(serializers.ModelSerializer):
             "id", "round", "position", "depends_on", "stage", "status", "params", "input_model", "reward_model",
             "dataset", "text_dataset", "step", "total_steps", "progress", "epoch", "tokens_seen", "eta_s",
             "latest_metrics", "final_metrics", "checkpoints", "output_model", "cancel_requested", "resume_from",
-            "error", "worker", "heartbeat_at", "launched_by", "created_at", "started_at", "finished_at",
+            "error", "worker", "heartbeat_at", "auto_resumes", "launched_by", "created_at", "started_at",
+            "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -121,7 +122,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "status", "model", "compare_with", "source_campaign", "params", "campaign_name", "campaign",
             "step", "total_steps", "progress", "eta_s", "result", "cancel_requested", "error", "log_tail",
-            "heartbeat_at", "launched_by", "created_at", "started_at", "finished_at",
+            "worker", "heartbeat_at", "auto_resumes", "launched_by", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -13,3 +13,9 @@ class Conflict(TrainingError):
     """The request is valid but the run's state does not allow it (e.g. resuming a finished run)."""
 
     status_code = 409
+
+
+class WorkerNameInUse(TrainingError):
+    """A live worker already holds the name another one asked for (``manage.py worker --name``)."""
+
+    status_code = 409

@@ -2,8 +2,9 @@
 
 An executor has ``start(spec_path, workdir) -> handle``. A handle has ``events()`` (the engine's
 JSON events, in order, until its stdout closes), ``poll()`` / ``wait()`` (exit status),
-``terminate()`` (ask it to stop: it checkpoints and emits ``cancelled``) and ``log_tail()`` (its
-last stderr lines). ``settings.TRAINING_EXECUTOR`` names the executor class by dotted path.
+``terminate()`` (ask it to stop: it checkpoints and emits ``cancelled``), ``kill()`` (stop it now,
+when a stopping worker's grace is over) and ``log_tail()`` (its last stderr lines).
+``settings.TRAINING_EXECUTOR`` names the executor class by dotted path.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class EngineHandle(Protocol):
     def poll(self) -> int | None: ...
     def wait(self) -> int: ...
     def terminate(self) -> None: ...
+    def kill(self) -> None: ...
     def log_tail(self) -> str: ...
 
 
@@ -77,6 +79,11 @@ class LocalHandle:
         """SIGTERM to the whole process group (every rank under accelerate launch)."""
         with contextlib.suppress(ProcessLookupError):  # already gone: its events say how it ended
             os.killpg(self.process.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: it did not stop on SIGTERM within the worker's grace."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def log_tail(self) -> str:
         return "\n".join(self._tail)

@@ -101,8 +101,11 @@ class Job(models.Model):
     eta_s = models.FloatField(null=True, blank=True, help_text="Seconds left, estimated.")
     log_tail = models.TextField(blank=True, help_text="The engine's last stderr lines.")
     error = models.TextField(blank=True, help_text="Why it failed, fit to show as it is.")
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker that holds it.")
+    worker = models.CharField(max_length=200, blank=True, help_text="Name of the worker that holds (or last held) it.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    auto_resumes = models.PositiveSmallIntegerField(
+        default=0, help_text="Times it was queued again automatically after its worker stopped (TRAINING_AUTO_RESUME)."
+    )
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -116,6 +119,26 @@ class Job(models.Model):
     @property
     def progress_fraction(self) -> float | None:
         return min(self.step / self.total_steps, 1.0) if self.total_steps else None
+
+
+class WorkerPresence(models.Model):
+    """A live ``manage.py worker``: its name (stable across restarts) and the process that holds it.
+
+    The process beats here while it lives. A second process asking for a name that a live one
+    holds is refused; a restarted worker takes its name over from a dead predecessor at once.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"worker {self.name} ({self.host}, pid {self.pid})"
 
 
 class Round(models.Model):

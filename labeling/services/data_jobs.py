@@ -283,6 +283,25 @@ def data_jobs_fail_stale(*, stale_after_s: float) -> int:
     return count
 
 
+def data_jobs_fail_of(*, worker: str) -> int:
+    """At a worker's start: fail the data jobs still running under its name; returns how many.
+
+    Its previous process is dead (``training.services.workers`` refuses a name a live process
+    holds), so they are failed at once instead of after ``stale_after_s``. As in
+    ``data_jobs_fail_stale``, nothing of them was kept; the message says to run them again.
+    """
+    count = 0
+    for job in DataJob.objects.filter(status=DataJob.Status.RUNNING, worker=worker):
+        message = STALE_IMPORT if job.kind == DataJob.Kind.IMPORT else STALE_BUILD
+        changed = DataJob.objects.filter(pk=job.pk, status=DataJob.Status.RUNNING, worker=worker).update(
+            status=DataJob.Status.FAILED, error=message, finished_at=timezone.now()
+        )
+        if changed:
+            _remove_inputs(job)
+            count += 1
+    return count
+
+
 class ProgressFile:
     """A running job's progress as a small JSON file, replaced atomically so a reader never sees half of it."""
 

@@ -290,6 +290,33 @@ def test_the_worker_fails_stale_data_jobs_when_it_starts(campaign, manager):
     assert build.status == DataJob.Status.FAILED and "nothing was saved. Build it again." in build.error
 
 
+def test_a_restarted_worker_fails_the_jobs_it_was_running_at_once(campaign, manager, data_jobs_dir):
+    from training.worker import Worker
+
+    def claimed_just_now(job: DataJob, worker: str) -> DataJob:
+        DataJob.objects.filter(pk=job.pk).update(
+            status=DataJob.Status.RUNNING, worker=worker, heartbeat_at=timezone.now()
+        )
+        job.refresh_from_db()
+        return job
+
+    own = claimed_just_now(
+        import_job_create(campaign=campaign, upload=upload(pairwise_rows(2)), file_format="jsonl", created_by=manager),
+        worker="gpu-1",
+    )
+    other = claimed_just_now(
+        dataset_build_job_create(campaigns=[campaign], params=dataset_params(), created_by=manager), worker="gpu-2"
+    )
+
+    # Its previous process died mid-import (kill -9, or past the stop's grace): nothing of it was kept.
+    assert Worker(executor=object(), name="gpu-1", log=lambda message: None).recover() == 1
+
+    own.refresh_from_db(), other.refresh_from_db()
+    assert own.status == DataJob.Status.FAILED and "nothing was imported. Import the file again." in own.error
+    assert not os.path.exists(own.file_path)
+    assert other.status == DataJob.Status.RUNNING  # another live worker's
+
+
 def test_data_jobs_are_for_managers_only(campaign, manager, reviewer):
     campaign.reviewers.add(reviewer)
     job = import_job_create(campaign=campaign, upload=upload(pairwise_rows(2)), file_format="jsonl", created_by=manager)

@@ -134,3 +134,10 @@ def training_round(db, tmp_path) -> Round:
 
 def first_run(training_round: Round) -> TrainingRun:
     return training_round.runs.order_by("position").first()
+
+
+def checkpoints_on_disk(run: TrainingRun) -> list[str]:
+    """Complete checkpoint directories of the run, oldest first (the Trainer writes trainer_state.json last)."""
+    found = (Path(run.workdir) / "output" / "checkpoints").glob("checkpoint-*")
+    complete = [path for path in found if (path / "trainer_state.json").is_file()]
+    return [str(path) for path in sorted(complete, key=lambda path: int(path.name.split("-")[1]))]

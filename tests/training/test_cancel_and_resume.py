@@ -16,7 +16,7 @@ from django.db import connection
 
 from tests.conftest import REPO_ROOT, clean_environment
 from tests.servers import write_instance_marker
-from tests.training.conftest import FAST_SETTINGS
+from tests.training.conftest import FAST_SETTINGS, checkpoints_on_disk
 from training.models import JobStatus, Round, RunMetric, TrainingRun
 from training.services.rounds import round_launch
 
@@ -52,7 +52,8 @@ def step_of(run: TrainingRun) -> int:
 
 
 def test_it_cancels_a_running_run_which_keeps_its_checkpoint(api_client, manager, tiny_model, sft_snapshot, worker):
-    run = launch_sft(tiny_model, sft_snapshot, manager, max_steps=5000, save_steps=100_000)
+    # A checkpoint every step, two kept: the list must follow the disk, and hold the cancel's own.
+    run = launch_sft(tiny_model, sft_snapshot, manager, max_steps=5000, save_steps=1)
 
     def work() -> None:
         try:
@@ -63,7 +64,7 @@ def test_it_cancels_a_running_run_which_keeps_its_checkpoint(api_client, manager
     thread = threading.Thread(target=work)
     thread.start()
     try:
-        wait_until(lambda: step_of(run) >= 1, timeout_s=90, what="the first training step")
+        wait_until(lambda: step_of(run) >= 3, timeout_s=90, what="a few training steps")
         api_client.force_authenticate(manager)
         response = api_client.post(f"/api/training/runs/{run.pk}/cancel/")
         assert response.status_code == 200 and response.json()["cancel_requested"] is True
@@ -72,8 +73,9 @@ def test_it_cancels_a_running_run_which_keeps_its_checkpoint(api_client, manager
     run.refresh_from_db()
     assert run.status == JobStatus.CANCELLED, run.error
     assert run.step < 5000
-    (checkpoint,) = run.checkpoints
-    assert Path(checkpoint["path"]).is_dir() and "Last checkpoint" in run.error
+    assert [point["path"] for point in run.checkpoints] == checkpoints_on_disk(run)
+    assert len(run.checkpoints) == 2 and run.checkpoints[-1]["step"] == run.step
+    assert f"Last checkpoint: {run.checkpoints[-1]['path']}" in run.error
     assert run.round.status == Round.Status.CANCELLED and "cancelled" in run.round.failure_reason
 
 
@@ -99,7 +101,21 @@ def engine_processes(spec_path: Path) -> list[int]:
     return found
 
 
-def test_it_marks_a_run_interrupted_after_its_worker_was_killed_and_resumes_it(
+def worker_environment(var_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a ``manage.py worker`` process that shares this test's database and files
+    (whose instance marker it writes into ``var_dir``, as `migrate` would: the worker checks it)."""
+    write_instance_marker(var_dir)
+    return clean_environment(
+        VAR_DIR=str(var_dir),
+        DEBUG="1",
+        DATABASE_URL=database_url_for_other_processes(),
+        TRAINING_ENGINE_THREADS="1",
+        TRAINING_HEARTBEAT_S="1",
+        **overrides,
+    )
+
+
+def test_a_worker_restarted_after_a_kill_interrupts_its_run_at_once_and_it_resumes(
     settings, tmp_path, api_client, manager, tiny_model, judged_campaign, worker
 ):
     # The worker process must find the same database, snapshot files and run directories.
@@ -111,15 +127,9 @@ def test_it_marks_a_run_interrupted_after_its_worker_was_killed_and_resumes_it(
     snapshot, _ = dataset_build(
         campaigns=[judged_campaign], params=BuildParams(kind="sft", method="majority"), created_by=manager
     )
-    run = launch_sft(tiny_model, snapshot, manager, max_steps=40, save_steps=1)
-    write_instance_marker(var_dir)
-    environment = clean_environment(
-        VAR_DIR=str(var_dir),
-        DEBUG="1",
-        DATABASE_URL=database_url_for_other_processes(),
-        TRAINING_ENGINE_THREADS="1",
-        TRAINING_HEARTBEAT_S="1",
-    )
+    # No periodic checkpoint: the only one is the engine's own as it stops, its worker gone.
+    run = launch_sft(tiny_model, snapshot, manager, max_steps=1000, save_steps=100_000)
+    environment = worker_environment(var_dir, WORKER_NAME="gpu-1", TRAINING_AUTO_RESUME="0")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "worker", "--poll", "0.2"],
         cwd=REPO_ROOT,
@@ -133,16 +143,27 @@ def test_it_marks_a_run_interrupted_after_its_worker_was_killed_and_resumes_it(
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     spec_path = settings.TRAINING_DIR / "runs" / str(run.pk) / "spec.json"
-    # The engine gets SIGTERM when its worker dies (PR_SET_PDEATHSIG) and stops.
+    # The engine gets SIGTERM when its worker dies (PR_SET_PDEATHSIG), checkpoints and stops; nobody
+    # reads its events any more.
     wait_until(lambda: not engine_processes(spec_path), timeout_s=60, what="the orphaned engine to stop")
     run.refresh_from_db()
     assert run.status == JobStatus.RUNNING  # nobody was left to say otherwise
 
-    assert worker.recover() == 0  # a fresh heartbeat is not stale yet
-    worker.stale_after_s = 0.0
-    assert worker.recover() == 1
+    # The worker restarted under its name knows the run was its own: no waiting for a stale heartbeat.
+    restarted = subprocess.run(
+        [sys.executable, "manage.py", "worker", "--once"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert restarted.returncode == 0, restarted.stderr
     run.refresh_from_db()
-    assert run.status == JobStatus.INTERRUPTED and "resume" in run.error
+    assert run.status == JobStatus.INTERRUPTED and "resume" in run.error, restarted.stdout + restarted.stderr
+    # The checkpoint the engine wrote as it stopped is listed, though its event was never read.
+    (checkpoint,) = run.checkpoints
+    assert [checkpoint["path"]] == checkpoints_on_disk(run) and checkpoint["step"] >= 3
 
     api_client.force_authenticate(manager)
     resumed = api_client.post(f"/api/training/runs/{run.pk}/resume/")
@@ -150,7 +171,7 @@ def test_it_marks_a_run_interrupted_after_its_worker_was_killed_and_resumes_it(
     assert worker.run_once()
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error
-    assert run.spec["resume_from"] == "latest" and run.step == 40
+    assert run.spec["resume_from"] == "latest" and run.step == 1000
     # Resumed from a checkpoint, not started over: the first steps were logged once only.
     assert RunMetric.objects.filter(run=run, step=1, values__has_key="loss").count() == 1
     assert run.round.status == Round.Status.SUCCEEDED

@@ -18,6 +18,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase, Trainer
 
 from training.engine.adapters import ParameterCounts, count_parameters
+from training.engine.checkpoints import complete_checkpoints
 from training.engine.events import CancelFlag, Cancelled, EventCallback, EventStream
 from training.engine.models import Device
 from training.engine.spec import TrainingSpec
@@ -88,9 +89,8 @@ def resume_checkpoint(spec: TrainingSpec) -> str | None:
     """
     if spec.resume_from != "latest":
         return spec.resume_from
-    complete = [path for path in checkpoints_dir(spec).glob("checkpoint-*") if (path / "trainer_state.json").is_file()]
-    found = sorted(complete, key=lambda path: int(path.name.split("-")[1]))
-    return str(found[-1]) if found else None
+    found = complete_checkpoints(checkpoints_dir(spec))
+    return str(found[-1][1]) if found else None
 
 
 def train(

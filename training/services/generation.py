@@ -272,9 +272,20 @@ def generation_job_resume(*, job: GenerationJob, actor: AbstractBaseUser | None 
     if job.status not in RESUMABLE_STATUSES:
         raise Conflict(f"Only interrupted, cancelled or failed jobs can run again; this one is {job.status}.")
     audit_record(actor=actor, action=Action.GENERATION_RESUME, target=job, changes={"status": (job.status, "queued")})
+    return generation_job_queue_again(job=job)
+
+
+def generation_job_queue_again(*, job: GenerationJob, automatically: bool = False) -> GenerationJob:
+    """Queue the job again, by hand or by the worker's auto-resume policy (``automatically``:
+    counted in ``auto_resumes``); generation starts over. Runs inside the caller's transaction,
+    with the job's row locked."""
     job.status, job.cancel_requested, job.error, job.finished_at = JobStatus.QUEUED, False, "", None
     job.step, job.eta_s = 0, None  # it starts over
-    job.save(update_fields=["status", "cancel_requested", "error", "finished_at", "step", "eta_s"])
+    fields = ["status", "cancel_requested", "error", "finished_at", "step", "eta_s"]
+    if automatically:
+        job.auto_resumes += 1
+        fields.append("auto_resumes")
+    job.save(update_fields=fields)
     notify_generation(job)
     return job
 

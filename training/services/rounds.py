@@ -44,6 +44,7 @@ from training.models import (
 )
 from training.paths import confined_path, data_roots
 from training.realtime import notify_round, notify_run
+from training.services.checkpoints import run_checkpoints_kept
 from training.services.evaluation import evaluation_wiring
 from training.services.uploads import corpus_upload_remove, corpus_upload_store
 from training.specs import LaunchError, build_spec, check_shared_settings, check_spec, settings_for
@@ -415,12 +416,27 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
     if run.depends_on_id is not None and run.depends_on.status != JobStatus.SUCCEEDED:
         raise Conflict(f"The stage before it ({run.depends_on.stage}) has not succeeded; resume that one first.")
     audit_record(actor=actor, action=Action.RUN_RESUME, target=run, changes={"status": (run.status, "queued")})
+    return run_queue_again(run=run)
+
+
+def run_queue_again(*, run: TrainingRun, automatically: bool = False) -> TrainingRun:
+    """The resume itself, by hand (``run_resume``) or by the worker's auto-resume policy
+    (``automatically``: counted in ``auto_resumes``). The engine resumes from the newest complete
+    checkpoint on disk ('latest'), which the run's list shows.
+
+    Runs inside the caller's transaction, with the run's row locked; locks the round's.
+    """
     run.status = JobStatus.QUEUED
     run.resume_from = "latest"
     run.cancel_requested = False
     run.error = ""
     run.finished_at = None
-    run.save(update_fields=["status", "resume_from", "cancel_requested", "error", "finished_at"])
+    run.checkpoints = run_checkpoints_kept(run=run)
+    fields = ["status", "resume_from", "cancel_requested", "error", "finished_at", "checkpoints"]
+    if automatically:
+        run.auto_resumes += 1
+        fields.append("auto_resumes")
+    run.save(update_fields=fields)
     notify_run(run)
     if run.round_id is not None:
         round_ = Round.objects.select_for_update().get(pk=run.round_id)

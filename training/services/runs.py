@@ -21,6 +21,7 @@ from training.engine.stages import STAGES, stage_names
 from training.errors import TrainingError
 from training.models import JobStatus, ModelArtifact, Round, RunMetric, Stage, TrainingRun, is_metric_value
 from training.realtime import notify_run
+from training.services.checkpoints import record_checkpoints_at_stop, run_checkpoints_kept
 from training.services.evaluation import (
     benchmark_data_dir,
     default_benchmarks,
@@ -138,7 +139,9 @@ def run_record_event(*, run: TrainingRun, event: dict[str, Any]) -> None:
             run.save(update_fields=["latest_metrics"])
             notify_run(run, point={"id": point.pk, "kind": point_kind, "step": step, "values": values})
         elif kind == "checkpoint":
-            run.checkpoints = [*run.checkpoints, {"step": event.get("step"), "path": event.get("path")}]
+            # The engine deleted older checkpoints before telling of this one (save_total_limit).
+            written = {"step": event.get("step"), "path": event.get("path")}
+            run.checkpoints = run_checkpoints_kept(run=run, written=written)
             run.save(update_fields=["checkpoints"])
             notify_run(run)
 
@@ -185,7 +188,8 @@ def run_mark_cancelled(*, run: TrainingRun, checkpoint: str | None, log_tail: st
     """The engine stopped on a cancel request, after writing ``checkpoint``; the round stops. Locks the round."""
     run.status, run.finished_at, run.log_tail = JobStatus.CANCELLED, timezone.now(), log_tail
     run.error = "Cancelled." + (f" Last checkpoint: {checkpoint}" if checkpoint else "")
-    run.save(update_fields=["status", "finished_at", "log_tail", "error"])
+    record_checkpoints_at_stop(run)
+    run.save(update_fields=["status", "finished_at", "log_tail", "error", "checkpoints", "step"])
     notify_run(run)
     if run.round_id is not None:
         round_stop(round_=run.round, status=Round.Status.CANCELLED, reason=f"The {run.stage} stage was cancelled.")
