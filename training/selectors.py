@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from labeling import selectors as labeling_selectors
 from labeling.aggregation import arena
@@ -21,11 +24,21 @@ from training.models import (
     RunMetric,
     Stage,
     TrainingRun,
+    WorkerPresence,
     is_metric_value,
 )
 from training.realtime import round_payload, run_payload
 
 RUN_RELATED = ("round", "input_model", "reward_model", "output_model", "dataset", "launched_by")
+
+
+def worker_seen_recently() -> bool:
+    """Whether some ``manage.py worker`` beat within ``TRAINING_STALE_AFTER_S``: else queued work waits.
+
+    A worker beats every ``TRAINING_HEARTBEAT_S`` and removes its row when it stops cleanly.
+    """
+    since = timezone.now() - dt.timedelta(seconds=settings.TRAINING_STALE_AFTER_S)
+    return WorkerPresence.objects.filter(seen_at__gte=since).exists()
 
 
 def model_list() -> QuerySet[ModelArtifact]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django import template
 
 from training.formatting import format_change, format_eta, format_figure, format_metric, terminal_text
+from training.selectors import worker_seen_recently
 
 register = template.Library()
 
@@ -39,3 +40,9 @@ def figure(value: float | None, unit: str) -> str:
 @register.filter(name="change")
 def change(value: float | None, unit: str) -> str:
     return format_change(value, unit)
+
+
+@register.inclusion_tag("training/_no_worker.html")
+def no_worker_notice() -> dict[str, bool]:
+    """A warning where queued work is shown and no worker is running to take it (one query)."""
+    return {"missing": not worker_seen_recently()}
