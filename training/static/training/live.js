@@ -69,6 +69,9 @@ function initLivePage(root) {
   // Ids of points had since the page loaded: one brought twice redraws nothing, while one that comes
   // late (after a newer one) still does.
   const seenPoints = new Set();
+  // The newest log tail each run's messages brought. A re-fetched fragment may have been rendered
+  // from the database before that log was stored, so the log is put back after each fetch.
+  const logs = new Map();
   let refreshTimer = null;
   let lastRefresh = 0;
   let retryMs = 1000;
@@ -83,7 +86,10 @@ function initLivePage(root) {
     if (!fragment || !root.dataset.liveUrl) return;
     try {
       const response = await fetch(root.dataset.liveUrl, { headers: { Accept: "text/html" }, credentials: "same-origin" });
-      if (response.ok) fragment.innerHTML = await response.text();
+      if (response.ok) {
+        fragment.innerHTML = await response.text();
+        for (const [runId, text] of logs) updateLog(runId, text);
+      }
     } catch {
       // The next update tries again.
     }
@@ -122,6 +128,7 @@ function initLivePage(root) {
           scheduleRefresh();
         }
       } else if (message.type === "log") {
+        logs.set(message.run_id, message.text);
         updateLog(message.run_id, message.text);
       }
     });
