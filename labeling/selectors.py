@@ -422,9 +422,13 @@ def data_job_get(*, job_id: int) -> DataJob:
     return job
 
 
-def data_jobs_recent(*, campaign: Campaign | None = None, kind: str | None = None, limit: int = 5) -> list[DataJob]:
-    """The newest data jobs (of ``campaign``, of ``kind``), for the pages that start them."""
+def data_jobs_recent(
+    *, campaign: Campaign | None = None, kind: str | None = None, limit: int = 5, besides: DataJob | None = None
+) -> list[DataJob]:
+    """The newest data jobs (of ``campaign``, of ``kind``, other than ``besides``), for the pages that start them."""
     jobs = DataJob.objects.select_related("campaign", "dataset", "created_by").order_by("-created_at", "-id")
+    if besides is not None:  # a job's own page shows it, live, above its list: a second, frozen copy would disagree
+        jobs = jobs.exclude(pk=besides.pk)
     if campaign is not None:
         jobs = jobs.filter(campaign=campaign)
     if kind is not None:

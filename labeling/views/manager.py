@@ -198,7 +198,8 @@ def _job_accepted(job: DataJob) -> JsonResponse:
 @manager_required
 def data_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _data_job_or_404(job_id)
-    recent = selectors.data_jobs_recent(kind=job.kind, campaign=job.campaign if job.campaign_id else None, limit=10)
+    campaign = job.campaign if job.campaign_id else None
+    recent = selectors.data_jobs_recent(kind=job.kind, campaign=campaign, limit=10, besides=job)
     context = {**_data_job_context(job), "recent": recent}
     return render(request, "labeling/manager/data_job.html", context)
 

@@ -114,6 +114,23 @@ def test_it_imports_in_the_worker_records_the_audit_and_removes_the_upload(campa
     assert list(data_jobs_dir.iterdir()) == []  # the upload and the progress file are gone
 
 
+def test_a_job_page_lists_the_other_recent_jobs_not_a_frozen_copy_of_itself(
+    campaign, manager, manager_client, data_jobs_dir
+):
+    earlier = import_job_create(
+        campaign=campaign, upload=upload(pairwise_rows(2)), file_format="jsonl", created_by=manager
+    )
+    job = import_job_create(
+        campaign=campaign, upload=upload(pairwise_rows(3), name="later.jsonl"), file_format="jsonl", created_by=manager
+    )
+    run_data_jobs()
+
+    html = manager_client.get(f"/manage/jobs/{job.pk}/").content.decode()
+
+    assert "Other recent imports" in html and f'href="/manage/jobs/{earlier.pk}/"' in html
+    assert f'href="/manage/jobs/{job.pk}/"' not in html
+
+
 def test_it_fails_a_bad_file_with_its_lines_and_writes_nothing(campaign, manager, data_jobs_dir):
     rows = [*pairwise_rows(3), {"prompt": "", "responses": ["a", "b"]}, {"prompt": "q", "responses": ["a"]}]
     job = import_job_create(campaign=campaign, upload=upload(rows), file_format="jsonl", created_by=manager)
