@@ -273,19 +273,12 @@ class SetPasswordLinkSerializer(serializers.Serializer):
 
 
 def _link_data(request: Request, link: services.SetPasswordLink) -> dict:
-    person = selectors.people_list().get(pk=link.user.pk)
+    person = selectors.person_get(user_id=link.user.pk)
     return {
         "person": _person_data(person),
         "set_password_url": request.build_absolute_uri(link.path),
         "expires_at": link.expires_at,
     }
-
-
-def _person_or_404(user_id: int):
-    user = selectors.people_list().filter(pk=user_id).first()
-    if user is None:
-        raise services.PersonNotFound()
-    return user
 
 
 INVITES_NEED_A_SESSION = (
@@ -350,7 +343,7 @@ class PersonApi(APIView):
 
     @extend_schema(responses=PersonSerializer, tags=["people"])
     def get(self, request: Request, user_id: int) -> Response:
-        return Response(PersonSerializer(_person_data(_person_or_404(user_id))).data)
+        return Response(PersonSerializer(_person_data(selectors.person_get(user_id=user_id))).data)
 
     @extend_schema(
         request=UpdateSerializer,
@@ -369,7 +362,7 @@ class PersonApi(APIView):
                 services.user_set_roles(user_id=user_id, roles=fields["roles"], actor=request.user)
             if "is_active" in fields:
                 services.user_set_active(user_id=user_id, active=fields["is_active"], actor=request.user)
-        return Response(PersonSerializer(_person_data(_person_or_404(user_id))).data)
+        return Response(PersonSerializer(_person_data(selectors.person_get(user_id=user_id))).data)
 
 
 class PersonPasswordLinkApi(APIView):
@@ -396,13 +389,6 @@ class TeamSerializer(serializers.Serializer):
 
 def _team_data(team) -> dict:
     return {"id": team.pk, "name": team.name, "members": sorted(team.user_set.values_list("username", flat=True))}
-
-
-def _team_or_404(team_id: int):
-    team = selectors.teams_list().filter(pk=team_id).first()
-    if team is None:
-        raise services.TeamNotFound()
-    return team
 
 
 class TeamsApi(APIView):
@@ -449,7 +435,7 @@ class TeamApi(APIView):
 
     @extend_schema(responses=TeamSerializer, tags=["people"])
     def get(self, request: Request, team_id: int) -> Response:
-        return Response(TeamSerializer(_team_data(_team_or_404(team_id))).data)
+        return Response(TeamSerializer(_team_data(selectors.team_get(team_id=team_id))).data)
 
     @extend_schema(
         request=UpdateSerializer,
@@ -461,7 +447,7 @@ class TeamApi(APIView):
         data = self.UpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.team_set_members(team_id=team_id, usernames=data.validated_data["members"], actor=request.user)
-        return Response(TeamSerializer(_team_data(_team_or_404(team_id))).data)
+        return Response(TeamSerializer(_team_data(selectors.team_get(team_id=team_id))).data)
 
     @extend_schema(
         responses={204: None, **ERRORS},

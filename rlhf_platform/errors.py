@@ -35,6 +35,20 @@ class UserError(Exception):
         self.errors = errors or {}
 
 
+class PersonNotFound(UserError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__("No such person.")
+
+
+class TeamNotFound(UserError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__("No such team.")
+
+
 def field_errors(detail: Any, prefix: str = "") -> dict[str, str]:
     """A serializer's nested error detail as ``{dotted.field: "message. message"}``."""
     if isinstance(detail, dict):

@@ -12,6 +12,7 @@ from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 
 from rlhf_platform.audit import TARGET_TYPES, Action
+from rlhf_platform.errors import PersonNotFound, TeamNotFound
 from rlhf_platform.models import ApiToken
 from rlhf_platform.roles import Role
 
@@ -124,6 +125,14 @@ def people_list(*, query: str = "", show: str = "") -> QuerySet[AbstractUser]:
     return people
 
 
+def person_get(*, user_id: int) -> AbstractUser:
+    """One person, their groups loaded, for ``person_row``; raises ``PersonNotFound``."""
+    person = people_list().filter(pk=user_id).first()
+    if person is None:
+        raise PersonNotFound()
+    return person
+
+
 def person_row(user: AbstractUser) -> dict[str, Any]:
     """What the people pages show of someone (their groups prefetched): roles, teams, state."""
     names = {group.name for group in user.groups.all()}
@@ -143,6 +152,14 @@ def person_row(user: AbstractUser) -> dict[str, Any]:
 def teams_list() -> QuerySet[Group]:
     """Teams (auth groups other than the role groups) by name, with ``member_count``."""
     return Group.objects.exclude(name__in=list(Role)).annotate(member_count=Count("user")).order_by("name")
+
+
+def team_get(*, team_id: int) -> Group:
+    """One team, with ``member_count``; raises ``TeamNotFound`` (role groups are not teams)."""
+    team = teams_list().filter(pk=team_id).first()
+    if team is None:
+        raise TeamNotFound()
+    return team
 
 
 def team_member_choices(*, team: Group) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from rlhf_platform.audit import Action, audit_record
-from rlhf_platform.errors import UserError
+from rlhf_platform.errors import PersonNotFound, TeamNotFound, UserError
 from rlhf_platform.models import ApiToken, ApiTokenStatus, token_digest
 from rlhf_platform.roles import Role, user_is_manager
 
@@ -208,13 +208,6 @@ def token_mark_used(*, token_id: int, now: datetime) -> None:
 # password-reset token: it expires after PASSWORD_RESET_TIMEOUT (PASSWORD_LINK_HOURS) and works
 # once, because the token is made from the password hash and the last sign-in, which setting the
 # password changes. Deactivating someone also voids their links (``is_active`` is part of it).
-
-
-class PersonNotFound(UserError):
-    status_code = 404
-
-    def __init__(self) -> None:
-        super().__init__("No such person.")
 
 
 class SetPasswordTokenGenerator(PasswordResetTokenGenerator):
@@ -422,13 +415,6 @@ def user_set_active(*, user_id: int, active: bool, actor: AbstractBaseUser | Non
 
 
 # --- teams: auth groups other than the role groups ----------------------------------------------
-
-
-class TeamNotFound(UserError):
-    status_code = 404
-
-    def __init__(self) -> None:
-        super().__init__("No such team.")
 
 
 def _team_locked(team_id: int) -> Group:

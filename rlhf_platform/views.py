@@ -173,10 +173,10 @@ def people_page(request: HttpRequest) -> HttpResponse:
 
 
 def _person(user_id: int):
-    user = selectors.people_list().filter(pk=user_id).first()
-    if user is None:
-        raise Http404("No such person.")
-    return user
+    try:
+        return selectors.person_get(user_id=user_id)
+    except services.PersonNotFound:
+        raise Http404("No such person.") from None
 
 
 def _person_page(request: HttpRequest, user, *, link: services.SetPasswordLink | None = None) -> HttpResponse:
@@ -267,9 +267,10 @@ def teams_page(request: HttpRequest) -> HttpResponse:
 @manager_required
 @require_http_methods(["GET", "POST"])
 def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
-    team = selectors.teams_list().filter(pk=team_id).first()
-    if team is None:
-        raise Http404("No such team.")
+    try:
+        team = selectors.team_get(team_id=team_id)
+    except services.TeamNotFound:
+        raise Http404("No such team.") from None
     if request.method == "POST":
         try:
             members = services.team_set_members(
