@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -33,6 +35,10 @@ def test_its_name_is_the_setting_or_the_host_name(settings):
 def other_live_process():
     # "worker" on its command line, as `manage.py worker` has.
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "worker"])
+    # Until the child has exec'd, its command line is still the parent's (no "worker" in it).
+    deadline = time.monotonic() + 30
+    while b"worker" not in Path(f"/proc/{process.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
     yield process.pid
     process.kill()
     process.wait()
