@@ -160,6 +160,14 @@ def error_slices(table: pd.DataFrame, *, min_count: int = MIN_FLAGGED_COUNT) -> 
     return SliceReport(count=count, score=score, interval=interval, slices=slices, meta_keys_left_out=left_out)
 
 
+def find_slice(report: SliceReport, *, dimension: str, key: str = "", value: str) -> Slice | None:
+    """The report's slice of that dimension, key and value, or None."""
+    for item in report.slices:
+        if (item.dimension, item.key, item.value) == (dimension, key, value):
+            return item
+    return None
+
+
 def slice_rows(table: pd.DataFrame, *, dimension: str, key: str = "", value: str) -> pd.DataFrame:
     """The table's rows in one slice (empty when no row is in it, or the dimension is unknown)."""
     groups, _ = _slice_columns(table)
