@@ -165,3 +165,14 @@ def test_the_model_page_and_its_verdict_link_to_the_mistakes(tmp_path, manager, 
     page = manager_client.get(reverse("training:model-detail", args=[model.pk])).content.decode()
     url = reverse("training:model-mistakes", args=[model.pk])
     assert page.count(f'href="{url}"') == 2 and "Mistakes, by slice" in page
+
+
+def test_a_policy_verdict_without_judged_prompts_has_no_mistakes_link(tmp_path, manager, manager_client):
+    model = evaluated_model(tmp_path, manager, kind="policy", outcomes=[])
+    evaluation = Round.objects.create(name="eval", preset=Round.Preset.EVALUATION, base_model=model)
+    model.evaluation["verdict"]["round"] = evaluation.pk
+    model.save(update_fields=["evaluation"])
+    page = manager_client.get(reverse("training:model-detail", args=[model.pk])).content.decode()
+    assert "Prompts it lost" not in page
+    mistakes_page = manager_client.get(reverse("training:model-mistakes", args=[model.pk])).content.decode()
+    assert "there are no lost prompts to show" in mistakes_page
