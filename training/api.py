@@ -550,3 +550,55 @@ class ModelABResultsApi(APIView):
     def get(self, request: Request, model_id: int) -> Response:
         results = selectors.ab_results_for_model(model=selectors.model_get(model_id=model_id))
         return Response(ABResultSerializer([result.as_dict() for result in results], many=True).data)
+
+
+class MistakeSliceSerializer(serializers.Serializer):
+    dimension = serializers.CharField(help_text="campaign, meta, prompt_length or agreement.")
+    key = serializers.CharField(help_text="The meta key (empty for the other dimensions).")
+    value = serializers.CharField(help_text="The slice's value: a campaign id, a meta value, a length bucket, a level.")
+    label = serializers.CharField(help_text="The value for people (a campaign's name, a percentage).")
+    count = serializers.IntegerField()
+    score = serializers.FloatField(help_text="Accuracy (reward model) or win rate against the base (policy).")
+    interval = serializers.ListField(child=serializers.FloatField(), help_text="95% Wilson interval of the score.")
+    much_worse = serializers.BooleanField(
+        help_text="At least 10 items, and the whole interval below the overall score."
+    )
+
+
+class ModelMistakesSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="reward (held-out pairs) or policy (held-out prompts against its base).")
+    run = serializers.IntegerField(allow_null=True, help_text="The evaluation run the outcomes come from.")
+    message = serializers.CharField(help_text="Why there is nothing to slice (empty when there is).")
+    count = serializers.IntegerField()
+    score = serializers.FloatField(allow_null=True)
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    slices = MistakeSliceSerializer(many=True, help_text="Worst first.")
+    meta_keys_left_out = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Meta keys with too many values to slice by -> their count."
+    )
+
+
+class ModelMistakesApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        responses={200: ModelMistakesSerializer, 404: ErrorSerializer},
+        description="The model's latest evaluation sliced by campaign, meta value, prompt length and human "
+        "agreement: score, count and 95% interval per slice, worst first, much worse slices flagged. A model "
+        "without per-item outcomes (never evaluated, or evaluated before they were kept) answers with a message.",
+        tags=["training"],
+    )
+    def get(self, request: Request, model_id: int) -> Response:
+        found = selectors.model_mistakes(model=selectors.model_get(model_id=model_id))
+        report = found.report
+        body = {
+            "kind": found.kind,
+            "run": found.run.pk if found.run is not None else None,
+            "message": found.message,
+            "count": report.count if report else 0,
+            "score": report.score if report else None,
+            "interval": list(report.interval) if report else None,
+            "slices": [item.as_dict() for item in report.slices] if report else [],
+            "meta_keys_left_out": report.meta_keys_left_out if report else {},
+        }
+        return Response(ModelMistakesSerializer(body).data)

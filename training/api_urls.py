@@ -6,6 +6,7 @@ urlpatterns = [
     path("models/", api.ModelListCreateApi.as_view(), name="api-training-models"),
     path("models/<id:model_id>/", api.ModelDetailApi.as_view(), name="api-training-model"),
     path("models/<id:model_id>/ab-results/", api.ModelABResultsApi.as_view(), name="api-training-model-ab-results"),
+    path("models/<id:model_id>/mistakes/", api.ModelMistakesApi.as_view(), name="api-training-model-mistakes"),
     path("rounds/", api.RoundListLaunchApi.as_view(), name="api-training-rounds"),
     path("rounds/<id:round_id>/", api.RoundDetailApi.as_view(), name="api-training-round"),
     path("evaluations/", api.EvaluationLaunchApi.as_view(), name="api-training-evaluations"),

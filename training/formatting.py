@@ -144,3 +144,14 @@ def format_change(value: float | None, unit: str) -> str:
         return f"{value * 100:+.1f} pts"
     sign = "+" if value >= 0 else "-"
     return sign + format_figure(abs(value), unit)
+
+
+def message_text(value: object) -> str:
+    """A prompt or answer as plain text: a string as it is; a conversation as its messages' contents
+    (each after its role when there are several), one paragraph each. Escaped by the template."""
+    if isinstance(value, list):
+        messages = [message for message in value if isinstance(message, dict)]
+        if len(messages) == 1:
+            return str(messages[0].get("content", ""))
+        return "\n\n".join(f"{message.get('role', '')}: {message.get('content', '')}" for message in messages)
+    return "" if value is None else str(value)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +16,8 @@ from django.utils import timezone
 
 from labeling import selectors as labeling_selectors
 from labeling.aggregation import arena
-from labeling.models import Campaign, CampaignStatus, Response
+from labeling.models import Campaign, CampaignStatus, Response, Task
+from training import mistakes
 from training.engine.stages import stage_names
 from training.models import (
     GenerationJob,
@@ -77,6 +80,12 @@ def round_verdict(*, round_: Round) -> dict[str, Any] | None:
     """The report of the round's evaluate stage once it succeeded (figures, verdict, example answers)."""
     run = round_.runs.filter(stage=Stage.EVALUATE, status=JobStatus.SUCCEEDED).order_by("-position").first()
     return run.final_metrics.get("report") if run is not None else None
+
+
+def round_evaluated_model(*, round_: Round) -> ModelArtifact | None:
+    """The model the round's evaluate stage judged, once it succeeded (its mistakes page reads its outcomes)."""
+    run = round_.runs.filter(stage=Stage.EVALUATE, status=JobStatus.SUCCEEDED).order_by("-position").first()
+    return run.input_model if run is not None else None
 
 
 def run_list(*, status: str | None = None, stage: str | None = None) -> QuerySet[TrainingRun]:
@@ -374,3 +383,78 @@ def generation_campaign_start_plan(*, job: GenerationJob) -> dict[str, Any] | No
         counts = source.tasks.filter(is_gold=True).values_list("response_count", flat=True)
         plan["gold_tasks"] = sum(1 for count in counts if schema.check_response_count(count) is None)
     return plan
+
+
+# --- a model's mistakes --------------------------------------------------------------------------
+
+# Task ids per query when joining outcomes to their tasks: below SQLite's and PostgreSQL's limits
+# on parameters per statement.
+TASK_LOOKUP_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class ModelMistakes:
+    """What a model's latest evaluation got wrong, item by item (``training.mistakes``).
+
+    ``kind``: ``reward`` (pairs, scored right or wrong) or ``policy`` (prompts, scored by whether it
+    beat its base under the reward model). ``message`` says why there is nothing to show (never
+    evaluated, an evaluation from before outcomes were kept, outcomes no longer on disk); then
+    ``table`` and ``report`` are None.
+    """
+
+    kind: str
+    run: TrainingRun | None
+    message: str
+    table: Any = None  # pandas DataFrame: training.mistakes.outcome_table
+    report: mistakes.SliceReport | None = None
+
+
+def model_mistakes(*, model: ModelArtifact) -> ModelMistakes:
+    """The model's latest evaluation's outcomes, joined to their tasks' campaign and meta, and sliced."""
+    verdict = model.evaluation.get("verdict")
+    if not verdict:
+        return ModelMistakes(
+            kind="", run=None, message="This model has not been evaluated yet: evaluate it to see its mistakes."
+        )
+    kind = verdict.get("kind", "")
+    run = TrainingRun.objects.filter(pk=verdict.get("run")).first()
+    kept = verdict.get("outcomes")
+    if kept is None or run is None:
+        return ModelMistakes(
+            kind=kind,
+            run=run,
+            message="Its latest evaluation kept only its figures, not each held-out item's outcome (it ran "
+            "before outcomes were kept): evaluate it again to see its mistakes.",
+        )
+    if kind == "policy" and not kept.get("prompts"):
+        return ModelMistakes(
+            kind=kind,
+            run=run,
+            message="Its latest evaluation judged no answers against a base model under a reward model (it "
+            "needs both, and held-out prompts), so there are no lost prompts to show.",
+        )
+    path = Path((run.spec or {}).get("output_dir", "")) / kept["file"]
+    if not run.spec.get("output_dir") or not path.is_file():
+        return ModelMistakes(
+            kind=kind,
+            run=run,
+            message=f"The outcomes of its latest evaluation (run {run.pk}) are no longer on disk: evaluate it again.",
+        )
+    wanted = "pair" if kind == "reward" else "prompt"
+    with path.open(encoding="utf-8") as lines:
+        outcomes = [row for row in map(json.loads, lines) if row.get("kind") == wanted]
+    table = mistakes.outcome_table(outcomes, _outcome_tasks(outcomes))
+    return ModelMistakes(kind=kind, run=run, message="", table=table, report=mistakes.error_slices(table))
+
+
+def _outcome_tasks(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Task id (as the held-out file wrote it) -> its campaign and meta, for the tasks that still exist."""
+    ids = sorted({int(task_id) for row in outcomes if str(task_id := row.get("task_id") or "").isdigit()})
+    tasks: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), TASK_LOOKUP_BATCH):
+        rows = Task.objects.filter(pk__in=ids[start : start + TASK_LOOKUP_BATCH]).values_list(
+            "pk", "campaign_id", "campaign__name", "meta"
+        )
+        for pk, campaign_id, campaign, meta in rows:
+            tasks[str(pk)] = {"campaign_id": campaign_id, "campaign": campaign, "meta": meta}
+    return tasks

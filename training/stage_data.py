@@ -68,7 +68,9 @@ def _convert(stage: str, kind: str, row: dict[str, Any]) -> dict[str, Any] | Non
     raise StageDataError(f"The {stage} stage does not train on a dataset snapshot.")
 
 
-def _distinct_prompts(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _distinct_prompts(rows: Iterable[dict[str, Any]], *, with_task_id: bool = False) -> Iterator[dict[str, Any]]:
+    """Each prompt once, with its group (and, ``with_task_id``, the first row's task: an evaluation's
+    outcomes are joined back to the task, its campaign and meta, by it)."""
     seen: set[str] = set()
     for row in rows:
         prompt = row.get("prompt")
@@ -77,7 +79,10 @@ def _distinct_prompts(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]
         key = json.dumps(prompt, sort_keys=True)
         if prompt and key not in seen:
             seen.add(key)
-            yield {"prompt": prompt, "group_id": row.get("group_id", ""), "split": row.get("split")}
+            distinct = {"prompt": prompt, "group_id": row.get("group_id", ""), "split": row.get("split")}
+            if with_task_id:
+                distinct["task_id"] = row.get("task_id", "")
+            yield distinct
 
 
 def write_stage_files(
@@ -122,9 +127,10 @@ def export_evaluation_files(
     """The evaluate stage's held-out files, from the snapshot's test rows (or, when it holds none
     out and ``all_rows_when_none_held_out``, from all of them: a model that never trained on it).
 
-    ``preferences.jsonl`` (a preference snapshot's pairs, with the votes' agreement), ``prompts.jsonl``
-    (the distinct prompts) and ``texts.jsonl`` (each prompt with its chosen or demonstrated answer,
-    as plain text, for perplexity). Returns the paths by name; raises ``StageDataError`` when the
+    ``preferences.jsonl`` (a preference snapshot's pairs, with the votes' agreement and count and the
+    row's task and group ids), ``prompts.jsonl`` (the distinct prompts, with their task and group
+    ids) and ``texts.jsonl`` (each prompt with its chosen or demonstrated answer, as plain text, for
+    perplexity). Returns the paths by name; raises ``StageDataError`` when the
     snapshot holds nothing out.
     """
     test_rows = list(read_rows(snapshot, split="test"))
@@ -144,12 +150,14 @@ def export_evaluation_files(
                 "chosen": row["chosen"],
                 "rejected": row["rejected"],
                 "agreement": row.get("agreement"),
+                "n_votes": row.get("n_votes"),
                 "group_id": row.get("group_id", ""),
+                "task_id": row.get("task_id", ""),
             }
             for row in test_rows
         ]
         files["preferences"] = _write_jsonl(directory / "preferences.jsonl", pairs)
-    files["prompts"] = _write_jsonl(directory / "prompts.jsonl", _distinct_prompts(test_rows))
+    files["prompts"] = _write_jsonl(directory / "prompts.jsonl", _distinct_prompts(test_rows, with_task_id=True))
     texts = [{"text": text} for text in map(_plain_text, test_rows) if text]
     if texts:
         files["texts"] = _write_jsonl(directory / "texts.jsonl", texts)

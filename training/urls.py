@@ -19,6 +19,7 @@ urlpatterns = [
     path("training/models/<id:model_id>/", views.model_detail, name="model-detail"),
     path("training/models/<id:model_id>/ab/", views.model_ab_live, name="model-ab"),
     path("training/models/<id:model_id>/evaluate/", views.model_evaluate_page, name="model-evaluate"),
+    path("training/models/<id:model_id>/mistakes/", views.model_mistakes_page, name="model-mistakes"),
     path("training/generate/", views.generate_page, name="generate"),
     path("training/generation/<id:job_id>/", views.generation_job_detail, name="generation-job"),
     path("training/generation/<id:job_id>/live/", views.generation_job_live, name="generation-job-live"),

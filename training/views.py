@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from rlhf_platform.errors import UserError
 from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
-from training import selectors
+from training import mistakes, selectors
 from training.charts import metric_charts
 from training.errors import TrainingError
 from training.formatting import format_learning_rate
@@ -64,6 +64,7 @@ def _round_context(training_round: Round) -> dict[str, Any]:
         "round": training_round,
         "runs": selectors.round_runs(round_=training_round),
         "verdict": selectors.round_verdict(round_=training_round),
+        "verdict_model": selectors.round_evaluated_model(round_=training_round),
     }
 
 
@@ -303,3 +304,25 @@ def model_ab_live(request: HttpRequest, model_id: int) -> HttpResponse:
     model = selectors.model_get(model_id=model_id)
     context = {"model": model, "ab_results": selectors.ab_results_for_model(model=model)}
     return render(request, "training/_model_ab_results.html", context)
+
+
+@manager_required
+def model_mistakes_page(request: HttpRequest, model_id: int) -> HttpResponse:
+    """The model's latest evaluation item by item: its slices worst first, and the items of one slice
+    (``?dimension=&key=&value=``; all items without) that it got wrong, or for a policy lost."""
+    model = selectors.model_get(model_id=model_id)
+    found = selectors.model_mistakes(model=model)
+    context: dict[str, Any] = {"model": model, "found": found, "min_flagged": mistakes.MIN_FLAGGED_COUNT}
+    status = 200
+    if found.report is not None:
+        rows, chosen = found.table, None
+        if "dimension" in request.GET:
+            where = {name: request.GET.get(name, "") for name in ("dimension", "key", "value")}
+            chosen = mistakes.find_slice(found.report, **where)
+            if chosen is None:
+                context["slice_error"] = "No held-out item is in that slice: choose one from the table."
+                status = 404
+            else:
+                rows = mistakes.slice_rows(found.table, **where)
+        context.update(chosen=chosen, misses=list_page(request, mistakes.misses(rows) if status == 200 else []))
+    return render(request, "training/model_mistakes.html", context, status=status)

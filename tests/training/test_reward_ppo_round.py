@@ -8,6 +8,7 @@ import pytest
 
 from tests.training.conftest import FAST_SETTINGS
 from training.models import ModelArtifact, Round
+from training.selectors import model_mistakes
 from training.services.rounds import round_launch
 
 
@@ -41,6 +42,10 @@ def test_it_runs_sft_reward_ppo_and_wires_each_stage_to_the_next(tiny_model, pre
     assert evaluate.spec["reference_model"] == tiny_model.path
     figures = {figure["name"] for figure in evaluate.final_metrics["report"]["figures"]}
     assert {"reward_model_accuracy", "win_rate", "mean_reward", "preference_accuracy", "kl_from_base"} <= figures
+    # Each held-out prompt's outcome is kept, joined back to its task: the policy's Mistakes page reads it.
+    found = model_mistakes(model=ppo.output_model)
+    assert found.kind == "policy" and found.message == "" and found.report.count > 0
+    assert set(found.table["campaign"]) == {preference_snapshot.campaigns.get().name}
 
 
 @pytest.mark.django_db(transaction=True)

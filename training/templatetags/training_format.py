@@ -5,13 +5,21 @@
 - ``{{ run.log_tail|terminal_text }}``: engine output as a terminal shows it, without ANSI escapes.
 - ``{{ figure.new|figure:figure.unit }}`` and ``{{ figure.change|change:figure.unit }}``: an
   evaluation figure and its change (``93.3%``, ``+12.5 pts``).
+- ``{{ pair.prompt|message_text }}``: a prompt or answer (text, or a conversation) as plain text.
 """
 
 from __future__ import annotations
 
 from django import template
 
-from training.formatting import format_change, format_eta, format_figure, format_metric, terminal_text
+from training.formatting import (
+    format_change,
+    format_eta,
+    format_figure,
+    format_metric,
+    message_text,
+    terminal_text,
+)
 from training.selectors import worker_seen_recently
 
 register = template.Library()
@@ -40,6 +48,11 @@ def figure(value: float | None, unit: str) -> str:
 @register.filter(name="change")
 def change(value: float | None, unit: str) -> str:
     return format_change(value, unit)
+
+
+@register.filter(name="message_text")
+def message_text_filter(value: object) -> str:
+    return message_text(value)
 
 
 @register.inclusion_tag("training/_no_worker.html")

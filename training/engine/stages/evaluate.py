@@ -19,10 +19,21 @@ Policy (``kind: policy``), each part when its data is given, on ``model`` and on
 The stage writes ``evaluation.json`` (figures, the verdict, and example answers) and returns the
 same report under ``report`` with flat numbers beside it (``preference_accuracy``,
 ``reference_preference_accuracy``, ``win_rate``, ...) for the metric series.
+
+It also writes ``outcomes.jsonl``, one line per held-out item, so that mistakes can be sliced later
+by what the held-out rows carry (the report's ``outcomes`` names the file and counts its lines):
+
+- a reward model's pairs: ``{"kind": "pair", "item", "task_id", "group_id", "agreement", "n_votes",
+  "prompt", "chosen", "rejected", "margin", "correct"}``: the row's ids as the held-out file gave
+  them (absent when it had none), the reward margin (chosen minus rejected) and 1, 0.5 (a tie) or 0;
+- a policy's prompts, when a reward model judged it against its base: ``{"kind": "prompt", "item",
+  "task_id", "group_id", "prompt", "new", "base", "new_reward", "base_reward", "winner"}`` with
+  ``winner`` one of ``new``, ``base``, ``tie``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -43,15 +54,22 @@ from training.engine.stages.evaluate_spec import BENCHMARK_LABELS, EvaluateSpec
 from training.engine.stages.generate import as_user_message
 
 PROGRESS_INTERVAL_S = 1.0
+OUTCOMES_FILE = "outcomes.jsonl"
+# Columns of a held-out row that name it (the preference export's); outcomes keep them to be joined back.
+ID_COLUMNS = ("task_id", "group_id", "agreement", "n_votes")
 
 
 def run(spec: EvaluateSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any]:
     device = detect_device()
+    outcomes: list[dict[str, Any]] = []
     if spec.kind == "reward":
-        report = reward_model_report(spec, device, Progress(events, cancel))
+        report = reward_model_report(spec, device, Progress(events, cancel), outcomes)
     else:
-        report = policy_report(spec, device, Progress(events, cancel))
+        report = policy_report(spec, device, Progress(events, cancel), outcomes)
+    kinds = [outcome["kind"] for outcome in outcomes]
+    report["outcomes"] = {"file": OUTCOMES_FILE, "pairs": kinds.count("pair"), "prompts": kinds.count("prompt")}
     report = finite(report)  # JSON (and the databases' JSON columns) has no NaN or infinity
+    write_jsonl(Path(spec.output_dir) / OUTCOMES_FILE, [finite(outcome) for outcome in outcomes])
     write_json(Path(spec.output_dir) / "evaluation.json", report)
     flat = flat_metrics(report)
     events.emit("eval", step=0, **flat)
@@ -93,13 +111,16 @@ class Progress:
 # --- reward model ------------------------------------------------------------------------------
 
 
-def reward_model_report(spec: EvaluateSpec, device: Device, progress: Progress) -> dict[str, Any]:
+def reward_model_report(
+    spec: EvaluateSpec, device: Device, progress: Progress, outcomes: list[dict[str, Any]]
+) -> dict[str, Any]:
     pairs = data.load_records(spec.preferences)
     progress.plan(2 * len(pairs))
     tokenizer = load_tokenizer(spec.model, gguf_file=spec.gguf_file)
     model = _ready(load_reward_model(spec.model, device, gguf_file=spec.gguf_file), device)
     margins = reward_margins(model, tokenizer, pairs, spec, progress)
     correct = outcomes_of(margins)
+    outcomes += pair_outcomes(pairs, margins, correct)
     figures = [
         statistics.rate_figure(
             "pairwise_accuracy",
@@ -134,6 +155,23 @@ def outcomes_of(differences: np.ndarray) -> np.ndarray:
     return np.where(differences > 0, 1.0, np.where(differences == 0, 0.5, 0.0))
 
 
+def pair_outcomes(pairs: list[dict], margins: np.ndarray, correct: np.ndarray) -> list[dict[str, Any]]:
+    """One outcome per pair: its ids, its texts, the reward margin and whether the reward model was right."""
+    return [
+        {
+            "kind": "pair",
+            "item": index,
+            **{column: pair[column] for column in ID_COLUMNS if column in pair},
+            "prompt": pair["prompt"],
+            "chosen": pair["chosen"],
+            "rejected": pair["rejected"],
+            "margin": float(margin),
+            "correct": float(outcome),
+        }
+        for index, (pair, margin, outcome) in enumerate(zip(pairs, margins, correct, strict=True))
+    ]
+
+
 def accuracy_by_agreement(pairs: list[dict], correct: np.ndarray) -> list[dict[str, Any]]:
     """Accuracy per agreement level of the human votes (pairs the reviewers agreed on should be easier)."""
     levels: dict[float, list[float]] = {}
@@ -153,9 +191,12 @@ def accuracy_by_agreement(pairs: list[dict], correct: np.ndarray) -> list[dict[s
 # --- policy ------------------------------------------------------------------------------------
 
 
-def policy_report(spec: EvaluateSpec, device: Device, progress: Progress) -> dict[str, Any]:
+def policy_report(
+    spec: EvaluateSpec, device: Device, progress: Progress, outcomes: list[dict[str, Any]]
+) -> dict[str, Any]:
     pairs = data.load_records(spec.preferences) if spec.preferences else []
-    prompts = [row["prompt"] for row in data.load_records(spec.prompts)] if spec.prompts else []
+    prompt_rows = data.load_records(spec.prompts) if spec.prompts else []
+    prompts = [row["prompt"] for row in prompt_rows]
     texts = list(data.load_rows(spec.perplexity_texts)["text"]) if spec.perplexity_texts else []
     has_reference = spec.reference_model is not None
     models_count = 2 if has_reference else 1
@@ -203,11 +244,11 @@ def policy_report(spec: EvaluateSpec, device: Device, progress: Progress) -> dic
         reward_tokenizer = load_tokenizer(spec.reward_model)
         reward_model = _ready(load_reward_model(spec.reward_model, device), device)
         if pairs:
-            outcomes = outcomes_of(reward_margins(reward_model, reward_tokenizer, pairs, spec, progress))
+            judged = outcomes_of(reward_margins(reward_model, reward_tokenizer, pairs, spec, progress))
             accuracy = statistics.rate_figure(
                 "reward_model_accuracy",
                 "Reward model accuracy on held-out pairs",
-                outcomes=outcomes,
+                outcomes=judged,
                 against=0.5,
                 note="The judge of the win rate: it counts only when it beats chance.",
             )
@@ -217,7 +258,16 @@ def policy_report(spec: EvaluateSpec, device: Device, progress: Progress) -> dic
     examples: list[dict[str, Any]] = []
     if prompts:
         figures += answer_figures(
-            spec, tokenizer, new_model, reference, reward_model, reward_tokenizer, prompts, progress, examples
+            spec,
+            tokenizer,
+            new_model,
+            reference,
+            reward_model,
+            reward_tokenizer,
+            prompt_rows,
+            progress,
+            examples,
+            outcomes,
         )
 
     if texts:
@@ -268,11 +318,14 @@ def answer_figures(
     reference: PreTrainedModel | None,
     reward_model: PreTrainedModel | None,
     reward_tokenizer: PreTrainedTokenizerBase | None,
-    prompts: list[Prompt],
+    prompt_rows: list[dict[str, Any]],
     progress: Progress,
     examples: list[dict[str, Any]],
+    outcomes: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Lengths, KL and (with a reward model) mean reward and win rate, from one sampled answer per prompt."""
+    """Lengths, KL and (with a reward model) mean reward and win rate, from one sampled answer per prompt;
+    with both, each prompt's outcome (who won) goes to ``outcomes``."""
+    prompts: list[Prompt] = [row["prompt"] for row in prompt_rows]
     new = sampled_answers(new_model, tokenizer, prompts, spec, progress)
     base = sampled_answers(reference, tokenizer, prompts, spec, progress) if reference is not None else None
     figures = [
@@ -321,6 +374,7 @@ def answer_figures(
         )
         if base_rewards is not None:
             wins = outcomes_of(new_rewards - base_rewards)
+            outcomes += prompt_outcomes(prompt_rows, new, base, new_rewards, base_rewards, wins)
             figures.append(
                 statistics.rate_figure(
                     "win_rate",
@@ -340,6 +394,32 @@ def answer_figures(
             example["base_reward"] = float(base_rewards[index])
         examples.append(example)
     return figures
+
+
+def prompt_outcomes(
+    prompt_rows: list[dict[str, Any]],
+    new: Answers,
+    base: Answers,
+    new_rewards: np.ndarray,
+    base_rewards: np.ndarray,
+    wins: np.ndarray,
+) -> list[dict[str, Any]]:
+    """One outcome per held-out prompt: its ids, both answers, both rewards, and who won under the reward model."""
+    winners = {1.0: "new", 0.5: "tie", 0.0: "base"}
+    return [
+        {
+            "kind": "prompt",
+            "item": index,
+            **{column: row[column] for column in ("task_id", "group_id") if column in row},
+            "prompt": row["prompt"],
+            "new": new.texts[index],
+            "base": base.texts[index],
+            "new_reward": float(new_rewards[index]),
+            "base_reward": float(base_rewards[index]),
+            "winner": winners[float(wins[index])],
+        }
+        for index, row in enumerate(prompt_rows)
+    ]
 
 
 def benchmark_figures(
@@ -573,6 +653,13 @@ def _token_log_probs(model, tokenizer, batch: list[tuple[int, list[int]]]):
     starts = torch.tensor([max(start, 1) for start, _ in batch], device=model.device).unsqueeze(1)
     mask = (positions >= starts) & attention[:, 1:].bool()
     return log_probs, mask.float()
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def finite(value: Any) -> Any:
