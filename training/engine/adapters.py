@@ -1,4 +1,4 @@
-"""What trains: every weight, a PEFT adapter (LoRA, QLoRA, IA3), or only the last N layers."""
+"""What trains: every weight, a PEFT adapter (LoRA, QLoRA, IA3), a bottleneck adapter, or only the last N layers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 from transformers import PreTrainedModel
 
+from training.engine import bottleneck
 from training.engine.spec import AdapterSpec
 
 
@@ -51,6 +52,14 @@ def apply_adapter(model: PreTrainedModel, adapter: AdapterSpec, *, task_type: st
         return model
     if adapter.method == "freeze":
         freeze_all_but_last_layers(model, adapter.freeze_last_n_layers)
+        return model
+    if adapter.method == "bottleneck":
+        config = bottleneck.BottleneckConfig(
+            placement=adapter.placement, reduction_factor=adapter.reduction_factor, non_linearity=adapter.non_linearity
+        )
+        bottleneck.attach(model, config)
+        bottleneck.train_only_adapters(model)
+        model.enable_input_require_grads()  # as for PEFT below: checkpointed blocks need a grad-requiring input
         return model
     from peft import get_peft_model, prepare_model_for_kbit_training
 

@@ -5,18 +5,22 @@ Output directory layout::
     output_dir/
       spec.json          the spec as run
       checkpoints/       checkpoint-<step>/ (model or adapter, optimizer, scheduler, RNG, trainer state)
-      model/             final model (full weights, PEFT adapter or merged adapter) and tokenizer, safetensors
+      model/             final model (full weights, PEFT or bottleneck adapter, or merged adapter) and
+                         tokenizer, safetensors
       metrics.json       final metrics
 """
 
 from __future__ import annotations
 
 import json
+import resource
+import time
 from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase, Trainer
 
+from training.engine import bottleneck
 from training.engine.adapters import ParameterCounts, count_parameters
 from training.engine.checkpoints import complete_checkpoints
 from training.engine.events import CancelFlag, Cancelled, EventCallback, EventStream
@@ -103,11 +107,14 @@ def train(
     parameters = count_parameters_of(trainer).as_event_fields()
     events.emit("metrics", step=0, **parameters)
     checkpoint = resume_checkpoint(spec)
+    started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.monotonic() - started
     if callback.cancelled:
         raise Cancelled(callback.last_checkpoint)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step, **parameters}
     metrics.update({k: v for k, v in result.metrics.items() if k.startswith("train_")})
+    metrics.update(cost_figures(seconds=seconds, steps=callback.steps_run, tokens=callback.tokens_run))
     if has_eval:
         metrics.update(trainer.evaluate())
     return metrics
@@ -142,6 +149,32 @@ def fit(
     return metrics
 
 
+def cost_figures(*, seconds: float, steps: int, tokens: int) -> dict[str, float | int]:
+    """What a stage's training cost, under the names the run pages and comparisons read.
+
+    ``peak_memory_bytes``: on CUDA the most memory torch held for tensors (max_memory_allocated);
+    on CPU the process's peak resident set (getrusage; it includes the interpreter and libraries).
+    ``train_seconds_per_step``: wall time of the train call per optimizer step this process ran
+    (a resumed run counts only its own steps). ``train_tokens_per_second`` only when the trainer
+    counts tokens (TRL's ``num_tokens``): input tokens, padding excluded, per second of training.
+    """
+    figures: dict[str, float | int] = {"peak_memory_bytes": peak_memory_bytes()}
+    if steps > 0:
+        figures["train_seconds_per_step"] = round(seconds / steps, 6)
+    if tokens > 0 and seconds > 0:
+        figures["train_tokens_per_second"] = round(tokens / seconds, 3)
+    return figures
+
+
+def peak_memory_bytes() -> int:
+    import torch
+
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    # Linux reports ru_maxrss in KiB (macOS in bytes; the engine runs on Linux).
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def count_parameters_of(trainer: Trainer) -> ParameterCounts:
     model = trainer.model
     if hasattr(model, "get_nb_trainable_parameters"):  # PEFT counts packed 4-bit weights correctly
@@ -153,7 +186,12 @@ def count_parameters_of(trainer: Trainer) -> ParameterCounts:
 def save_final_model(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, spec: TrainingSpec) -> Path:
     """Write the trained model (adapter, merged adapter or full weights) and the tokenizer to output_dir/model."""
     target = final_model_dir(spec.output_dir)
-    if spec.adapter.merge:
+    if spec.adapter.method == "bottleneck":
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model = getattr(model, "policy", model)  # PPO wraps policy and value; keep the policy
+        if trainer.accelerator.is_main_process:
+            bottleneck.save(model, target, base_model=spec.model)
+    elif spec.adapter.merge:
         model = trainer.accelerator.unwrap_model(trainer.model)
         model = getattr(model, "policy", model).merge_and_unload()  # PPO wraps policy and value; keep the policy
         if trainer.accelerator.is_main_process:

@@ -124,6 +124,10 @@ def trainable_snapshot(monkeypatch):
 
     class Snapshot:
         @property
+        def model(self):
+            return captured["model"]
+
+        @property
         def names(self) -> list[str]:
             return list(captured["before"])
 

@@ -36,7 +36,7 @@ def assert_well_formed_run(events: list[dict], total_steps: int) -> None:
     assert only(events, "checkpoint")
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "ia3", "freeze"])
+@pytest.mark.parametrize("method", ["full", "lora", "ia3", "bottleneck", "freeze"])
 def test_it_fine_tunes_with_each_adapter_method(method, tiny_model, tmp_path, trainable_snapshot):
     dataset = write_jsonl(tmp_path / "sft.jsonl", sft_rows(24, seed=0))
     adapter = {"method": method, "freeze_last_n_layers": 1}
