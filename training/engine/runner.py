@@ -131,9 +131,13 @@ def fit(
     tokenizer: PreTrainedTokenizerBase,
     train_rows: Any,
     eval_rows: Any | None,
+    report_logged: dict[str, str] | None = None,
     **trainer_fields: Any,
 ) -> dict[str, Any]:
-    """A stage's TRL trainer with the event callback: train (or resume), save the final model, return the metrics."""
+    """A stage's TRL trainer with the event callback: train (or resume), save the final model, return the metrics.
+
+    ``report_logged`` maps names the trainer logs to names in the final metrics (the last value logged).
+    """
     callback = EventCallback(events, cancel)
     trainer = trainer_class(
         model=model,
@@ -145,8 +149,19 @@ def fit(
         **trainer_fields,
     )
     metrics = train(trainer, spec, events, callback, has_eval=eval_rows is not None)
+    metrics.update(last_logged(trainer.state.log_history, report_logged or {}))
     save_final_model(trainer, tokenizer, spec)
     return metrics
+
+
+def last_logged(history: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
+    """The last value the trainer logged under each of ``names``' keys, under its value."""
+    found = {}
+    for entry in history:
+        for logged, name in names.items():
+            if logged in entry:
+                found[name] = entry[logged]
+    return found
 
 
 def cost_figures(*, seconds: float, steps: int, tokens: int) -> dict[str, float | int]:
