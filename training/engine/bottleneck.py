@@ -125,8 +125,19 @@ def _is_head(name: str) -> bool:
     return name.split(".")[0] in HEAD_NAMES
 
 
+def attached_config(model: PreTrainedModel) -> BottleneckConfig | None:
+    """The adapters ``model`` carries (from ``attach``), or None."""
+    marked = getattr(model.config, CONFIG_ATTRIBUTE, None)
+    return BottleneckConfig(**marked) if marked and has_adapters(model) else None
+
+
 def save(model: PreTrainedModel, directory: Path, *, base_model: str) -> None:
-    """Write the adapters' weights (and a head's) and ``bottleneck_config.json`` naming ``base_model``."""
+    """Write the adapters' weights (and a head's) and ``bottleneck_config.json`` naming ``base_model``.
+
+    ``base_model`` is the model the stage loaded. When it carried adapters already (an earlier
+    stage's, trained on in this one), loading the new directory loads it with them and puts the new
+    weights in their place (``training.engine.models``).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     marked = getattr(model.config, CONFIG_ATTRIBUTE, None)
     if not marked:

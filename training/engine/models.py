@@ -102,7 +102,16 @@ def _load(auto_class, path: str, device: Device, *, gguf_file, quantize_4bit: bo
         model = _load(
             auto_class, adapter.base_model_name_or_path, device, gguf_file=None, quantize_4bit=quantize_4bit, **kwargs
         )
-        bottleneck.attach(model, adapter)
+        carried = bottleneck.attached_config(model)
+        if carried is None:
+            bottleneck.attach(model, adapter)
+        elif (carried.placement, carried.reduction_factor, carried.non_linearity) != (
+            adapter.placement,
+            adapter.reduction_factor,
+            adapter.non_linearity,
+        ):
+            raise ValueError(f"{path}: its base carries bottleneck adapters of another shape than its own")
+        # (Adapters the base carries are the ones this directory's stage trained on: its weights replace theirs.)
         bottleneck.load_weights(model, [Path(path) / bottleneck.WEIGHTS_FILE])
         model.config.name_or_path = path
         return model
@@ -142,7 +151,7 @@ def _reattach_bottlenecks(model: PreTrainedModel, directory: Path) -> None:
     marked = getattr(model.config, bottleneck.CONFIG_ATTRIBUTE, None)
     if not marked:
         return
-    config = bottleneck.BottleneckConfig(**marked)
+    config = bottleneck.BottleneckConfig(**{**marked, "base_model_name_or_path": ""})
     bottleneck.check_config(config, where=f"{directory}/config.json {bottleneck.CONFIG_ATTRIBUTE}")
     bottleneck.attach(model, config)
     bottleneck.load_weights(model, sorted(directory.glob("*.safetensors")))

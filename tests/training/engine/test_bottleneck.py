@@ -153,3 +153,29 @@ def test_a_directory_with_a_config_but_no_weights_is_refused(tmp_path):
     (tmp_path / "bottleneck_config.json").write_text("{}")
     with pytest.raises(SpecError, match=r"no bottleneck_model\.safetensors"):
         check_model_dir(str(tmp_path), "model")
+
+
+def test_a_bottleneck_stage_after_a_bottleneck_stage_trains_the_same_adapters_on(tiny_model, tmp_path):
+    sft_data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(24, seed=0))
+    status, events = run_spec_in_process(spec(tiny_model, tmp_path, "sft", sft_data, name="sft"))
+    assert status == 0, events[-1]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", marker_preferences(24, seed=3))
+    reward = {**spec(tiny_model, tmp_path, "reward", pairs, name="reward"), "model": str(tmp_path / "sft" / "model")}
+    status, events = run_spec_in_process(reward)
+    assert status == 0, events[-1]
+    saved = tmp_path / "reward" / "model"
+    assert json.loads((saved / "bottleneck_config.json").read_text())["base_model_name_or_path"] == str(
+        tmp_path / "sft" / "model"
+    )
+    model = load_reward_model(str(saved), detect_device())
+    sft_adapters = load_causal_lm(str(tmp_path / "sft" / "model"), detect_device())
+    name = "model.layers.0.bottleneck_feedforward.up.weight"
+    assert not torch.equal(dict(model.named_parameters())[name], dict(sft_adapters.named_parameters())[name])
+
+    other = {
+        **reward,
+        "output_dir": str(tmp_path / "other"),
+        "adapter": {"method": "bottleneck", "placement": "houlsby"},
+    }
+    status, events = run_spec_in_process(other)
+    assert status == 1 and "adapter.placement: the model already carries bottleneck adapters" in events[-1]["error"]
