@@ -75,7 +75,7 @@ class AdapterSpec:
         require(
             not self.merge or self.method in MERGEABLE_METHODS,
             "adapter.merge",
-            f"only applies to adapters that merge into the weights ({', '.join(MERGEABLE_METHODS)}), "
+            f"only applies to adapter methods that merge into the weights ({', '.join(MERGEABLE_METHODS)}), "
             f"not {self.method!r}",
         )
 
