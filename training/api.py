@@ -224,7 +224,8 @@ class RoundListLaunchApi(APIView):
             queryset=ModelArtifact.objects.all(),
             required=False,
             allow_null=True,
-            help_text="When the round trains none: PPO trains against it, evaluation judges win rates with it.",
+            help_text="When the round trains none: PPO, RLOO and GRPO train against it, evaluation judges win rates "
+            "with it.",
         )
         evaluate = serializers.BooleanField(
             default=True, help_text="End with an evaluate stage: the new model against the base, with a verdict."

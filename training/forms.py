@@ -84,7 +84,8 @@ class RoundLaunchForm(forms.Form):
     reward_model = forms.ModelChoiceField(
         queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL),
         required=False,
-        help_text="When the round trains none: PPO trains against it, and evaluation judges win rates with it.",
+        help_text="When the round trains none: PPO, RLOO and GRPO train against it, and evaluation judges win rates "
+        "with it.",
     )
     evaluate = forms.BooleanField(
         required=False,
