@@ -7,6 +7,8 @@ One view per operation, thin: parse, call one service or selector, render. Servi
 
 from __future__ import annotations
 
+import typing
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -21,6 +23,7 @@ from rlhf_platform.openapi import ErrorSerializer
 from rlhf_platform.pagination import NewestFirstCursorPagination, paginated_response
 from rlhf_platform.permissions import IsManager
 from training import selectors
+from training.engine.spec import AdapterMethod
 from training.models import GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
 from training.services import generation as generation_services
 from training.services import rounds as round_services
@@ -130,7 +133,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
 class StageSettingsSerializer(serializers.Serializer):
     """Hyperparameters of a stage; ``advanced`` takes any other engine spec field (training/engine/spec.py)."""
 
-    adapter = serializers.ChoiceField(choices=["full", "lora", "qlora", "ia3", "freeze"], required=False)
+    adapter = serializers.ChoiceField(choices=list(typing.get_args(AdapterMethod)), required=False)
     learning_rate = serializers.FloatField(required=False, min_value=0)
     max_steps = serializers.IntegerField(required=False, help_text="-1 runs `epochs` epochs")
     epochs = serializers.FloatField(required=False)
@@ -140,7 +143,7 @@ class StageSettingsSerializer(serializers.Serializer):
     logging_steps = serializers.IntegerField(required=False, min_value=1)
     save_steps = serializers.IntegerField(required=False, min_value=1)
     seed = serializers.IntegerField(required=False)
-    beta = serializers.FloatField(required=False, help_text="DPO only")
+    beta = serializers.FloatField(required=False, help_text="DPO, KTO, RLOO and GRPO")
     kl_coef = serializers.FloatField(required=False, help_text="PPO only")
     response_length = serializers.IntegerField(required=False, help_text="PPO only")
     text_field = serializers.CharField(required=False, help_text="pretrain only")
@@ -221,7 +224,8 @@ class RoundListLaunchApi(APIView):
             queryset=ModelArtifact.objects.all(),
             required=False,
             allow_null=True,
-            help_text="When the round trains none: PPO trains against it, evaluation judges win rates with it.",
+            help_text="When the round trains none: PPO, RLOO and GRPO train against it, evaluation judges win rates "
+            "with it.",
         )
         evaluate = serializers.BooleanField(
             default=True, help_text="End with an evaluate stage: the new model against the base, with a verdict."

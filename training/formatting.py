@@ -5,6 +5,10 @@ metric lines and the models page, through the ``metric`` template filter
 (``training.templatetags.training_format``). Live updates re-fetch those fragments as HTML, so the
 browser never formats a metric itself and the rules stay in this one place.
 
+Training-cost figures get their units by name: ``peak_memory_bytes`` in MiB/GiB, ``*_seconds_per_step``
+in s/step, ``*_tokens_per_second`` in tokens/s, ``trainable_percent`` in %; ``cost_lines`` lists them
+for the run page.
+
 ``format_learning_rate`` writes a learning-rate setting as people type one (``2e-4``), and
 ``format_eta`` the time left (``ETA 12 min``).
 
@@ -41,6 +45,9 @@ def format_metric(value: object, name: str = "", *, digits: int = SIGNIFICANT_DI
         return str(value)
     if not math.isfinite(value):
         return str(value)
+    unit = _unit(name)
+    if unit is not None:
+        return unit(value, digits)
     if value == 0:
         return "0"
     if _is_rate(name):
@@ -57,6 +64,67 @@ def format_metric(value: object, name: str = "", *, digits: int = SIGNIFICANT_DI
     if magnitude < 0.001:
         return f"{value:.{digits - 1}e}"
     return _significant(value, digits)
+
+
+def format_bytes(value: float, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """A size in binary units, as memory is reported: ``1.50 GiB``, ``312 MiB``, ``512 B``."""
+    for size, suffix in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(value) >= size:
+            return f"{_significant(value / size, digits)} {suffix}"
+    return f"{int(value)} B"
+
+
+def _per_step(value: float, digits: int) -> str:
+    return f"{_significant(value, digits) if value else '0'} s/step"
+
+
+def _per_second(value: float, digits: int) -> str:
+    return f"{format_metric(value, digits=digits)} tokens/s"
+
+
+def _percent(value: float, digits: int) -> str:
+    return f"{_significant(value, digits) if value else '0'}%"
+
+
+# Training-cost figures (``training.engine.runner.cost_figures``), by the end of their name.
+UNITS = {
+    "memory_bytes": lambda value, digits: format_bytes(value, digits),
+    "seconds_per_step": _per_step,
+    "tokens_per_second": _per_second,
+    "trainable_percent": _percent,
+}
+
+
+def _unit(name: str):
+    last = name.rsplit("/", 1)[-1]
+    return next((unit for ending, unit in UNITS.items() if last.endswith(ending)), None)
+
+
+# The run page's "Training cost" lines: (final metric, label), in this order.
+COST_FIGURES = (
+    ("trainable_parameters", "Trainable parameters"),
+    ("peak_memory_bytes", "Peak memory"),
+    ("train_seconds_per_step", "Time per step"),
+    ("train_tokens_per_second", "Throughput"),
+)
+
+
+def cost_lines(final_metrics: dict) -> list[tuple[str, str]]:
+    """What a run's training cost, as (label, text) lines for people; [] before it has finished.
+
+    Trainable parameters come with their share of the whole (``1.23 M of 135 M, 0.912%``).
+    """
+    lines = []
+    for name, label in COST_FIGURES:
+        value = final_metrics.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        text = format_metric(value, name)
+        if name == "trainable_parameters" and final_metrics.get("total_parameters"):
+            share = format_metric(final_metrics.get("trainable_percent"), "trainable_percent")
+            text = f"{text} of {format_metric(final_metrics['total_parameters'])} ({share})"
+        lines.append((label, text))
+    return lines
 
 
 def _is_rate(name: str) -> bool:

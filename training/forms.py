@@ -24,13 +24,18 @@ ADAPTERS = [
     ("full", "Full fine-tuning (every weight)"),
     ("qlora", "QLoRA (4-bit base; needs a CUDA GPU)"),
     ("ia3", "IA3 (rescaling vectors, smallest)"),
+    ("bottleneck", "Bottleneck adapter (small networks inside each layer)"),
     ("freeze", "Freeze all but the last layers"),
 ]
 # How the learning-rate hint names each adapter method ("the defaults with LoRA").
 ADAPTER_NAMES = {"lora": "LoRA", "full": "full fine-tuning", "qlora": "QLoRA", "ia3": "IA3", "freeze": "freezing"}
+ADAPTER_NAMES["bottleneck"] = "a bottleneck adapter"
 # What the "One stage" preset can run: every stage that trains.
 TRAINING_STAGES = [(name, label) for name, label in Stage.choices if STAGES[name].trains_on is not None]
 PRESETS = [(Round.Preset.SFT_DPO, "SFT → DPO"), (Round.Preset.SFT_REWARD_PPO, "SFT → reward model → PPO")]
+PRESETS += [(Round.Preset.SFT_REWARD_RLOO, "SFT → reward model → RLOO")]
+PRESETS += [(Round.Preset.SFT_REWARD_GRPO, "SFT → reward model → GRPO")]
+PRESETS += [(Round.Preset.SFT_KTO, "SFT → KTO")]
 PRESETS += [(Round.Preset.PRETRAIN_SFT, "Continued pretraining → SFT"), (Round.Preset.SINGLE, "One stage")]
 # The launch form's hyperparameter fields: blank means the engine's default for each stage.
 HYPERPARAMETERS = ("learning_rate", "max_steps", "epochs", "batch_size", "beta")
@@ -79,7 +84,8 @@ class RoundLaunchForm(forms.Form):
     reward_model = forms.ModelChoiceField(
         queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL),
         required=False,
-        help_text="When the round trains none: PPO trains against it, and evaluation judges win rates with it.",
+        help_text="When the round trains none: PPO, RLOO and GRPO train against it, and evaluation judges win rates "
+        "with it.",
     )
     evaluate = forms.BooleanField(
         required=False,
@@ -106,7 +112,11 @@ class RoundLaunchForm(forms.Form):
     max_steps = forms.IntegerField(required=False, min_value=1, help_text="Blank: run the epochs.")
     epochs = forms.FloatField(required=False, min_value=0.01, help_text="Blank: 1.")
     batch_size = forms.IntegerField(required=False, min_value=1, help_text="Blank: 8.")
-    beta = forms.FloatField(required=False, min_value=0, help_text="DPO's KL strength. Blank: 0.1.")
+    beta = forms.FloatField(
+        required=False,
+        min_value=0,
+        help_text="KL strength of DPO and KTO (blank: 0.1), RLOO (0.05) and GRPO (0).",
+    )
     advanced = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "placeholder": '{"lr_scheduler": "cosine"}'}),
@@ -216,7 +226,7 @@ def engine_defaults() -> dict[str, list[dict[str, Any]]]:
             shown = json.dumps(default)
             if spec_field.name == "learning_rate":
                 full, adapter = (format_learning_rate(default_learning_rate(stage, m)) for m in ("full", "lora"))
-                shown = f"{full} full or freeze, {adapter} lora, qlora or ia3"
+                shown = f"{full} full or freeze, {adapter} lora, qlora, ia3 or bottleneck"
             rows.append({"name": spec_field.name, "default": shown, "help": help_text})
         defaults[stage] = rows
     return defaults

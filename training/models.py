@@ -146,7 +146,10 @@ class Round(models.Model):
 
     class Preset(models.TextChoices):
         SFT_REWARD_PPO = "sft_reward_ppo", "SFT → reward → PPO"
+        SFT_REWARD_RLOO = "sft_reward_rloo", "SFT → reward → RLOO"
+        SFT_REWARD_GRPO = "sft_reward_grpo", "SFT → reward → GRPO"
         SFT_DPO = "sft_dpo", "SFT → DPO"
+        SFT_KTO = "sft_kto", "SFT → KTO"
         PRETRAIN_SFT = "pretrain_sft", "Pretrain → SFT"
         SINGLE = "single", "Single stage"
         # A registered model evaluated on its own, or against another one (``base_model``).

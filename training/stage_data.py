@@ -5,7 +5,10 @@ The rule, by what the stage trains on (``trains_on`` in the engine's table of st
 - demonstrations (SFT): an SFT snapshot's rows as they are; a preference snapshot's *chosen*
   responses (prompt/chosen -> prompt/completion); a KTO snapshot's desirable completions.
 - preference pairs (reward, DPO): prompt/chosen/rejected/margin; only a preference snapshot has them.
-- prompts (PPO): the snapshot's distinct prompts.
+- labelled completions (KTO): a KTO snapshot's prompt/completion/label rows as they are; a preference
+  snapshot's pairs split in two (chosen desirable, rejected not), as TRL unpairs them. An SFT snapshot
+  has no undesirable examples and cannot feed it.
+- prompts (PPO, RLOO, GRPO): the snapshot's distinct prompts.
 
 Rows keep ``group_id`` so the engine's held-out split keeps a prompt's rows together. The snapshot's
 ``split`` column decides train and test: test rows become the engine's ``eval_dataset``.
@@ -34,6 +37,11 @@ def check_snapshot_kind(*, stage: str, kind: str, dataset_name: str) -> None:
             f"The {stage} stage trains on preference pairs (chosen/rejected); "
             f"{dataset_name!r} is a {kind} snapshot without pairs. Build a preference snapshot."
         )
+    if STAGES[stage].trains_on == "labelled_completions" and kind not in ("kto", "preference"):
+        raise StageDataError(
+            f"The {stage} stage trains on completions labelled desirable or undesirable; {dataset_name!r} is a "
+            f"{kind} snapshot, whose completions are all desirable. Build a KTO or a preference snapshot."
+        )
 
 
 def stage_rows(*, stage: str, kind: str, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -43,12 +51,25 @@ def stage_rows(*, stage: str, kind: str, rows: Iterable[dict[str, Any]]) -> Iter
         yield from _distinct_prompts(rows)
         return
     for row in rows:
-        converted = _convert(stage, kind, row)
-        if converted is not None:
+        for converted in _convert(stage, kind, row):
             yield {**converted, "group_id": row.get("group_id", row.get("task_id", "")), "split": row.get("split")}
 
 
-def _convert(stage: str, kind: str, row: dict[str, Any]) -> dict[str, Any] | None:
+def _convert(stage: str, kind: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stage's rows made from one snapshot row (none, one, or a pair's two halves)."""
+    trains_on = STAGES[stage].trains_on
+    if trains_on == "labelled_completions":
+        if kind == "preference":
+            return [
+                {"prompt": row["prompt"], "completion": row["chosen"], "label": True},
+                {"prompt": row["prompt"], "completion": row["rejected"], "label": False},
+            ]
+        return [{"prompt": row["prompt"], "completion": row["completion"], "label": bool(row["label"])}]
+    converted = _convert_one(stage, kind, row)
+    return [] if converted is None else [converted]
+
+
+def _convert_one(stage: str, kind: str, row: dict[str, Any]) -> dict[str, Any] | None:
     trains_on = STAGES[stage].trains_on
     if trains_on == "preference_pairs":
         return {

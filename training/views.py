@@ -17,7 +17,7 @@ from rlhf_platform.permissions import manager_required
 from training import mistakes, selectors
 from training.charts import metric_charts
 from training.errors import TrainingError
-from training.formatting import format_learning_rate
+from training.formatting import cost_lines, format_learning_rate
 from training.forms import EvaluationForm, GenerateForm, RoundLaunchForm, engine_defaults
 from training.models import (
     FINAL_STATUSES,
@@ -107,6 +107,7 @@ def _run_live_context(run: TrainingRun) -> dict:
         "last_point_id": selectors.last_point_id(run),
         "can_cancel": run.status not in FINAL_STATUSES,
         "can_resume": run.status in RESUMABLE_STATUSES,
+        "cost": cost_lines(run.final_metrics or {}),
     }
 
 

@@ -57,7 +57,7 @@ def test_the_launch_form_shows_the_default_each_stage_will_use(manager_client):
     assert hints["sft_reward_ppo"][""]["lora"]["placeholder"] == "2e-4 / 1e-3 / 3e-5"
     assert hints["single"]["dpo"]["ia3"]["help"] == "Blank: 5e-5, the default for DPO with IA3."
     assert hints["single"]["dpo"]["freeze"]["placeholder"] == "1e-6"
-    assert "1e-6 full or freeze, 5e-5 lora, qlora or ia3" in page  # the engine defaults table
+    assert "1e-6 full or freeze, 5e-5 lora, qlora, ia3 or bottleneck" in page  # the engine defaults table
 
 
 def test_a_form_shown_again_keeps_the_hint_for_what_was_chosen(manager_client, db):

@@ -100,3 +100,25 @@ def test_a_registration_through_the_api_is_audited_and_a_refused_one_is_not(tiny
         registered.json()["id"],
         str(tiny_model_dir),
     )
+
+
+def test_it_registers_a_bottleneck_adapter_with_its_base(tiny_model_dir, tmp_path):
+    from training.engine import bottleneck
+    from training.engine.adapters import apply_adapter
+    from training.engine.models import detect_device, load_causal_lm
+    from training.engine.spec import AdapterSpec
+
+    call_command("register_model", str(tiny_model_dir), "--name", "base")
+    model = apply_adapter(
+        load_causal_lm(str(tiny_model_dir), detect_device()), AdapterSpec(method="bottleneck"), task_type="CAUSAL_LM"
+    )
+    bottleneck.save(model, tmp_path / "adapter", base_model=str(tiny_model_dir))
+    call_command("register_model", str(tmp_path / "adapter"), "--name", "adapter")
+    adapter = ModelArtifact.objects.get(name="adapter")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert (adapter.kind, adapter.base_model.name) == ("adapter", "base")
+    assert adapter.trainable_parameter_count == trainable
+
+    (tmp_path / "adapter" / "bottleneck_model.safetensors").unlink()
+    with pytest.raises(CommandError, match=r"bottleneck_config\.json but no adapter weights"):
+        call_command("register_model", str(tmp_path / "adapter"), "--name", "broken")

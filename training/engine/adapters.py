@@ -1,4 +1,4 @@
-"""What trains: every weight, a PEFT adapter (LoRA, QLoRA, IA3), or only the last N layers."""
+"""What trains: every weight, a PEFT adapter (LoRA, QLoRA, IA3), a bottleneck adapter, or only the last N layers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 from transformers import PreTrainedModel
 
+from training.engine import bottleneck
 from training.engine.spec import AdapterSpec
 
 
@@ -52,6 +53,18 @@ def apply_adapter(model: PreTrainedModel, adapter: AdapterSpec, *, task_type: st
     if adapter.method == "freeze":
         freeze_all_but_last_layers(model, adapter.freeze_last_n_layers)
         return model
+    if adapter.method == "bottleneck":
+        config = bottleneck.BottleneckConfig(
+            placement=adapter.placement, reduction_factor=adapter.reduction_factor, non_linearity=adapter.non_linearity
+        )
+        carried = bottleneck.attached_config(model)
+        if carried is None:
+            bottleneck.attach(model, config)
+        else:
+            _check_same_adapters(carried, config)  # an earlier stage's adapters: they train on
+        bottleneck.train_only_adapters(model)
+        model.enable_input_require_grads()  # as for PEFT below: checkpointed blocks need a grad-requiring input
+        return model
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     if adapter.method == "qlora":
@@ -60,6 +73,15 @@ def apply_adapter(model: PreTrainedModel, adapter: AdapterSpec, *, task_type: st
     # blocks (the default on CUDA) would then pass none back; a grad-requiring input fixes that.
     model.enable_input_require_grads()
     return get_peft_model(model, peft_config(adapter, task_type=task_type))
+
+
+def _check_same_adapters(carried: bottleneck.BottleneckConfig, wanted: bottleneck.BottleneckConfig) -> None:
+    for name in ("placement", "reduction_factor", "non_linearity"):
+        if getattr(carried, name) != getattr(wanted, name):
+            raise ValueError(
+                f"adapter.{name}: the model already carries bottleneck adapters from an earlier stage, with "
+                f"{name} {getattr(carried, name)!r}; they train on in this stage, so give the same {name}"
+            )
 
 
 def freeze_all_but_last_layers(model: PreTrainedModel, n_layers: int) -> None:

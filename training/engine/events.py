@@ -2,7 +2,9 @@
 
 Events: ``started``, ``progress``, ``metrics``, ``eval``, ``checkpoint``, ``finished``, ``failed``,
 ``cancelled``. Each carries ``event`` and ``time`` (Unix seconds). A training stage's first
-``metrics`` event (step 0) holds ``trainable_parameters`` and ``total_parameters``. Under
+``metrics`` event (step 0) holds ``trainable_parameters`` and ``total_parameters``; ``finished``
+carries the final metrics, with what training cost (``peak_memory_bytes``, ``train_seconds_per_step``,
+``train_tokens_per_second``; ``training.engine.runner.cost_figures``). Under
 ``accelerate launch`` only the main process writes.
 """
 
@@ -89,12 +91,27 @@ class EventCallback(TrainerCallback):
         self.last_progress_at = 0.0
         self.last_checkpoint: str | None = None
         self.tokens_seen = 0
+        self.last_step = 0
+        self.start_tokens: int | None = None
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any):
         self.started_at = time.monotonic()
         self.start_step = state.global_step
+        self.last_step = state.global_step
+        self.start_tokens = None
+
+    @property
+    def steps_run(self) -> int:
+        """Optimizer steps this process ran (after the checkpoint it resumed from, if any)."""
+        return self.last_step - self.start_step
+
+    @property
+    def tokens_run(self) -> int:
+        """Tokens the trainer counted over the steps this process ran (0 when it counts none)."""
+        return self.tokens_seen - (self.start_tokens or 0)
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any):
+        self.last_step = state.global_step
         now = time.monotonic()
         if state.global_step in (1, state.max_steps) or now - self.last_progress_at >= PROGRESS_INTERVAL_S:
             self.last_progress_at = now
@@ -108,6 +125,10 @@ class EventCallback(TrainerCallback):
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **_: Any):
         logs = dict(logs or {})
         self.tokens_seen = int(logs.get("num_input_tokens_seen", logs.get("num_tokens", self.tokens_seen)))
+        if self.start_tokens is None and self.tokens_seen:
+            # The first count comes after the first logged step: take what came before it as the start
+            # only when resuming (a fresh run starts at 0, and its first step's tokens count).
+            self.start_tokens = 0 if self.start_step == 0 else self.tokens_seen
         if "train_runtime" in logs or any(key.startswith("eval_") for key in logs):
             return  # the run summary goes into `finished`; eval logs come through on_evaluate
         logs.pop("total_flos", None)

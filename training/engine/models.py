@@ -21,6 +21,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from training.engine import bottleneck
+
 logger = logging.getLogger(__name__)
 
 # Given to a tokenizer that has none, so conversational rows (`messages`, or prompt/completion as
@@ -58,8 +60,10 @@ def detect_device() -> Device:
 def load_tokenizer(path: str, *, gguf_file: str | None = None) -> PreTrainedTokenizerBase:
     """The tokenizer saved with the model, with a pad token and a chat template guaranteed."""
     tokenizer_dir = path
-    if _adapter_base(path) is not None and not _has_tokenizer(Path(path)):
-        tokenizer_dir = _adapter_base(path)
+    if not _has_tokenizer(Path(path)):
+        adapter = bottleneck.read_config(path)
+        base = adapter.base_model_name_or_path if adapter is not None else _adapter_base(path)
+        tokenizer_dir = base or path
     tokenizer = AutoTokenizer.from_pretrained(
         tokenizer_dir, gguf_file=gguf_file, trust_remote_code=False, local_files_only=True
     )
@@ -89,6 +93,28 @@ def load_reward_model(
 
 
 def _load(auto_class, path: str, device: Device, *, gguf_file, quantize_4bit: bool, **kwargs) -> PreTrainedModel:
+    adapter = bottleneck.read_config(path)
+    if adapter is not None:
+        # A bottleneck adapter from an earlier stage: its base, with the adapters attached and loaded
+        # (they cannot be merged into the base's weights).
+        if not adapter.base_model_name_or_path:
+            raise ValueError(f"{path}/{bottleneck.CONFIG_FILE} names no base model (base_model_name_or_path)")
+        model = _load(
+            auto_class, adapter.base_model_name_or_path, device, gguf_file=None, quantize_4bit=quantize_4bit, **kwargs
+        )
+        carried = bottleneck.attached_config(model)
+        if carried is None:
+            bottleneck.attach(model, adapter)
+        elif (carried.placement, carried.reduction_factor, carried.non_linearity) != (
+            adapter.placement,
+            adapter.reduction_factor,
+            adapter.non_linearity,
+        ):
+            raise ValueError(f"{path}: its base carries bottleneck adapters of another shape than its own")
+        # (Adapters the base carries are the ones this directory's stage trained on: its weights replace theirs.)
+        bottleneck.load_weights(model, [Path(path) / bottleneck.WEIGHTS_FILE])
+        model.config.name_or_path = path
+        return model
     base = _adapter_base(path)
     options = {
         "dtype": device.dtype,
@@ -104,18 +130,31 @@ def _load(auto_class, path: str, device: Device, *, gguf_file, quantize_4bit: bo
         # safetensors only, and so does the engine, for a base an adapter names as well.
         options["use_safetensors"] = True
     if base is not None:
-        # A PEFT adapter from an earlier stage: load its base, apply and merge it.
+        # A PEFT adapter from an earlier stage: load its base (which may carry bottleneck adapters), apply and merge it.
         from peft import PeftModel
 
-        model = auto_class.from_pretrained(base, **options)
+        model = _load(auto_class, base, device, gguf_file=None, quantize_4bit=quantize_4bit, **kwargs)
         model = PeftModel.from_pretrained(model, path).merge_and_unload()
     elif gguf_file is not None:
         model = _dequantized_gguf(auto_class, path, gguf_file, options)
     else:
         model = auto_class.from_pretrained(path, **options)
+        _reattach_bottlenecks(model, Path(path))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
     return model
+
+
+def _reattach_bottlenecks(model: PreTrainedModel, directory: Path) -> None:
+    """A whole model saved with bottleneck adapters in it (its config.json names them): attach them
+    again and load their weights, which ``from_pretrained`` passed over as unknown keys."""
+    marked = getattr(model.config, bottleneck.CONFIG_ATTRIBUTE, None)
+    if not marked:
+        return
+    config = bottleneck.BottleneckConfig(**{**marked, "base_model_name_or_path": ""})
+    bottleneck.check_config(config, where=f"{directory}/config.json {bottleneck.CONFIG_ATTRIBUTE}")
+    bottleneck.attach(model, config)
+    bottleneck.load_weights(model, sorted(directory.glob("*.safetensors")))
 
 
 def _dequantized_gguf(auto_class, path: str, gguf_file: str, options: dict) -> PreTrainedModel:
@@ -176,6 +215,7 @@ def frozen_reference(policy: PreTrainedModel, *, reference_path: str | None, met
     """
     if reference_path is not None:
         return load_causal_lm(reference_path, device)
-    if method in ("full", "freeze"):
+    if method in ("full", "freeze", "bottleneck"):
+        # A bottleneck policy has no switch to turn its adapters off, as PEFT's have: copy it before they are attached.
         return copy.deepcopy(policy).requires_grad_(False).eval()
     return None

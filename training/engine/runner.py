@@ -5,18 +5,22 @@ Output directory layout::
     output_dir/
       spec.json          the spec as run
       checkpoints/       checkpoint-<step>/ (model or adapter, optimizer, scheduler, RNG, trainer state)
-      model/             final model (full weights, PEFT adapter or merged adapter) and tokenizer, safetensors
+      model/             final model (full weights, PEFT or bottleneck adapter, or merged adapter) and
+                         tokenizer, safetensors
       metrics.json       final metrics
 """
 
 from __future__ import annotations
 
 import json
+import resource
+import time
 from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase, Trainer
 
+from training.engine import bottleneck
 from training.engine.adapters import ParameterCounts, count_parameters
 from training.engine.checkpoints import complete_checkpoints
 from training.engine.events import CancelFlag, Cancelled, EventCallback, EventStream
@@ -103,11 +107,14 @@ def train(
     parameters = count_parameters_of(trainer).as_event_fields()
     events.emit("metrics", step=0, **parameters)
     checkpoint = resume_checkpoint(spec)
+    started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.monotonic() - started
     if callback.cancelled:
         raise Cancelled(callback.last_checkpoint)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step, **parameters}
     metrics.update({k: v for k, v in result.metrics.items() if k.startswith("train_")})
+    metrics.update(cost_figures(seconds=seconds, steps=callback.steps_run, tokens=callback.tokens_run))
     if has_eval:
         metrics.update(trainer.evaluate())
     return metrics
@@ -124,9 +131,13 @@ def fit(
     tokenizer: PreTrainedTokenizerBase,
     train_rows: Any,
     eval_rows: Any | None,
+    report_logged: dict[str, str] | None = None,
     **trainer_fields: Any,
 ) -> dict[str, Any]:
-    """A stage's TRL trainer with the event callback: train (or resume), save the final model, return the metrics."""
+    """A stage's TRL trainer with the event callback: train (or resume), save the final model, return the metrics.
+
+    ``report_logged`` maps names the trainer logs to names in the final metrics (the last value logged).
+    """
     callback = EventCallback(events, cancel)
     trainer = trainer_class(
         model=model,
@@ -138,8 +149,45 @@ def fit(
         **trainer_fields,
     )
     metrics = train(trainer, spec, events, callback, has_eval=eval_rows is not None)
+    metrics.update(last_logged(trainer.state.log_history, report_logged or {}))
     save_final_model(trainer, tokenizer, spec)
     return metrics
+
+
+def last_logged(history: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
+    """The last value the trainer logged under each of ``names``' keys, under its value."""
+    found = {}
+    for entry in history:
+        for logged, name in names.items():
+            if logged in entry:
+                found[name] = entry[logged]
+    return found
+
+
+def cost_figures(*, seconds: float, steps: int, tokens: int) -> dict[str, float | int]:
+    """What a stage's training cost, under the names the run pages and comparisons read.
+
+    ``peak_memory_bytes``: on CUDA the most memory torch held for tensors (max_memory_allocated);
+    on CPU the process's peak resident set (getrusage; it includes the interpreter and libraries).
+    ``train_seconds_per_step``: wall time of the train call per optimizer step this process ran
+    (a resumed run counts only its own steps). ``train_tokens_per_second`` only when the trainer
+    counts tokens (TRL's ``num_tokens``): input tokens, padding excluded, per second of training.
+    """
+    figures: dict[str, float | int] = {"peak_memory_bytes": peak_memory_bytes()}
+    if steps > 0:
+        figures["train_seconds_per_step"] = round(seconds / steps, 6)
+    if tokens > 0 and seconds > 0:
+        figures["train_tokens_per_second"] = round(tokens / seconds, 3)
+    return figures
+
+
+def peak_memory_bytes() -> int:
+    import torch
+
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    # Linux reports ru_maxrss in KiB (macOS in bytes; the engine runs on Linux).
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def count_parameters_of(trainer: Trainer) -> ParameterCounts:
@@ -153,7 +201,12 @@ def count_parameters_of(trainer: Trainer) -> ParameterCounts:
 def save_final_model(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, spec: TrainingSpec) -> Path:
     """Write the trained model (adapter, merged adapter or full weights) and the tokenizer to output_dir/model."""
     target = final_model_dir(spec.output_dir)
-    if spec.adapter.merge:
+    if spec.adapter.method == "bottleneck":
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model = getattr(model, "policy", model)  # PPO wraps policy and value; keep the policy
+        if trainer.accelerator.is_main_process:
+            bottleneck.save(model, target, base_model=spec.model)
+    elif spec.adapter.merge:
         model = trainer.accelerator.unwrap_model(trainer.model)
         model = getattr(model, "policy", model).merge_and_unload()  # PPO wraps policy and value; keep the policy
         if trainer.accelerator.is_main_process:

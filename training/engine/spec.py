@@ -28,17 +28,25 @@ class SpecError(ValueError):
     """A spec that cannot run; the message names the field and says what is wrong."""
 
 
-AdapterMethod = Literal["full", "lora", "qlora", "ia3", "freeze"]
-# Methods that train a small PEFT adapter on a frozen base; full and freeze train ordinary weights.
-ADAPTER_METHODS = ("lora", "qlora", "ia3")
+AdapterMethod = Literal["full", "lora", "qlora", "ia3", "bottleneck", "freeze"]
+# Methods that train a small adapter on a frozen base (PEFT's, or the engine's bottleneck adapter);
+# full and freeze train ordinary weights.
+ADAPTER_METHODS = ("lora", "qlora", "ia3", "bottleneck")
+# Adapters that can be merged into the base's weights (a bottleneck adapter is nonlinear: it cannot).
+MERGEABLE_METHODS = ("lora", "qlora", "ia3")
+BottleneckPlacement = Literal["pfeiffer", "houlsby"]
+BottleneckNonLinearity = Literal["relu", "gelu", "silu", "tanh"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"]
 
 
 @dataclass
 class AdapterSpec:
-    """How much of the model trains. ``full`` trains every weight; ``freeze`` only the last N layers."""
+    """How much of the model trains. ``full`` trains every weight; ``freeze`` only the last N layers;
+    ``bottleneck`` small networks inside each layer (``training.engine.bottleneck``)."""
 
-    method: AdapterMethod = field(default="lora", metadata={"help": "full, lora, qlora (4-bit, CUDA), ia3, freeze"})
+    method: AdapterMethod = field(
+        default="lora", metadata={"help": "full, lora, qlora (4-bit, CUDA), ia3, bottleneck, freeze"}
+    )
     r: int = field(default=16, metadata={"help": "LoRA rank"})
     alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)"})
     dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
@@ -48,16 +56,27 @@ class AdapterSpec:
     )
     freeze_last_n_layers: int = field(default=2, metadata={"help": "freeze: number of final decoder layers that train"})
     merge: bool = field(default=False, metadata={"help": "save the adapter merged into full weights"})
+    # AdapterHub's defaults for its sequential bottleneck configs (SeqBnConfig, "pfeiffer"): 16 and ReLU.
+    reduction_factor: int = field(
+        default=16, metadata={"help": "bottleneck: hidden size / bottleneck units (16: 576 -> 36 on SmolLM2-135M)"}
+    )
+    placement: BottleneckPlacement = field(
+        default="pfeiffer",
+        metadata={"help": "bottleneck: pfeiffer (after each feed-forward block) or houlsby (after attention too)"},
+    )
+    non_linearity: BottleneckNonLinearity = field(default="relu", metadata={"help": "bottleneck: activation"})
 
     def check_fields(self) -> None:
         require(self.r >= 1, "adapter.r", "must be >= 1")
         require(self.alpha >= 1, "adapter.alpha", "must be >= 1")
         require(0 <= self.dropout < 1, "adapter.dropout", "must be in [0, 1)")
         require(self.freeze_last_n_layers >= 1, "adapter.freeze_last_n_layers", "must be >= 1")
+        require(self.reduction_factor >= 1, "adapter.reduction_factor", "must be >= 1")
         require(
-            not (self.merge and self.method in ("full", "freeze")),
+            not self.merge or self.method in MERGEABLE_METHODS,
             "adapter.merge",
-            f"only applies to adapter methods (lora, qlora, ia3), not {self.method!r}",
+            f"only applies to adapter methods that merge into the weights ({', '.join(MERGEABLE_METHODS)}), "
+            f"not {self.method!r}",
         )
 
 
@@ -172,7 +191,7 @@ class TrainingSpec(ModelSource):
 
 
 def check_model_dir(path: str, name: str, *, gguf_file: str | None = None) -> None:
-    """A local directory with config.json + safetensors weights, a PEFT adapter, or the named GGUF file."""
+    """A local directory with config.json + safetensors weights, a PEFT or bottleneck adapter, or the GGUF file."""
     directory = Path(path)
     require(directory.is_dir(), name, f"{path} is not a local directory (models load from disk only)")
     if gguf_file is not None:
@@ -183,6 +202,13 @@ def check_model_dir(path: str, name: str, *, gguf_file: str | None = None) -> No
             any(directory.glob("adapter_model*.safetensors")),
             name,
             f"{path} has adapter_config.json but no adapter_model.safetensors",
+        )
+        return
+    if (directory / "bottleneck_config.json").is_file():
+        require(
+            (directory / "bottleneck_model.safetensors").is_file(),
+            name,
+            f"{path} has bottleneck_config.json but no bottleneck_model.safetensors",
         )
         return
     require((directory / "config.json").is_file(), name, f"{path} has no config.json (not a model directory)")

@@ -25,6 +25,11 @@ from training.errors import TrainingError
 from training.models import ModelArtifact, TrainingRun
 from training.paths import adapter_base_roots, confined_path, model_roots
 
+# An adapter directory's config file, and its weight files: PEFT's, and the engine's bottleneck adapter's.
+ADAPTER_FILES = {
+    "adapter_config.json": "adapter_model*.safetensors",
+    "bottleneck_config.json": "bottleneck_model.safetensors",
+}
 # The safetensors format's own bound on its JSON header (safetensors' MAX_HEADER_SIZE, 100 MB).
 SAFETENSORS_HEADER_MAX_BYTES = 100_000_000
 # config.json and adapter_config.json are a few kilobytes; anything this large is not one.
@@ -145,29 +150,39 @@ def _local_model_location(path: str, gguf_file: str, *, confined: bool) -> tuple
 
 
 def _directory_facts(directory: Path, *, base_roots: list[Path] | None, check_base: bool = True) -> dict[str, Any]:
-    """Kind, size and parameter count of a safetensors model or PEFT adapter directory.
+    """Kind, size and parameter count of a safetensors model or adapter directory (PEFT or bottleneck).
 
     An adapter's base (``base_model_name_or_path``) must pass the same checks as a model registered
     on its own, inside ``base_roots`` when given; ``check_base`` False skips that (a run's output).
     """
-    adapter_config = directory / "adapter_config.json"
-    if adapter_config.is_file():
-        weights = sorted(directory.glob("adapter_model*.safetensors"))
-        if not weights:
-            raise TrainingError(f"{directory} has adapter_config.json but no adapter weights.", {"path": "Incomplete."})
-        base = _json_object(adapter_config).get("base_model_name_or_path")
-        if check_base:
-            base = _checked_adapter_base(adapter_config, base, base_roots)
-        count = sum(_safetensors_parameters(file) for file in weights)
-        return {
-            "kind": ModelArtifact.Kind.ADAPTER,
-            "base_path": base if isinstance(base, str) else "",
-            "size_bytes": sum(file.stat().st_size for file in weights),
-            "trainable_parameter_count": count,
-        }
+    for config_name, weights_pattern in ADAPTER_FILES.items():
+        adapter_config = directory / config_name
+        if adapter_config.is_file():
+            return _adapter_facts(
+                directory, adapter_config, weights_pattern, base_roots=base_roots, check_base=check_base
+            )
     facts = _full_model_facts(directory)
     facts.pop("architectures")
     return facts
+
+
+def _adapter_facts(
+    directory: Path, adapter_config: Path, weights_pattern: str, *, base_roots: list[Path] | None, check_base: bool
+) -> dict[str, Any]:
+    """A PEFT or bottleneck adapter directory: its weights, and the base model its config names."""
+    weights = sorted(directory.glob(weights_pattern))
+    if not weights:
+        raise TrainingError(f"{directory} has {adapter_config.name} but no adapter weights.", {"path": "Incomplete."})
+    base = _json_object(adapter_config).get("base_model_name_or_path")
+    if check_base:
+        base = _checked_adapter_base(adapter_config, base, base_roots)
+    count = sum(_safetensors_parameters(file) for file in weights)
+    return {
+        "kind": ModelArtifact.Kind.ADAPTER,
+        "base_path": base if isinstance(base, str) else "",
+        "size_bytes": sum(file.stat().st_size for file in weights),
+        "trainable_parameter_count": count,
+    }
 
 
 def _full_model_facts(directory: Path) -> dict[str, Any]:
@@ -224,7 +239,7 @@ def _checked_adapter_base(adapter_config: Path, base: Any, roots: list[Path] | N
             f"{adapter_config}: its base model {location} is not a directory on this machine.",
             {"path": "The base model is missing."},
         )
-    if (location / "adapter_config.json").is_file():
+    if any((location / config_name).is_file() for config_name in ADAPTER_FILES):
         raise TrainingError(
             f"{adapter_config}: its base model {location} is an adapter itself; the base must be a full model.",
             {"path": "The base model is an adapter."},

@@ -2,9 +2,9 @@
 
 A round is an ordered list of runs, each waiting for the one before it. It is queued until one of
 its runs starts (``round_mark_running``), which may be after other rounds' runs. Models flow like this: a
-policy stage (pretrain, sft, dpo, ppo) trains the newest policy of the round (the base model at
-first); a reward stage starts from that policy too, and its output becomes the reward model of a
-later PPO stage. Unless switched off, the round ends with an evaluate stage: the newest policy
+policy stage (pretrain, sft, dpo, kto, ppo, rloo, grpo) trains the newest policy of the round (the
+base model at first); a reward stage starts from that policy too, and its output becomes the reward
+model of a later PPO, RLOO or GRPO stage. Unless switched off, the round ends with an evaluate stage: the newest policy
 against the base model on the snapshot's held-out rows (``training.services.evaluation``). A
 failed or cancelled stage stops the round; later stages are cancelled with the reason. Launch
 checks everything it can before writing anything: stage requirements, the snapshot's rows, the
@@ -52,7 +52,10 @@ from training.specs import LaunchError, build_spec, check_shared_settings, check
 # The training stages of each preset; the evaluate stage follows them unless it is switched off.
 PRESET_STAGES = {
     Round.Preset.SFT_REWARD_PPO: ["sft", "reward", "ppo"],
+    Round.Preset.SFT_REWARD_RLOO: ["sft", "reward", "rloo"],
+    Round.Preset.SFT_REWARD_GRPO: ["sft", "reward", "grpo"],
     Round.Preset.SFT_DPO: ["sft", "dpo"],
+    Round.Preset.SFT_KTO: ["sft", "kto"],
     Round.Preset.PRETRAIN_SFT: ["pretrain", "sft"],
 }
 # The launch form's file fields that stand in for each path field.
@@ -557,7 +560,7 @@ def _check_inputs(
     for stage in stages:
         if STAGES[stage].needs_reward_model and reward_model is None and _uses_registered_reward_model(stage, stages):
             raise TrainingError(
-                f"{STAGES[stage].label} needs a reward model: add a reward stage before it (preset sft_reward_ppo) "
+                f"{STAGES[stage].label} needs a reward model: add a reward stage before it (preset sft_reward_{stage}) "
                 "or choose a registered reward model.",
                 {"reward_model": f"This field is required for {STAGES[stage].label}."},
             )

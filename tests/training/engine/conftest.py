@@ -109,7 +109,7 @@ def trainable_snapshot(monkeypatch):
     import torch
 
     from training.engine import adapters
-    from training.engine.stages import dpo, ppo, pretrain, reward, sft
+    from training.engine.stages import dpo, kto, online, ppo, pretrain, reward, sft
 
     captured = {}
 
@@ -119,10 +119,14 @@ def trainable_snapshot(monkeypatch):
         captured["before"] = {n: p.detach().clone() for n, p in wrapped.named_parameters() if p.requires_grad}
         return wrapped
 
-    for module in (sft, pretrain, reward, dpo, ppo):
+    for module in (sft, pretrain, reward, dpo, ppo, kto, online):
         monkeypatch.setattr(module, "apply_adapter", apply_and_record)
 
     class Snapshot:
+        @property
+        def model(self):
+            return captured["model"]
+
         @property
         def names(self) -> list[str]:
             return list(captured["before"])

@@ -68,7 +68,7 @@ def test_it_reads_a_spec_file_and_round_trips_it(dpo_spec, tmp_path):
 @pytest.mark.parametrize(
     ("change", "fragments"),
     [
-        ({"stage": "kto"}, ["stage: must be one of"]),
+        ({"stage": "orpo"}, ["stage: must be one of"]),
         ({"learning_rte": 1e-5}, ["learning_rte: unknown field", "learning_rate"]),
         ({"adapter": {"method": "lora", "rank": 8}}, ["adapter.rank: unknown field"]),
         ({"adapter": {"method": "dora"}}, ["adapter.method: must be one of", "dora"]),

@@ -36,7 +36,7 @@ def assert_well_formed_run(events: list[dict], total_steps: int) -> None:
     assert only(events, "checkpoint")
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "ia3", "freeze"])
+@pytest.mark.parametrize("method", ["full", "lora", "ia3", "bottleneck", "freeze"])
 def test_it_fine_tunes_with_each_adapter_method(method, tiny_model, tmp_path, trainable_snapshot):
     dataset = write_jsonl(tmp_path / "sft.jsonl", sft_rows(24, seed=0))
     adapter = {"method": method, "freeze_last_n_layers": 1}
@@ -47,6 +47,9 @@ def test_it_fine_tunes_with_each_adapter_method(method, tiny_model, tmp_path, tr
     assert_well_formed_run(events, total_steps=3)
     assert trainable_snapshot.unchanged() == []
     counts = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert counts["peak_memory_bytes"] > 10 * 2**20  # the process's peak resident set, on CPU
+    assert 0 < counts["train_seconds_per_step"] < 60
+    assert counts["train_tokens_per_second"] > 0  # SFT counts its tokens
     if method == "full":
         assert counts["trainable_parameters"] == counts["total_parameters"]
     else:
@@ -119,6 +122,7 @@ def test_it_runs_dpo_and_reports_held_out_rewards(tiny_model, tmp_path, trainabl
     assert trainable_snapshot.unchanged() == []
     final = only(events, "finished")[0]["metrics"]
     assert {"eval_rewards/accuracies", "eval_rewards/margins"} <= set(final)
+    assert {"peak_memory_bytes", "train_seconds_per_step"} <= set(final)
     assert load_causal_lm(str(tmp_path / "out" / "model"), detect_device()) is not None
 
 
@@ -148,7 +152,7 @@ def test_it_runs_ppo_with_a_reward_model_and_reports_reward_kl_and_value_loss(ti
     assert trainable_snapshot.unchanged() == []
     final = only(events, "finished")[0]["metrics"]
     assert final["global_step"] == 2
-    assert {"mean_reward", "kl", "value_loss"} <= set(final)
+    assert {"mean_reward", "kl", "value_loss", "peak_memory_bytes", "train_seconds_per_step"} <= set(final)
     assert load_causal_lm(str(tmp_path / "out" / "model"), detect_device()) is not None
 
 

@@ -17,14 +17,18 @@ from training.engine.spec import ModelSource, SpecError, spec_from_dict
 from training.engine.stages.dpo_spec import DPOSpec
 from training.engine.stages.evaluate_spec import EvaluateSpec
 from training.engine.stages.generate_spec import GenerateSpec
+from training.engine.stages.grpo_spec import GRPOSpec
+from training.engine.stages.kto_spec import KTOSpec
 from training.engine.stages.ppo_spec import PPOSpec
 from training.engine.stages.pretrain_spec import PretrainSpec
 from training.engine.stages.reward_spec import RewardSpec
+from training.engine.stages.rloo_spec import RLOOSpec
 from training.engine.stages.sft_spec import SFTSpec
 
-# What a round gives a stage to train on: pairs and demonstrations come from a dataset snapshot,
-# prompts from a snapshot's distinct prompts, text from a local text dataset.
-TrainsOn = Literal["preference_pairs", "demonstrations", "prompts", "text"]
+# What a round gives a stage to train on: pairs, demonstrations and labelled completions (KTO's
+# desirable/undesirable rows) come from a dataset snapshot, prompts from a snapshot's distinct
+# prompts, text from a local text dataset.
+TrainsOn = Literal["preference_pairs", "demonstrations", "labelled_completions", "prompts", "text"]
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,12 @@ class Stage:
 
     @property
     def reads_snapshot(self) -> bool:
-        """It trains on rows of a dataset snapshot (pairs, demonstrations or prompts)."""
-        return self.trains_on in ("preference_pairs", "demonstrations", "prompts")
+        """It trains on rows of a dataset snapshot (pairs, demonstrations, labelled completions or prompts)."""
+        return self.trains_on in ("preference_pairs", "demonstrations", "labelled_completions", "prompts")
 
     @property
     def needs_reward_model(self) -> bool:
-        """It trains against a reward model (PPO)."""
+        """It trains against a reward model (PPO, RLOO, GRPO)."""
         return self.trains_on is not None and self.has_field("reward_model")
 
 
@@ -64,7 +68,10 @@ STAGES: dict[str, Stage] = {
             "reward", "Reward model", "the reward model", RewardSpec, makes="reward_model", trains_on="preference_pairs"
         ),
         Stage("dpo", "DPO", "DPO", DPOSpec, makes="policy", trains_on="preference_pairs"),
+        Stage("kto", "KTO", "KTO", KTOSpec, makes="policy", trains_on="labelled_completions"),
         Stage("ppo", "PPO", "PPO", PPOSpec, makes="policy", trains_on="prompts"),
+        Stage("rloo", "RLOO", "RLOO", RLOOSpec, makes="policy", trains_on="prompts"),
+        Stage("grpo", "GRPO", "GRPO", GRPOSpec, makes="policy", trains_on="prompts"),
         Stage("evaluate", "Evaluation", "evaluation", EvaluateSpec, makes=None, trains_on=None),
         Stage("generate", "Generation", "generation", GenerateSpec, makes=None, trains_on=None, in_rounds=False),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,12 @@ def run(spec: PPOSpec, events: EventStream, cancel: CancelFlag) -> dict[str, Any
     )
     parameters = runner.count_parameters_of(trainer).as_event_fields()
     events.emit("metrics", step=0, **parameters)
+    started = time.monotonic()
     trainer.train()
+    seconds = time.monotonic() - started
     runner.save_final_model(trainer, tokenizer, spec)
-    return {"global_step": trainer.state.global_step, **parameters, **last_logged(trainer.state.log_history)}
+    cost = runner.cost_figures(seconds=seconds, steps=callback.steps_run, tokens=callback.tokens_run)
+    return {"global_step": trainer.state.global_step, **parameters, **last_logged(trainer.state.log_history), **cost}
 
 
 class ResumablePPOTrainer(PPOTrainer):
