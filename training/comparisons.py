@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from training.formatting import format_figure, format_metric
+from training.formatting import format_figure, format_learning_rate, format_metric
 from training.models import is_metric_value
 
 MISSING = "—"
@@ -198,7 +198,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def spec_table(facts: list[dict[str, Any]], specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of a side-by-side table, one column per run: first the ``facts`` (``{label: text}`` per
-    run: stage, status, snapshot...), then every spec field any run has, flattened and sorted.
+    run: stage, status, snapshot...), then every other spec field any run has, flattened and sorted.
 
     Each row is ``{"field", "values": [text per run], "differs": bool, "per_run": bool}``.
     """
@@ -207,8 +207,9 @@ def spec_table(facts: list[dict[str, Any]], specs: list[dict[str, Any]]) -> list
         values = [str(fact.get(label, MISSING)) for fact in facts]
         rows.append({"field": label, "values": values, "differs": len(set(values)) > 1, "per_run": False})
     flat = [flatten(spec) for spec in specs]
-    for field in sorted({name for spec in flat for name in spec}):
-        values = [_spec_text(spec[field]) if field in spec else MISSING for spec in flat]
+    shown = {row["field"] for row in rows}
+    for field in sorted({name for spec in flat for name in spec} - shown):
+        values = [_spec_text(field, spec[field]) if field in spec else MISSING for spec in flat]
         per_run = field in PER_RUN_FIELDS
         rows.append(
             {"field": field, "values": values, "differs": not per_run and len(set(values)) > 1, "per_run": per_run}
@@ -216,5 +217,7 @@ def spec_table(facts: list[dict[str, Any]], specs: list[dict[str, Any]]) -> list
     return rows
 
 
-def _spec_text(value: Any) -> str:
+def _spec_text(field: str, value: Any) -> str:
+    if field.rsplit(".", 1)[-1] == "learning_rate" and is_metric_value(value) and value > 0:
+        return format_learning_rate(value)  # 2e-4, as the launch form and the run page write it
     return value if isinstance(value, str) else json.dumps(value)

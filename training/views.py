@@ -447,10 +447,16 @@ def _runs_compare_context(runs: list[TrainingRun], *, only_differing: bool) -> d
 
 
 def _run_label(run: TrainingRun) -> str:
-    variant = run.round.variant if run.round_id else ""
-    return f"{run.stage} run {run.pk}" + (f" · {variant}" if variant else "")
+    """A run as a column and a legend name it: its variant, else its round's name (shortened)."""
+    if run.round_id is None:
+        return f"{run.stage} run {run.pk}"
+    context = run.round.variant or (run.round.name if len(run.round.name) <= 40 else run.round.name[:39] + "…")
+    return f"{run.stage} run {run.pk} · {context}"
 
 
 def _run_label(run: TrainingRun) -> str:
-    variant = run.round.variant if run.round_id else ""
-    return f"{run.stage} run {run.pk}" + (f" · {variant}" if variant else "")
+    """A run as a column and a legend name it: its variant, else its round's name (shortened)."""
+    if run.round_id is None:
+        return f"{run.stage} run {run.pk}"
+    context = run.round.variant or (run.round.name if len(run.round.name) <= 40 else run.round.name[:39] + "…")
+    return f"{run.stage} run {run.pk} · {context}"
