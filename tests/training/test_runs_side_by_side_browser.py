@@ -89,3 +89,43 @@ def test_a_manager_ticks_two_runs_and_sees_them_side_by_side(make_user, signed_i
     assert "adapter.method" in fields and "max_steps" not in fields and "adapter.r" not in fields
     page.screenshot(path=str(shots_dir(tmp_path) / "runs-side-by-side-differing.png"), full_page=True)
     assert violations == [] and page.js_errors == []
+
+
+def test_the_comparison_page_reads_well_and_follows_the_csp(
+    manager, tiny_model, preference_snapshot, signed_in_page, live_server, tmp_path
+):
+    from tests.training.test_comparison_pages import METRICS, report
+    from training.services.comparisons import comparison_launch
+
+    comparison = comparison_launch(
+        kind="adapters",
+        stage="sft",
+        variants=["lora", "full"],
+        base_model=tiny_model,
+        dataset=preference_snapshot,
+        launched_by=manager,
+        max_steps=2,
+    )
+    for round_ in comparison.rounds.all():
+        training, evaluate = round_.runs.order_by("position")
+        training.status, training.final_metrics = JobStatus.SUCCEEDED, METRICS[round_.variant]
+        training.save()
+        for step in range(1, 11):
+            RunMetric.objects.create(
+                run=training, step=step, values={"loss": 6.0 - step * (0.1 if round_.variant == "lora" else 0.2)}
+            )
+        evaluate.status = JobStatus.SUCCEEDED
+        evaluate.final_metrics = {"report": report(0.75 if round_.variant == "lora" else 0.5, "better")}
+        evaluate.save()
+    page = signed_in_page(manager.username)
+    violations: list[str] = []
+    page.on("console", lambda message: "Content Security Policy" in message.text and violations.append(message.text))
+    page.goto(f"{live_server.url}/training/comparisons/{comparison.pk}/")
+    page.wait_for_selector("table.comparison-table")
+    assert page.locator("td.best").count() >= 4
+    assert page.locator(".chart-legend li").all_inner_texts() == ["lora", "full"]
+    page.screenshot(path=str(shots_dir(tmp_path) / "comparison.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("text=Download Markdown")
+    assert download.value.suggested_filename == f"comparison-{comparison.pk}.md"
+    assert violations == [] and page.js_errors == []
