@@ -102,6 +102,11 @@ def test_the_page_shows_each_variants_stored_figures_and_marks_the_best(comparis
     assert "series-0" in page and "series-1" in page and "chart-legend" in page
 
 
+def test_a_finished_comparisons_page_is_not_re_read(comparison, manager_client):
+    page = manager_client.get(f"/training/comparisons/{comparison.pk}/").content.decode()
+    assert "data-poll-url" not in page
+
+
 def test_the_csv_holds_the_stored_values_as_they_are(comparison, manager_client):
     response = manager_client.get(f"/training/comparisons/{comparison.pk}/?format=csv")
     assert response["Content-Type"].startswith("text/csv")
@@ -190,7 +195,9 @@ def test_a_manager_launches_from_the_form_and_a_refused_variant_is_on_its_field(
     assert launched.status_code == 302 and launched["Location"] == f"/training/comparisons/{comparison.pk}/"
     assert comparison.variants == ["lora", "ia3"] and comparison.seed == 5
     page = manager_client.get(launched["Location"]).content.decode()
-    assert "data-poll-url" in page and 'data-variant="ia3"' in page
+    assert "data-poll-url" in page and 'data-variant="ia3"' in page  # re-read while its variants are queued
+    round_page = manager_client.get(f"/training/rounds/{comparison.rounds.first().pk}/").content.decode()
+    assert f'href="/training/comparisons/{comparison.pk}/"' in round_page
 
 
 def test_the_form_offers_the_engines_methods(manager_client):
