@@ -173,8 +173,10 @@ def table_markdown(table: dict[str, Any], *, title: str, facts: list[str]) -> st
 
 
 def _cell(text: str) -> str:
-    """Text that cannot break a Markdown table row (a pipe or a line break in a name)."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Text that cannot break a Markdown table row (a pipe or a line break in a name), nor become
+    HTML where the report is rendered (a name with a tag in it reads as written)."""
+    text = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 # --- runs side by side ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -475,7 +476,7 @@ def comparison_facts(*, comparison: Comparison) -> list[str]:
         facts.append(f"Reward model: {comparison.reward_model.name}")
     shared = (comparison.stage_settings or {}).get("shared") or {}
     if shared:
-        facts.append("Shared settings: " + ", ".join(f"{k}={v}" for k, v in sorted(shared.items())))
+        facts.append("Shared settings: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(shared.items())))
     return facts
 
 

@@ -356,9 +356,7 @@ def comparison_detail(request: HttpRequest, comparison_id: int) -> HttpResponse:
     if download == "csv":
         return _download(table_csv(context["table"]), f"comparison-{comparison.pk}.csv", "text/csv")
     if download == "md":
-        text = table_markdown(
-            context["table"], title=comparison.name, facts=selectors.comparison_facts(comparison=comparison)
-        )
+        text = table_markdown(context["table"], title=comparison.name, facts=context["facts"])
         return _download(text, f"comparison-{comparison.pk}.md", "text/markdown")
     return render(request, "training/comparison_detail.html", context)
 

@@ -65,6 +65,7 @@ def comparison(tiny_model, preference_snapshot, manager) -> Comparison:
         launched_by=manager,
         seed=3,
         max_steps=2,
+        settings={"batch_size": 2},
     )
     for round_ in comparison.rounds.all():
         training, evaluate = round_.runs.order_by("position")
@@ -133,8 +134,18 @@ def test_the_markdown_is_a_table_with_units_fit_for_a_report(comparison, manager
     assert "Peak memory (MiB)" in header and "Wall time (s)" in header and "Throughput (tokens/s)" in header
     lora = next(line for line in text.splitlines() if line.startswith("| lora"))
     assert "**24.6 k**" in lora and "| **1.50** |" in lora and "| 3 |" in lora and "**75.0%**" in lora
+    assert "- Shared settings: batch_size=2" in text
     full = next(line for line in text.splitlines() if line.startswith("| full"))
     assert "**5.50**" in full and "| — |" in full
+
+
+def test_markdown_cells_keep_user_text_from_breaking_the_table():
+    from training.comparisons import table_markdown, variant_table
+
+    table = variant_table([{"variant": "a|b", "status": "queued", "metrics": {}, "report": None}])
+    text = table_markdown(table, title="<script>x</script> | y\nz", facts=[])
+    assert text.splitlines()[0] == "## &lt;script&gt;x&lt;/script&gt; \\| y z"
+    assert "| a\\|b | queued |" in text
 
 
 def test_an_unknown_format_is_refused(comparison, manager_client):
