@@ -221,3 +221,24 @@ def test_the_form_offers_the_engines_methods(manager_client):
         re.search(r'value="(\w+)"', tag).group(1): tag for tag in re.findall(r"<input[^>]*adapter_variants[^>]*>", page)
     }
     assert "checked" not in inputs["qlora"] and all("checked" in inputs[m] for m in ("lora", "ia3", "full", "freeze"))
+
+
+def test_the_api_refuses_a_bad_variant_with_field_errors_and_queues_nothing(
+    tiny_model, preference_snapshot, manager_api
+):
+    body = {
+        "kind": "alignment",
+        "adapter": "lora",
+        "variants": ["dpo", "ppo"],
+        "base_model": tiny_model.pk,
+        "dataset": preference_snapshot.pk,
+        "max_steps": 2,
+    }
+    response = manager_api.post("/api/training/comparisons/", body, format="json")
+    assert response.status_code == 400
+    data = response.json()
+    assert data["detail"].startswith("Variant ppo: ")
+    assert data["errors"]["variants"].startswith("ppo: ") and data["errors"]["reward_model"].startswith("ppo: ")
+    assert not Comparison.objects.exists() and not Round.objects.exists()
+    unknown = manager_api.post("/api/training/comparisons/", {**body, "variants": ["dpo", "sft"]}, format="json")
+    assert unknown.status_code == 400 and "'sft' is not one of" in unknown.json()["errors"]["variants"]
