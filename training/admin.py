@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from training.models import GenerationJob, ModelArtifact, Round, RunMetric, TrainingRun
+from training.models import Comparison, GenerationJob, ModelArtifact, Round, RunMetric, TrainingRun
 
 
 @admin.register(ModelArtifact)
@@ -57,4 +57,15 @@ class GenerationJobAdmin(admin.ModelAdmin):
     readonly_fields = [
         "status", "cancel_requested", "step", "total_steps", "worker", "heartbeat_at", "started_at",
         "finished_at", "campaign", "result", "log_tail", "error", "spec", "workdir",
+    ]  # fmt: skip
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "stage", "adapter", "base_model", "dataset", "created_at"]
+    list_filter = ["kind"]
+    # Its rounds were launched from these: changing them here would no longer describe the rounds.
+    readonly_fields = [
+        "kind", "stage", "adapter", "variants", "base_model", "dataset", "reward_model", "seed", "max_steps",
+        "epochs", "stage_settings", "launched_by", "created_at",
     ]  # fmt: skip

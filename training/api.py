@@ -8,9 +8,10 @@ One view per operation, thin: parse, call one service or selector, render. Servi
 from __future__ import annotations
 
 import typing
+from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -23,8 +24,10 @@ from rlhf_platform.openapi import ErrorSerializer
 from rlhf_platform.pagination import NewestFirstCursorPagination, paginated_response
 from rlhf_platform.permissions import IsManager
 from training import selectors
+from training.comparisons import variant_table
 from training.engine.spec import AdapterMethod
-from training.models import GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
+from training.models import Comparison, GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
+from training.services import comparisons as comparison_services
 from training.services import generation as generation_services
 from training.services import rounds as round_services
 from training.services.registry import model_register
@@ -606,3 +609,155 @@ class ModelMistakesApi(APIView):
             "meta_keys_left_out": report.meta_keys_left_out if report else {},
         }
         return Response(ModelMistakesSerializer(body).data)
+
+
+# --- comparisons and runs side by side --------------------------------------------------------------
+
+
+class ComparisonSerializer(serializers.ModelSerializer):
+    kind = _status_field(Comparison.Kind.values)
+    rounds = serializers.SerializerMethodField(help_text="{variant: round id}")
+
+    class Meta:
+        model = Comparison
+        fields = [
+            "id", "name", "kind", "stage", "adapter", "variants", "base_model", "dataset", "reward_model", "seed",
+            "max_steps", "epochs", "stage_settings", "rounds", "launched_by", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_rounds(self, comparison: Comparison) -> dict[str, int]:
+        return {round_.variant: round_.pk for round_ in comparison.rounds.all()}
+
+
+class ComparisonDetailSerializer(ComparisonSerializer):
+    """A comparison with its table: the columns, and one row per variant with the same values as its page."""
+
+    columns = serializers.SerializerMethodField()
+    rows = serializers.SerializerMethodField()
+
+    class Meta(ComparisonSerializer.Meta):
+        fields = [*ComparisonSerializer.Meta.fields, "columns", "rows"]
+        read_only_fields = fields
+
+    def _table(self, comparison: Comparison) -> dict[str, Any]:
+        if not hasattr(self, "_cached_table"):
+            self._cached_table = variant_table(selectors.comparison_variants(comparison=comparison))
+        return self._cached_table
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_columns(self, comparison: Comparison) -> list[dict[str, Any]]:
+        """``{key, label, unit, better, group}``: ``key`` is the final metric's name, or ``evaluate.<figure>``."""
+        return [
+            {"key": c.key, "label": c.label, "unit": c.unit, "better": c.better, "group": c.group}
+            for c in self._table(comparison)["columns"]
+        ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_rows(self, comparison: Comparison) -> list[dict[str, Any]]:
+        """``{variant, status, round, run, evaluate_run, values: {key: value or null}, best: [keys]}``."""
+        table = self._table(comparison)
+        keys = [column.key for column in table["columns"]]
+        return [
+            {
+                "variant": row["variant"],
+                "status": row["status"],
+                "round": row["round_id"],
+                "run": row["run_id"] or None,
+                "evaluate_run": row["evaluate_run"].pk if row["evaluate_run"] else None,
+                "values": {key: cell["value"] for key, cell in zip(keys, row["cells"], strict=True)},
+                "best": [key for key, cell in zip(keys, row["cells"], strict=True) if cell["best"]],
+            }
+            for row in table["rows"]
+        ]
+
+
+class ComparisonListLaunchApi(APIView):
+    permission_classes = [IsManager]
+    pagination_class = NewestFirstCursorPagination
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+        kind = serializers.ChoiceField(choices=Comparison.Kind.choices)
+        variants = serializers.ListField(
+            child=serializers.CharField(max_length=40),
+            max_length=comparison_services.MAX_VARIANTS * 2,
+            help_text="Adapter methods (kind adapters) or alignment stages (kind alignment), as the engine names them.",
+        )
+        stage = serializers.CharField(required=False, allow_null=True, default=None, help_text="Kind adapters.")
+        adapter = serializers.CharField(required=False, allow_null=True, default=None, help_text="Kind alignment.")
+        base_model = serializers.PrimaryKeyRelatedField(queryset=ModelArtifact.objects.all())
+        dataset = serializers.PrimaryKeyRelatedField(queryset=PreferenceDataset.objects.all())
+        reward_model = serializers.PrimaryKeyRelatedField(
+            queryset=ModelArtifact.objects.all(), required=False, allow_null=True
+        )
+        seed = serializers.IntegerField(required=False, default=42)
+        max_steps = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+        epochs = serializers.FloatField(required=False, allow_null=True, default=None)
+        settings = StageSettingsSerializer(required=False, help_text="Shared by every variant (not seed or budget).")
+        stage_settings = serializers.DictField(child=StageSettingsSerializer(), required=False)
+        evaluate = serializers.BooleanField(default=True)
+
+    @extend_schema(responses=ComparisonSerializer(many=True), tags=["training"])
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            view=self,
+            request=request,
+            items=selectors.comparison_list(),
+            serialize=lambda page: ComparisonSerializer(page, many=True).data,
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: ComparisonDetailSerializer, **ERRORS},
+        description="Check and queue one round per variant, with the same seed and budget. Nothing is queued "
+        "when a variant is refused; the error names it.",
+        tags=["training"],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        comparison = comparison_services.comparison_launch(launched_by=request.user, **data.validated_data)
+        comparison = selectors.comparison_get(comparison_id=comparison.pk)
+        return Response(ComparisonDetailSerializer(comparison).data, status=status.HTTP_201_CREATED)
+
+
+class ComparisonDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(responses=ComparisonDetailSerializer, tags=["training"])
+    def get(self, request: Request, comparison_id: int) -> Response:
+        return Response(ComparisonDetailSerializer(selectors.comparison_get(comparison_id=comparison_id)).data)
+
+
+class RunsCompareApi(APIView):
+    """Runs side by side: their specs as rows (one value per run) and their metric series."""
+
+    permission_classes = [IsManager]
+
+    class QuerySerializer(serializers.Serializer):
+        run = serializers.ListField(child=serializers.IntegerField(min_value=1), help_text="2 to 8 run ids.")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("run", int, many=True, explode=True, description="A run id; 2 to 8 of them.")],
+        responses={200: OpenApiTypes.OBJECT, 400: ErrorSerializer},
+        description="`rows`: `{field, values (one per run), differs, per_run}`, flattened spec fields "
+        "(`adapter.method`) after the runs' stage, status, round, snapshot and input model; `series`: "
+        "per run, `{train|eval: {name: [[step, value]]}}`.",
+        tags=["training"],
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data={"run": request.query_params.getlist("run")})
+        query.is_valid(raise_exception=True)
+        runs = selectors.runs_side_by_side(run_ids=query.validated_data["run"])
+        rows = selectors.runs_spec_rows(runs=runs)
+        return Response(
+            {
+                "runs": [
+                    {"id": run.pk, "stage": run.stage, "status": run.status, "round": run.round_id} for run in runs
+                ],
+                "rows": rows,
+                "series": [{"run": run.pk, "metric_series": selectors.run_metric_series(run=run)} for run in runs],
+            }
+        )

@@ -14,7 +14,8 @@ from training.engine.benchmarks import BENCHMARK_NAMES, DEFAULT_LIMIT
 from training.engine.stages import STAGES
 from training.engine.stages.evaluate_spec import BENCHMARK_LABELS
 from training.formatting import format_learning_rate
-from training.models import ModelArtifact, Round, Stage
+from training.models import Comparison, ModelArtifact, Round, Stage
+from training.services import comparisons
 from training.services.generation import GENERATION_FIELDS
 from training.services.rounds import PRESET_STAGES
 from training.specs import WIRING_FIELDS, default_learning_rate
@@ -371,3 +372,127 @@ class EvaluationForm(forms.Form):
             "evaluation_upload": data.get("evaluation_file"),
             "settings": {"advanced": advanced} if advanced else {},
         }
+
+
+# --- comparisons --------------------------------------------------------------------------------
+
+
+def _variant_label(name: str) -> str:
+    if name in STAGES:
+        return STAGES[name].label
+    return dict(ADAPTERS).get(name, name)  # a method the engine gains before this list: by its name
+
+
+class ComparisonLaunchForm(forms.Form):
+    """The fields of ``comparison_launch``. The variants on offer come from the engine's tables
+    (``training.services.comparisons``); qlora is on offer and left unticked."""
+
+    name = forms.CharField(max_length=200, required=False, help_text="Default: the stage or method and the variants.")
+    kind = forms.ChoiceField(
+        choices=Comparison.Kind.choices, initial=Comparison.Kind.ADAPTERS, widget=forms.RadioSelect, label="Compare"
+    )
+    stage = forms.ChoiceField(
+        choices=[], required=False, initial="sft", help_text="Adapter methods: the stage every variant runs."
+    )
+    adapter_variants = forms.MultipleChoiceField(
+        choices=[], required=False, widget=forms.CheckboxSelectMultiple, label="Adapter methods"
+    )
+    adapter = forms.ChoiceField(
+        choices=[], required=False, initial="lora", help_text="Alignment methods: the adapter every variant uses."
+    )
+    alignment_variants = forms.MultipleChoiceField(
+        choices=[], required=False, widget=forms.CheckboxSelectMultiple, label="Alignment methods"
+    )
+    base_model = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.exclude(kind=ModelArtifact.Kind.REWARD_MODEL), empty_label=None
+    )
+    dataset = forms.ModelChoiceField(queryset=PreferenceDataset.objects.all(), help_text="Every variant trains on it.")
+    reward_model = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL),
+        required=False,
+        help_text="For the variants that train against one (PPO); evaluation judges win rates with it.",
+    )
+    seed = forms.IntegerField(initial=42, help_text="The same for every variant.")
+    max_steps = forms.IntegerField(required=False, min_value=1, help_text="Budget: optimizer steps per variant.")
+    epochs = forms.FloatField(required=False, min_value=0.01, help_text="…or passes over the data, not both.")
+    learning_rate = forms.FloatField(
+        required=False,
+        min_value=0,
+        help_text="Blank: each variant's default (adapters: about 10 times full's).",
+    )
+    batch_size = forms.IntegerField(required=False, min_value=1, help_text="Blank: 8.")
+    evaluate = forms.BooleanField(
+        required=False, initial=True, label="Evaluate each variant", help_text="Against the base, with a verdict."
+    )
+    advanced = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "placeholder": '{"max_length": 512}'}),
+        help_text="Any other engine setting, for every variant, as JSON.",
+    )
+    stage_settings = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "placeholder": '{"dpo": {"beta": 0.2}}'}),
+        help_text="Settings for one stage only, as JSON keyed by stage.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        adapters, alignment = comparisons.adapter_variants(), comparisons.alignment_variants()
+        self.fields["stage"].choices = [(name, STAGES[name].label) for name in comparisons.comparison_stages()]
+        self.fields["adapter"].choices = [(name, _variant_label(name)) for name in adapters]
+        self.fields["adapter_variants"].choices = [(name, _variant_label(name)) for name in adapters]
+        self.fields["adapter_variants"].initial = [name for name in adapters if name != "qlora"]
+        self.fields["alignment_variants"].choices = [(name, _variant_label(name)) for name in alignment]
+        self.fields["alignment_variants"].initial = alignment
+
+    def clean_advanced(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["advanced"], "advanced")
+
+    def clean_stage_settings(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["stage_settings"], "stage_settings")
+
+    def launch_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``comparison_launch`` (without who launches)."""
+        data = self.cleaned_data
+        adapters = data["kind"] == Comparison.Kind.ADAPTERS
+        settings = {name: data[name] for name in ("learning_rate", "batch_size") if data.get(name) is not None}
+        if data["advanced"]:
+            settings["advanced"] = data["advanced"]
+        return {
+            "name": data["name"],
+            "kind": data["kind"],
+            "variants": data["adapter_variants"] if adapters else data["alignment_variants"],
+            "stage": data["stage"] if adapters else None,
+            "adapter": None if adapters else data["adapter"],
+            "base_model": data["base_model"],
+            "dataset": data["dataset"],
+            "reward_model": data["reward_model"],
+            "seed": data["seed"],
+            "max_steps": data["max_steps"],
+            "epochs": data["epochs"],
+            "settings": settings,
+            "stage_settings": data["stage_settings"],
+            "evaluate": data["evaluate"],
+        }
+
+
+class RunIdsField(forms.Field):
+    """Every value of a repeated query parameter (``?run=1&run=2``) as whole numbers."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[int]:
+        ids = []
+        for raw in value or []:
+            try:
+                ids.append(int(str(raw).strip()))
+            except ValueError:
+                raise forms.ValidationError(f"Run ids are whole numbers; {str(raw)[:20]!r} is not one.") from None
+        return ids
+
+
+class RunsCompareForm(forms.Form):
+    """The side-by-side page's query: the runs, and whether to show only the rows that differ."""
+
+    run = RunIdsField(required=False)
+    differing = forms.BooleanField(required=False)

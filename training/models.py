@@ -184,6 +184,11 @@ class Round(models.Model):
         help_text="Local text the evaluate stage measures forgetting on (default: held-out).",
     )
     failure_reason = models.TextField(blank=True)
+    # A round launched as one variant of a comparison (``training.services.comparisons``).
+    comparison = models.ForeignKey(
+        "Comparison", null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds"
+    )
+    variant = models.CharField(max_length=40, blank=True, help_text="Its variant in the comparison, e.g. lora or dpo.")
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -280,3 +285,44 @@ class GenerationJob(Job):
 
     def __str__(self) -> str:
         return f"generation job {self.pk}"
+
+
+class Comparison(models.Model):
+    """Variants of one setup trained on the same snapshot, seed and budget: one round each.
+
+    ``adapters`` compares adapter methods (LoRA, IA3, full...) of one training ``stage``;
+    ``alignment`` compares alignment stages (DPO, PPO...) trained with one ``adapter`` method.
+    Each variant is an ordinary round of the ``single`` preset (``Round.comparison``, ``Round.variant``).
+    """
+
+    class Kind(models.TextChoices):
+        ADAPTERS = "adapters", "Adapter methods of one stage"
+        ALIGNMENT = "alignment", "Alignment methods"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    stage = models.CharField(max_length=10, blank=True, help_text="adapters: the stage every variant runs.")
+    adapter = models.CharField(max_length=20, blank=True, help_text="alignment: the adapter method of every variant.")
+    variants = models.JSONField(default=list, help_text="The variants' names, in the order launched.")
+    base_model = models.ForeignKey(ModelArtifact, on_delete=models.PROTECT, related_name="+")
+    dataset = models.ForeignKey(PreferenceDataset, on_delete=models.PROTECT, related_name="+")
+    reward_model = models.ForeignKey(
+        ModelArtifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="A registered reward model for the variants that train against one (PPO).",
+    )  # fmt: skip
+    seed = models.IntegerField(default=42)
+    max_steps = models.PositiveIntegerField(null=True, blank=True, help_text="Budget: optimizer steps per variant.")
+    epochs = models.FloatField(null=True, blank=True, help_text="Budget when max_steps is empty: passes over the data.")
+    stage_settings = models.JSONField(
+        default=dict, blank=True, help_text="Launch settings of every variant: {shared, stages}, as a round's."
+    )
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -18,8 +18,11 @@ from labeling import selectors as labeling_selectors
 from labeling.aggregation import arena
 from labeling.models import Campaign, CampaignStatus, Response, Task
 from training import mistakes
+from training.comparisons import spec_table
 from training.engine.stages import stage_names
+from training.errors import TrainingError
 from training.models import (
+    Comparison,
     GenerationJob,
     JobStatus,
     ModelArtifact,
@@ -458,3 +461,110 @@ def _outcome_tasks(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for pk, campaign_id, campaign, meta in rows:
             tasks[str(pk)] = {"campaign_id": campaign_id, "campaign": campaign, "meta": meta}
     return tasks
+
+
+# --- comparisons and runs side by side --------------------------------------------------------------
+
+# Runs a side-by-side page shows at most: one chart colour each (``training.charts.SERIES_COLOURS``).
+MAX_SIDE_BY_SIDE = 8
+
+
+def comparison_list() -> QuerySet[Comparison]:
+    return Comparison.objects.select_related("base_model", "dataset", "reward_model", "launched_by").prefetch_related(
+        Prefetch("rounds", queryset=Round.objects.only("pk", "status", "variant", "comparison_id"))
+    )
+
+
+def comparison_get(*, comparison_id: int) -> Comparison:
+    return get_object_or_404(comparison_list(), pk=comparison_id)
+
+
+def comparison_variants(*, comparison: Comparison) -> list[dict[str, Any]]:
+    """Per variant, in the order launched: its round, training run, evaluate run, their figures and
+    the training run's metric series (``{name: [[step, value]]}``, training and held-out points)."""
+    rounds = comparison.rounds.prefetch_related(
+        Prefetch("runs", queryset=TrainingRun.objects.order_by("position"))
+    ).order_by("pk")
+    order = {variant: index for index, variant in enumerate(comparison.variants)}
+    variants = []
+    for round_ in sorted(rounds, key=lambda r: (order.get(r.variant, len(order)), r.pk)):
+        runs = list(round_.runs.all())
+        training = next((run for run in runs if run.stage != Stage.EVALUATE), None)
+        evaluate = next((run for run in runs if run.stage == Stage.EVALUATE), None)
+        series = run_metric_series(run=training) if training is not None else {}
+        variants.append(
+            {
+                "variant": round_.variant,
+                "status": round_.status,
+                "round": round_,
+                "round_id": round_.pk,
+                "run": training,
+                "run_id": training.pk if training is not None else "",
+                "evaluate_run": evaluate,
+                "metrics": training.final_metrics if training is not None else {},
+                "report": (
+                    evaluate.final_metrics.get("report")
+                    if evaluate and evaluate.status == JobStatus.SUCCEEDED
+                    else None
+                ),
+                "series": {**series.get("train", {}), **series.get("eval", {})},
+            }
+        )
+    return variants
+
+
+def runs_side_by_side(*, run_ids: list[int]) -> list[TrainingRun]:
+    """The runs, in the order asked; raises ``TrainingError`` (a 400 with the field ``run``) for a
+    list that is too short or too long, or an id that names no run."""
+    run_ids = list(dict.fromkeys(run_ids))
+    if not 2 <= len(run_ids) <= MAX_SIDE_BY_SIDE:
+        raise TrainingError(
+            f"Pick 2 to {MAX_SIDE_BY_SIDE} runs to compare; {len(run_ids)} picked.",
+            {"run": f"Pick 2 to {MAX_SIDE_BY_SIDE} runs."},
+        )
+    found = run_list().in_bulk(run_ids)
+    missing = [run_id for run_id in run_ids if run_id not in found]
+    if missing:
+        raise TrainingError(f"There is no run {missing[0]}.", {"run": f"No run {missing[0]}."})
+    return [found[run_id] for run_id in run_ids]
+
+
+def run_side_by_side_facts(run: TrainingRun) -> dict[str, str]:
+    """What the side-by-side table shows of a run before its spec: where it came from and how it went."""
+    return {
+        "stage": run.stage,
+        "status": run.status,
+        "round": run.round.name if run.round_id else "—",
+        "variant": run.round.variant if run.round_id and run.round.variant else "—",
+        "snapshot": run.dataset.name if run.dataset_id else "—",
+        "input model": run.input_model.name if run.input_model_id else "—",
+    }
+
+
+def comparison_facts(*, comparison: Comparison) -> list[str]:
+    """What every variant shares, in sentences: for the page's header and the Markdown report."""
+    what = (
+        f"Adapter methods of {comparison.stage}"
+        if comparison.kind == Comparison.Kind.ADAPTERS
+        else f"Alignment methods with {comparison.adapter}"
+    )
+    budget = f"{comparison.max_steps} steps" if comparison.max_steps else f"{comparison.epochs:g} epochs"
+    facts = [
+        f"{what}: {', '.join(comparison.variants)}",
+        f"Base model: {comparison.base_model.name}",
+        f"Snapshot: {comparison.dataset.name}",
+        f"Seed {comparison.seed}, budget {budget} per variant",
+    ]
+    if comparison.reward_model_id:
+        facts.append(f"Reward model: {comparison.reward_model.name}")
+    shared = (comparison.stage_settings or {}).get("shared") or {}
+    if shared:
+        facts.append("Shared settings: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(shared.items())))
+    return facts
+
+
+def runs_spec_rows(*, runs: list[TrainingRun]) -> list[dict[str, Any]]:
+    """The runs' specs side by side (``training.comparisons.spec_table``). A run that has not started
+    has no spec yet: its launch settings stand in for it."""
+    facts = [run_side_by_side_facts(run) for run in runs]
+    return spec_table(facts, [run.spec or {"settings": run.params} for run in runs])

@@ -4,30 +4,41 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rlhf_platform.errors import UserError
 from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
 from training import mistakes, selectors
-from training.charts import metric_charts
+from training.charts import SERIES_COLOURS, metric_charts, overlaid_charts
+from training.comparisons import table_csv, table_markdown, variant_table
 from training.errors import TrainingError
 from training.formatting import cost_lines, format_learning_rate
-from training.forms import EvaluationForm, GenerateForm, RoundLaunchForm, engine_defaults
+from training.forms import (
+    ComparisonLaunchForm,
+    EvaluationForm,
+    GenerateForm,
+    RoundLaunchForm,
+    RunsCompareForm,
+    engine_defaults,
+)
 from training.models import (
     FINAL_STATUSES,
     RESUMABLE_STATUSES,
+    Comparison,
     GenerationJob,
     JobStatus,
     ModelArtifact,
     Round,
     TrainingRun,
 )
+from training.services.comparisons import comparison_launch
 from training.services.evaluation import benchmark_data_dir, default_benchmarks
 from training.services.generation import GENERATION_FIELDS, generation_campaign_start, generation_job_create
 from training.services.rounds import round_cancel, round_launch, round_launch_evaluation, run_cancel, run_resume
@@ -327,3 +338,147 @@ def model_mistakes_page(request: HttpRequest, model_id: int) -> HttpResponse:
                 rows = mistakes.slice_rows(found.table, **where)
         context.update(chosen=chosen, misses=list_page(request, mistakes.misses(rows) if status == 200 else []))
     return render(request, "training/model_mistakes.html", context, status=status)
+
+
+# --- comparisons and runs side by side --------------------------------------------------------------
+
+
+@manager_required
+@require_GET
+def comparison_list_page(request: HttpRequest) -> HttpResponse:
+    comparisons = list_page(request, selectors.comparison_list(), per_page=20)
+    return render(request, "training/comparisons.html", {"comparisons": comparisons})
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def comparison_launch_page(request: HttpRequest) -> HttpResponse:
+    form = ComparisonLaunchForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            comparison = comparison_launch(launched_by=request.user, **form.launch_arguments())
+        except TrainingError as error:
+            # The service names the variants one field; the form has one per kind.
+            variants_field = f"{form.cleaned_data['kind']}_variants".replace("adapters_", "adapter_")
+            errors = {variants_field if k == "variants" else k: v for k, v in error.errors.items()}
+            _add_service_errors(form, TrainingError(error.message, errors))
+        else:
+            messages.success(request, f"“{comparison.name}”: {len(comparison.variants)} rounds queued.")
+            return redirect("training:comparison-detail", comparison_id=comparison.pk)
+    return render(request, "training/comparison_launch.html", {"form": form})
+
+
+@manager_required
+@require_GET
+def comparison_detail(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    """The comparison's table and curves; ``?format=csv`` or ``?format=md`` downloads the table."""
+    comparison = selectors.comparison_get(comparison_id=comparison_id)
+    download = request.GET.get("format", "")
+    if download not in ("", "html", "csv", "md"):
+        return HttpResponseBadRequest("Unknown format: use csv or md.", content_type="text/plain; charset=utf-8")
+    context = _comparison_context(comparison)
+    if download == "csv":
+        return _download(table_csv(context["table"]), f"comparison-{comparison.pk}.csv", "text/csv")
+    if download == "md":
+        text = table_markdown(context["table"], title=comparison.name, facts=context["facts"])
+        return _download(text, f"comparison-{comparison.pk}.md", "text/markdown")
+    return render(request, "training/comparison_detail.html", context)
+
+
+@manager_required
+@require_GET
+def comparison_live(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    """The parts of the comparison page that change while its variants train: re-fetched by the page."""
+    comparison = selectors.comparison_get(comparison_id=comparison_id)
+    return render(request, "training/_comparison_live.html", _comparison_context(comparison))
+
+
+def _comparison_context(comparison: Comparison) -> dict[str, Any]:
+    variants = selectors.comparison_variants(comparison=comparison)
+    table = variant_table(variants)
+    charts = overlaid_charts([(variant["variant"], variant["series"]) for variant in variants])
+    run_ids = [variant["run_id"] for variant in variants if variant["run_id"]]
+    return {
+        "comparison": comparison,
+        "facts": selectors.comparison_facts(comparison=comparison),
+        "table": table,
+        "charts": charts,
+        "legend": [
+            {
+                "series": index % SERIES_COLOURS,
+                "dashed": index >= SERIES_COLOURS,
+                "label": variant["variant"],
+                "href": reverse("training:round-detail", args=[variant["round_id"]]),
+            }
+            for index, variant in enumerate(variants)
+        ],
+        "active": any(variant["status"] in (Round.Status.QUEUED, Round.Status.RUNNING) for variant in variants),
+        "side_by_side_url": reverse("training:runs-compare") + "?" + urlencode([("run", pk) for pk in run_ids]),
+    }
+
+
+def _download(text: str, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(text, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@manager_required
+@require_GET
+def runs_compare_page(request: HttpRequest) -> HttpResponse:
+    """Runs side by side (``?run=1&run=2``): their specs as one table, differing rows marked, and
+    their curves on shared axes. ``differing=1`` shows only the rows that differ."""
+    form = RunsCompareForm(request.GET)
+    context: dict[str, Any] = {"form": form, "error": ""}
+    if form.is_valid():
+        try:
+            runs = selectors.runs_side_by_side(run_ids=form.cleaned_data["run"])
+        except TrainingError as error:
+            context["error"] = error.message
+        else:
+            context.update(_runs_compare_context(runs, only_differing=form.cleaned_data["differing"]))
+    else:
+        context["error"] = " ".join(form.errors.get("run", [])) or "Pick runs to compare."
+    return render(request, "training/runs_compare.html", context, status=400 if context["error"] else 200)
+
+
+def _runs_compare_context(runs: list[TrainingRun], *, only_differing: bool) -> dict[str, Any]:
+    labels = [_run_label(run) for run in runs]
+    rows = selectors.runs_spec_rows(runs=runs)
+    series = [selectors.run_metric_series(run=run) for run in runs]
+    curves = [(label, {**by_kind["train"], **by_kind["eval"]}) for label, by_kind in zip(labels, series, strict=True)]
+    return {
+        "runs": runs,
+        "columns": [{"run": run, "label": label} for run, label in zip(runs, labels, strict=True)],
+        "rows": [row for row in rows if row["differs"]] if only_differing else rows,
+        "differing_count": sum(1 for row in rows if row["differs"]),
+        "only_differing": only_differing,
+        "charts": overlaid_charts(curves),
+        "legend": [
+            {
+                "series": index % SERIES_COLOURS,
+                "dashed": index >= SERIES_COLOURS,
+                "label": label,
+                "href": reverse("training:run-detail", args=[run.pk]),
+            }
+            for index, (label, run) in enumerate(zip(labels, runs, strict=True))
+        ],
+        "all_url": "?" + urlencode([("run", run.pk) for run in runs]),
+        "differing_url": "?" + urlencode([*(("run", run.pk) for run in runs), ("differing", "1")]),
+    }
+
+
+def _run_label(run: TrainingRun) -> str:
+    """A run as a column and a legend name it: its variant, else its round's name (shortened)."""
+    if run.round_id is None:
+        return f"{run.stage} run {run.pk}"
+    context = run.round.variant or (run.round.name if len(run.round.name) <= 40 else run.round.name[:39] + "…")
+    return f"{run.stage} run {run.pk} · {context}"
+
+
+def _run_label(run: TrainingRun) -> str:
+    """A run as a column and a legend name it: its variant, else its round's name (shortened)."""
+    if run.round_id is None:
+        return f"{run.stage} run {run.pk}"
+    context = run.round.variant or (run.round.name if len(run.round.name) <= 40 else run.round.name[:39] + "…")
+    return f"{run.stage} run {run.pk} · {context}"

@@ -119,6 +119,9 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "api-training-round-cancel": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 200)},
     "api-training-evaluations": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 400)},
     "api-training-runs": MANAGER_READ,
+    "api-training-comparisons": {**MANAGER_READ, "POST": (401, 403, 403, 400)},
+    "api-training-comparison": MANAGER_READ,
+    "api-training-runs-compare": {"GET": (401, 403, 403, 400)},  # no runs named
     "api-training-run": MANAGER_READ,
     "api-training-run-cancel": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 200)},
     "api-training-run-resume": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 409)},  # queued: nothing to resume
@@ -163,6 +166,13 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "training:generation-job": PAGE,
     "training:generation-job-live": PAGE,
     "training:generation-job-start": MANAGER_ACTION,
+    # Comparisons and runs side by side: reads answer GET only. The side-by-side page without runs
+    # is a 400 that says to pick some.
+    "training:comparisons": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
+    "training:comparison-launch": PAGE,
+    "training:comparison-detail": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
+    "training:comparison-live": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
+    "training:runs-compare": {"GET": (LOGIN, 403, 403, 400), "POST": (LOGIN, 403, 403, 405)},
     "labeling:data-job": PAGE,
     "labeling:data-job-live": PAGE,
     "audit-log": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},

@@ -29,7 +29,7 @@ from rlhf_platform.models import ApiToken
 from rlhf_platform.roles import Role
 from rlhf_platform.services import team_create, team_set_members, token_create
 from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
-from training.models import GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
+from training.models import Comparison, GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
 
 # The four callers of the matrix, in the order of its columns.
 ANONYMOUS, OUTSIDER, INSIDER, MANAGER = "anonymous", "reviewer outside the pool", "reviewer in the pool", "manager"
@@ -50,6 +50,7 @@ class World:
     run: TrainingRun
     generation_job: GenerationJob
     data_job: DataJob
+    comparison: Comparison
     team: Group
 
     def url_kwargs(self, route_name: str = "") -> dict[str, object]:
@@ -63,6 +64,7 @@ class World:
             "model_id": self.model.pk,
             "round_id": self.round.pk,
             "run_id": self.run.pk,
+            "comparison_id": self.comparison.pk,
             "job_id": self.data_job.pk if "data-job" in route_name else self.generation_job.pk,
             "token_id": self.token.pk,
             "user_id": self.users[OUTSIDER].pk,
@@ -118,6 +120,12 @@ def build_world(model_dir: Path) -> World:
     data_job = DataJob.objects.create(
         kind=DataJob.Kind.DATASET_BUILD, parameters={"campaigns": [campaign.pk]}, created_by=manager
     )
+    comparison = Comparison.objects.create(
+        name="Matrix comparison", kind=Comparison.Kind.ADAPTERS, stage=Stage.SFT, variants=["sft"],
+        base_model=model, dataset=dataset, max_steps=2, launched_by=manager,
+    )  # fmt: skip
+    training_round.comparison, training_round.variant = comparison, "lora"
+    training_round.save(update_fields=["comparison", "variant"])
     team = team_create(name="Matrix team", actor=manager)
     team_set_members(team_id=team.pk, usernames=[outsider.username], actor=manager)
     users = {OUTSIDER: outsider, INSIDER: insider, MANAGER: manager}
@@ -135,6 +143,7 @@ def build_world(model_dir: Path) -> World:
         run=run,
         generation_job=generation_job,
         data_job=data_job,
+        comparison=comparison,
         team=team,
     )
 
