@@ -9,9 +9,11 @@ import io
 import pytest
 
 from tests.training.conftest import FAST_SETTINGS
-from training.formatting import format_metric
+from training.comparisons import TRAINING_COLUMNS
 from training.models import Comparison, JobStatus, Round
 from training.services.comparisons import adapter_variants
+
+COLUMNS = {column.key: column for column in TRAINING_COLUMNS}
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker's heartbeat thread has its own connection
 
@@ -76,7 +78,7 @@ def test_it_compares_every_adapter_method_on_one_snapshot(
         metrics = trained[method]
         row = page.split(f'data-variant="{method}"')[1].split("</tr>")[0]
         for name in ("trainable_parameters", "trainable_percent", "train_loss"):
-            assert format_metric(metrics[name], name) in row, (method, name)
+            assert COLUMNS[name].text(metrics[name]) in row, (method, name)
             assert f'data-value="{metrics[name]}"' in row
             assert api_rows[method]["values"][name] == metrics[name]
             assert float(csv_rows[method][name]) == metrics[name]
