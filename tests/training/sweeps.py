@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from tests.training.conftest import FAST_SETTINGS
@@ -60,3 +63,46 @@ def log_losses(trial: Round, losses: dict[int, float]) -> None:
     run = trained_run(trial)
     for step, loss in losses.items():
         RunMetric.objects.create(run=run, step=step, values={"loss": loss})
+
+
+class InProcessExecutor:
+    """The worker's executor, with the engine run in this process as its command line runs it: every
+    other part (claim, spec, events, round and sweep transitions) is the real worker's, without a
+    fresh interpreter importing torch for each of a sweep's runs."""
+
+    def start(self, spec_path: Path, workdir: Path) -> InProcessHandle:
+        return InProcessHandle(spec_path)
+
+
+class InProcessHandle:
+    """Runs the spec at once (one torch thread, as the worker's engines run), then replays its events."""
+
+    def __init__(self, spec_path: Path) -> None:
+        import torch
+
+        from tests.training.engine.conftest import run_spec_in_process
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self.status, self._events = run_spec_in_process(json.loads(spec_path.read_text()))
+        finally:
+            torch.set_num_threads(threads)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        yield from self._events
+
+    def poll(self) -> int | None:
+        return self.status
+
+    def wait(self) -> int:
+        return self.status
+
+    def terminate(self) -> None:
+        """It already ended: there is nothing to stop."""
+
+    def kill(self) -> None:
+        """It already ended: there is nothing to stop."""
+
+    def log_tail(self) -> str:
+        return ""
