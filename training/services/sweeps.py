@@ -3,9 +3,10 @@
 The database is the source of truth. A sweep keeps no Optuna storage: each time it needs a new
 trial (``_ask``) or a pruning decision (``sweep_trial_report``) it rebuilds an in-memory study
 from its trial rows (``optuna.trial.create_trial`` + ``study.add_trial``) and asks it
-(``study.ask(distributions)``), or asks its pruner. Both happen with the sweep's row locked, so
-two processes (two workers ending trials at once, a worker and a page) never ask for the same
-trial number; the unique (sweep, trial_number) constraint backs that up.
+(``study.ask(distributions)``), or asks its pruner. A trial is asked for with the sweep's row
+locked (``select_for_update``; SQLite's write transactions are serialized whole), so two processes
+(two workers ending trials at once, a worker and a page) never ask for the same trial number; the
+unique (sweep, trial_number) constraint backs that up.
 
 Determinism: the sampler is TPE, seeded per trial from the sweep's seed and the trial's number
 (``_sampler``). A fresh sampler with the sweep's seed alone would draw the same first random point
@@ -248,9 +249,11 @@ def search_space_check(
         if parameter["name"] in seen:
             _refuse(index, "name", f"{parameter['name']} is searched twice.")
         seen.add(parameter["name"])
-        values = parameter["choices"] if parameter["type"] == "categorical" else [parameter["low"], parameter["high"]]
-        for key, value in zip(("low", "high") if parameter["type"] != "categorical" else ["choices"] * len(values),
-                              values, strict=True):  # fmt: skip
+        if parameter["type"] == "categorical":
+            bounds = [("choices", choice) for choice in parameter["choices"]]
+        else:
+            bounds = [("low", parameter["low"]), ("high", parameter["high"])]
+        for key, value in bounds:
             try:
                 _check_trial_spec(stage, settings, stage_settings, {parameter["name"]: value})
             except LaunchError as error:
@@ -544,17 +547,20 @@ def sweep_trial_report(*, run: TrainingRun, step: int, values: dict[str, Any]) -
 
 @transaction.atomic
 def _prune(*, run: TrainingRun, round_: Round, note: str) -> bool:
-    """Record the trial as pruned and cancel its run (the engine checkpoints and stops). Locks the
-    sweep's row, then the run's (``run_cancel``)."""
-    Sweep.objects.select_for_update().get(pk=round_.sweep_id)
-    round_ = Round.objects.get(pk=round_.pk)
+    """Record the trial as pruned and cancel its run (the engine checkpoints and stops).
+
+    Locks the run's row, then the round's: the order in which a run's end (``run_succeed``,
+    ``run_fail``) and a round's cancel take them, so none of them waits on the other in a circle.
+    """
+    if not TrainingRun.objects.select_for_update().filter(pk=run.pk, status__in=ACTIVE_STATUSES).exists():
+        return False
+    round_ = Round.objects.select_for_update().get(pk=round_.pk)
     if round_.trial_state != TrialState.RUNNING:
         return False
     round_.trial_state, round_.trial_note = TrialState.PRUNED, note[:500]
     round_.save(update_fields=["trial_state", "trial_note"])
     run.round = round_
-    if TrainingRun.objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).exists():
-        run_cancel(run=run, actor=None)
+    run_cancel(run=run, actor=None)
     return True
 
 
