@@ -176,3 +176,15 @@ def test_a_sweep_without_a_completed_trial_has_nothing_to_promote(tiny_model, pr
     fail_trial(running_trials(sweep)[0])
     with pytest.raises(Conflict, match="No trial"):
         sweep_promote(sweep=sweep, actor=manager)
+
+
+def test_a_next_trial_the_checks_refuse_fails_the_sweep_not_the_trial(sweep, preference_snapshot):
+    [trial] = running_trials(sweep)
+    preference_snapshot.path.unlink()  # removed from disk while the first trial trained
+    finish_trial(trial, 0.7)
+    trial.refresh_from_db()
+    sweep.refresh_from_db()
+    assert trial.trial_state == TrialState.COMPLETE and trial.status == Round.Status.SUCCEEDED
+    assert sweep.status == Sweep.Status.FAILED and sweep.trials.count() == 1
+    assert sweep.failure_reason.startswith("Trial 1 could not be queued: The snapshot's file")
+    assert sweep.best_trial == trial
