@@ -89,3 +89,16 @@ def test_cancel_from_the_page(manager_client, tiny_model, preference_snapshot, m
     sweep.refresh_from_db()
     assert sweep.status == Sweep.Status.CANCELLED
     assert "Cancelled" in manager_client.get("/training/sweeps/").content.decode()
+
+
+def test_a_trials_round_page_names_its_sweep_and_why_it_failed(
+    manager_client, tiny_model, preference_snapshot, manager
+):
+    from tests.training.sweeps import fail_trial
+
+    sweep = launch(preference_snapshot, tiny_model, manager)
+    trial = running_trials(sweep)[0]
+    fail_trial(trial)
+    page = manager_client.get(f"/training/rounds/{trial.pk}/").content.decode()
+    assert f'Trial 0 of the sweep <a href="/training/sweeps/{sweep.pk}/">' in page
+    assert "failed (The dpo stage failed: CUDA out of memory)" in page
