@@ -509,8 +509,9 @@ def sweep_trial_report(*, run: TrainingRun, step: int, values: dict[str, Any]) -
     """A trial's training run logged ``values`` at ``step``: ask the pruner whether to stop it, and if so
     cancel the run ("pruned by the sweep"). Returns whether it was pruned.
 
-    Cheap for other runs and other metrics: it returns before any query unless the run belongs to a
-    sweep with a pruner and the event holds the curve the sweep prunes on.
+    Cheap for other runs and other metrics: a run outside a sweep costs at most its round's row (the
+    worker's run holds it already); the pruner's queries run only for a sweep with a pruner, on an
+    event that holds its curve, once two trials completed.
     """
     if run.round_id is None:
         return False
