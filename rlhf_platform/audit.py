@@ -34,6 +34,9 @@ class Action(models.TextChoices):
     RUN_CANCEL = "run.cancel", "Run cancelled"
     RUN_RESUME = "run.resume", "Run resumed"
     MODEL_REGISTER = "model.register", "Model registered"
+    SWEEP_LAUNCH = "sweep.launch", "Sweep launched"
+    SWEEP_CANCEL = "sweep.cancel", "Sweep cancelled"
+    SWEEP_PROMOTE = "sweep.promote", "Best trial of a sweep promoted"
     GENERATION_CREATE = "generation.create", "Generation job started"
     GENERATION_CANCEL = "generation.cancel", "Generation job cancelled"
     GENERATION_RESUME = "generation.resume", "Generation job resumed"
@@ -55,7 +58,7 @@ class Action(models.TextChoices):
 CREATING = {
     Action.PROJECT_CREATE, Action.CAMPAIGN_CREATE, Action.DATASET_BUILD, Action.ROUND_LAUNCH,
     Action.MODEL_REGISTER, Action.GENERATION_CREATE, Action.REVIEW_START, Action.TOKEN_CREATE,
-    Action.USER_INVITE, Action.USER_CREATE, Action.TEAM_CREATE,
+    Action.USER_INVITE, Action.USER_CREATE, Action.TEAM_CREATE, Action.SWEEP_LAUNCH,
 }  # fmt: skip
 DELETING = {Action.PROJECT_DELETE, Action.CAMPAIGN_DELETE, Action.TEAM_DELETE}
 

@@ -40,4 +40,8 @@ urlpatterns = [
         api.GenerationJobABResultApi.as_view(),
         name="api-training-generation-job-ab-result",
     ),
+    path("sweeps/", api.SweepListLaunchApi.as_view(), name="api-training-sweeps"),
+    path("sweeps/<id:sweep_id>/", api.SweepDetailApi.as_view(), name="api-training-sweep"),
+    path("sweeps/<id:sweep_id>/cancel/", api.SweepCancelApi.as_view(), name="api-training-sweep-cancel"),
+    path("sweeps/<id:sweep_id>/promote/", api.SweepPromoteApi.as_view(), name="api-training-sweep-promote"),
 ]

@@ -14,10 +14,11 @@ from training.engine.benchmarks import BENCHMARK_NAMES, DEFAULT_LIMIT
 from training.engine.stages import STAGES
 from training.engine.stages.evaluate_spec import BENCHMARK_LABELS
 from training.formatting import format_learning_rate
-from training.models import Comparison, ModelArtifact, Round, Stage
+from training.models import Comparison, ModelArtifact, Round, Stage, Sweep
 from training.services import comparisons
 from training.services.generation import GENERATION_FIELDS
 from training.services.rounds import PRESET_STAGES
+from training.services.sweeps import DEFAULT_RANGES, MAX_TRIALS, METRICS, SWEEP_STAGES
 from training.specs import WIRING_FIELDS, default_learning_rate
 
 ADAPTERS = [
@@ -496,3 +497,126 @@ class RunsCompareForm(forms.Form):
 
     run = RunIdsField(required=False)
     differing = forms.BooleanField(required=False)
+
+
+class SweepLaunchForm(forms.Form):
+    """A sweep: the stage, its data and models, a fixed set of parameter rows (each searched or not,
+    with its range), the trials and the metric, and the fixed settings every trial shares."""
+
+    name = forms.CharField(max_length=200, required=False, help_text="Default: the stage and the base model.")
+    stage = forms.ChoiceField(choices=[(name, Stage(name).label) for name in SWEEP_STAGES], initial="dpo")
+    base_model = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.exclude(kind=ModelArtifact.Kind.REWARD_MODEL), empty_label=None
+    )
+    dataset = forms.ModelChoiceField(
+        queryset=PreferenceDataset.objects.all(), empty_label=None, help_text="Needs a test split for evaluation."
+    )
+    reward_model = forms.ModelChoiceField(
+        queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL),
+        required=False,
+        help_text="PPO trains against it.",
+    )
+    n_trials = forms.IntegerField(initial=8, min_value=1, max_value=MAX_TRIALS, label="Trials")
+    parallel = forms.IntegerField(
+        initial=1, min_value=1, label="Trials at once", help_text="Queued together; one worker runs them in turn."
+    )
+    metric = forms.ChoiceField(
+        choices=[(metric.name, f"{metric.name}: {metric.label}") for metric in METRICS.values()],
+        initial="preference_accuracy",
+        help_text="Evaluation figures come from the evaluate stage that ends each trial.",
+    )
+    direction = forms.ChoiceField(
+        choices=[("", "The metric's (lower loss, higher accuracy)"), *Sweep.Direction.choices], required=False
+    )
+    pruner = forms.ChoiceField(choices=Sweep.Pruner.choices, initial=Sweep.Pruner.NONE)
+    prune_on = forms.ChoiceField(
+        choices=[("loss", "Training loss (each logging step)"), ("eval_loss", "Held-out loss (each eval_steps)")],
+        initial="loss",
+        label="Prune on",
+    )
+    seed = forms.IntegerField(initial=0, help_text="The same seed and results ask the same trials.")
+    adapter = forms.ChoiceField(choices=ADAPTERS, initial="lora")
+    max_steps = forms.IntegerField(required=False, help_text="Unless searched; empty: the epochs.")
+    batch_size = forms.IntegerField(required=False, min_value=1)
+    max_length = forms.IntegerField(required=False, min_value=1)
+    logging_steps = forms.IntegerField(required=False, min_value=1, help_text="The pruner reads the loss at these.")
+    eval_steps = forms.IntegerField(required=False, min_value=1, help_text="For pruning on the held-out loss.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for index, (name, default) in enumerate(DEFAULT_RANGES.items()):
+            number = forms.FloatField if default["type"] == "float" else forms.IntegerField
+            self.fields[f"p{index}_on"] = forms.BooleanField(
+                required=False, initial=name == "learning_rate", label=f"Search {name}"
+            )
+            self.fields[f"p{index}_low"] = number(required=False, initial=default["low"], label=f"{name} from")
+            self.fields[f"p{index}_high"] = number(required=False, initial=default["high"], label=f"{name} to")
+            self.fields[f"p{index}_log"] = forms.BooleanField(required=False, initial=default["log"], label="log scale")
+
+    def parameter_rows(self) -> list[dict[str, Any]]:
+        """The rows as the page lays them out: the spec field and its four fields."""
+        return [
+            {"name": name, **{key: self[f"p{index}_{key}"] for key in ("on", "low", "high", "log")}}
+            for index, name in enumerate(DEFAULT_RANGES)
+        ]
+
+    def searched_rows(self) -> list[int]:
+        """The form's row of each searched parameter, in the order the search space lists them."""
+        return [index for index in range(len(DEFAULT_RANGES)) if self.cleaned_data.get(f"p{index}_on")]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.is_bound and not self.errors and not self.searched_rows():
+            raise forms.ValidationError("Tick at least one parameter to search.")
+        for index in self.searched_rows():
+            for key in ("low", "high"):
+                if data.get(f"p{index}_{key}") is None:
+                    self.add_error(f"p{index}_{key}", "Required for a searched parameter.")
+        return data
+
+    def launch_arguments(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        names = list(DEFAULT_RANGES)
+        search_space = [
+            {
+                "name": names[index],
+                "type": DEFAULT_RANGES[names[index]]["type"],
+                "low": data[f"p{index}_low"],
+                "high": data[f"p{index}_high"],
+                "log": data[f"p{index}_log"],
+            }
+            for index in self.searched_rows()
+        ]
+        settings = {name: data[name] for name in ("adapter", "max_steps", "batch_size", "max_length", "logging_steps")}
+        settings = {name: value for name, value in settings.items() if value is not None}
+        if data["eval_steps"] is not None:
+            settings["advanced"] = {"eval_steps": data["eval_steps"]}
+        return {
+            "name": data["name"],
+            "stage": data["stage"],
+            "base_model": data["base_model"],
+            "dataset": data["dataset"],
+            "reward_model": data["reward_model"],
+            "search_space": search_space,
+            "n_trials": data["n_trials"],
+            "parallel": data["parallel"],
+            "metric": data["metric"],
+            "direction": data["direction"] or None,
+            "pruner": data["pruner"],
+            "prune_on": data["prune_on"],
+            "seed": data["seed"],
+            "settings": settings,
+        }
+
+    def field_for_error(self, key: str) -> str | None:
+        """The form field a service's error key names (``search_space.<i>.<key>`` is the i-th searched row)."""
+        if key.startswith("search_space."):
+            parts = key.split(".")
+            rows = self.searched_rows()
+            if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(rows):
+                field = f"p{rows[int(parts[1])]}_{'low' if parts[2] in ('choices', 'name', 'type') else parts[2]}"
+                return field if field in self.fields else None
+            return None
+        if key in ("settings", "advanced"):
+            return None
+        return key if key in self.fields else None

@@ -141,6 +141,15 @@ class WorkerPresence(models.Model):
         return f"worker {self.name} ({self.host}, pid {self.pid})"
 
 
+class TrialState(models.TextChoices):
+    """How a sweep's trial (a round) stands, in Optuna's terms."""
+
+    RUNNING = "running", "Running"
+    COMPLETE = "complete", "Complete"
+    PRUNED = "pruned", "Pruned"
+    FAILED = "failed", "Failed"
+
+
 class Round(models.Model):
     """An ordered pipeline of training runs; each stage's output model is the next stage's input."""
 
@@ -189,6 +198,74 @@ class Round(models.Model):
         "Comparison", null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds"
     )
     variant = models.CharField(max_length=40, blank=True, help_text="Its variant in the comparison, e.g. lora or dpo.")
+    # A trial of a hyperparameter sweep (training.services.sweeps): its number, the parameters it
+    # was asked, and, once it ended, how (Optuna's states) and its objective value.
+    sweep = models.ForeignKey("Sweep", null=True, blank=True, on_delete=models.CASCADE, related_name="trials")
+    trial_number = models.PositiveSmallIntegerField(null=True, blank=True)
+    trial_params = models.JSONField(default=dict, blank=True)
+    trial_state = models.CharField(max_length=10, choices=TrialState.choices, blank=True)
+    trial_value = models.FloatField(null=True, blank=True)
+    trial_note = models.CharField(max_length=500, blank=True, help_text="Why it was pruned or failed.")
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["sweep", "trial_number"], name="one_round_per_trial_number"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Sweep(models.Model):
+    """A hyperparameter search: trials are single-stage rounds (the stage, then evaluate) in the queue.
+
+    The rows are the truth. Optuna's study is rebuilt in memory from the trials each time a
+    trial is asked for or a running one is checked for pruning (``training.services.sweeps``).
+    ``search_space`` is ``[{"name": spec field path, "type": "float" | "int" | "categorical",
+    "low", "high", "log"} | {..., "choices": [...]}]``.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Direction(models.TextChoices):
+        MINIMIZE = "minimize", "Minimize"
+        MAXIMIZE = "maximize", "Maximize"
+
+    class Pruner(models.TextChoices):
+        NONE = "none", "None"
+        MEDIAN = "median", "Median (stop a trial whose curve is worse than the finished trials' median)"
+
+    name = models.CharField(max_length=200)
+    stage = models.CharField(max_length=10, choices=Stage.choices)
+    dataset = models.ForeignKey(PreferenceDataset, on_delete=models.PROTECT, related_name="sweeps")
+    base_model = models.ForeignKey(ModelArtifact, on_delete=models.PROTECT, related_name="sweeps")
+    reward_model = models.ForeignKey(ModelArtifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    search_space = models.JSONField(default=list)
+    fixed_settings = models.JSONField(default=dict, blank=True, help_text="Every trial's settings: shared, stages.")
+    n_trials = models.PositiveSmallIntegerField()
+    parallel = models.PositiveSmallIntegerField(default=1, help_text="Trials queued at once.")
+    metric = models.CharField(max_length=100)
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    pruner = models.CharField(max_length=10, choices=Pruner.choices, default=Pruner.NONE)
+    prune_on = models.CharField(max_length=20, default="loss", help_text="The training-time curve the pruner reads.")
+    seed = models.IntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    failure_reason = models.TextField(blank=True)
+    best_trial = models.ForeignKey(Round, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    promoted_model = models.ForeignKey(
+        ModelArtifact, null=True, blank=True, on_delete=models.SET_NULL, related_name="promoted_by_sweeps"
+    )
+    promoted_at = models.DateTimeField(null=True, blank=True)
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 
 from labeling import selectors as labeling_selectors
 from labeling.aggregation import arena
 from labeling.models import Campaign, CampaignStatus, Response, Task
 from training import mistakes
+from training.charts import SERIES_COLOURS, overlaid_charts, scatter_chart
 from training.comparisons import spec_table
 from training.engine.stages import stage_names
 from training.errors import TrainingError
@@ -29,7 +31,9 @@ from training.models import (
     Round,
     RunMetric,
     Stage,
+    Sweep,
     TrainingRun,
+    TrialState,
     WorkerPresence,
     is_metric_value,
 )
@@ -568,3 +572,113 @@ def runs_spec_rows(*, runs: list[TrainingRun]) -> list[dict[str, Any]]:
     has no spec yet: its launch settings stand in for it."""
     facts = [run_side_by_side_facts(run) for run in runs]
     return spec_table(facts, [run.spec or {"settings": run.params} for run in runs])
+
+
+# --- sweeps --------------------------------------------------------------------------------------
+
+# Trials whose training curves the sweep page overlays: the best ranked (two passes of the palette).
+SWEEP_CURVES_LIMIT = 16
+# The training-time curves the sweep page overlays, in this order.
+SWEEP_CURVE_NAMES = ["loss", "eval_loss", "learning_rate", "grad_norm"]
+
+
+def sweep_list() -> QuerySet[Sweep]:
+    # Ordered here: a query with an aggregate leaves the model's default ordering out.
+    sweeps = Sweep.objects.select_related("base_model", "dataset", "best_trial", "promoted_model")
+    return sweeps.annotate(trial_count=Count("trials")).order_by("-created_at", "-id")
+
+
+def sweep_get(*, sweep_id: int) -> Sweep:
+    return get_object_or_404(sweep_list(), pk=sweep_id)
+
+
+def sweep_trials(*, sweep: Sweep) -> list[Round]:
+    """The sweep's trials ranked: completed ones by their value (best first), then the running, pruned
+    and failed ones by number. Each has ``trained_run`` (its stage's run) and ``rank`` (None unless complete)."""
+    trials = list(
+        sweep.trials.prefetch_related(
+            Prefetch("runs", queryset=TrainingRun.objects.filter(stage=sweep.stage), to_attr="trained_runs")
+        )
+    )
+    sign = 1 if sweep.direction == Sweep.Direction.MINIMIZE else -1
+    order = {TrialState.COMPLETE: 0, TrialState.RUNNING: 1, TrialState.PRUNED: 2, TrialState.FAILED: 3}
+
+    def key(trial: Round) -> tuple:
+        value = trial.trial_value if trial.trial_state == TrialState.COMPLETE and trial.trial_value is not None else 0
+        return (order.get(trial.trial_state, 4), sign * value, trial.trial_number)
+
+    trials.sort(key=key)
+    for rank, trial in enumerate(trials, start=1):
+        trial.trained_run = trial.trained_runs[0] if trial.trained_runs else None
+        trial.rank = rank if trial.trial_state == TrialState.COMPLETE else None
+    return trials
+
+
+def sweep_trial_model(*, trial: Round) -> ModelArtifact | None:
+    """The model a trial trained (its stage's output), once it has one."""
+    run = getattr(trial, "trained_run", None)
+    return run.output_model if run is not None else None
+
+
+def sweep_scatter_charts(*, sweep: Sweep, trials: list[Round]) -> list[dict[str, Any]]:
+    """One chart per searched parameter: the metric of each completed trial against its value, the best
+    highlighted, on a log axis where the range is searched on one. Categorical parameters are left out."""
+    charts = []
+    for row in sweep.search_space:
+        if row["type"] == "categorical":
+            continue
+        points = [
+            {
+                "x": trial.trial_params.get(row["name"]),
+                "y": trial.trial_value,
+                "label": f"trial {trial.trial_number}",
+                "highlight": trial.pk == sweep.best_trial_id,
+            }
+            for trial in trials
+            if trial.trial_state == TrialState.COMPLETE
+        ]
+        chart = scatter_chart(row["name"], sweep.metric, points, log_x=row["log"])
+        if chart is not None:
+            charts.append(chart)
+    return charts
+
+
+def sweep_curves(*, sweep: Sweep, trials: list[Round]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The training curves of the best-ranked trials on shared axes, and their legend."""
+    shown = [trial for trial in trials if trial.trained_run is not None][:SWEEP_CURVES_LIMIT]
+    points = RunMetric.objects.filter(run__in=[trial.trained_run for trial in shown]).order_by("step", "id")
+    by_run: dict[int, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
+    for run_id, step, values in points.values_list("run_id", "step", "values"):
+        for name, value in values.items():
+            if name in SWEEP_CURVE_NAMES and is_metric_value(value):
+                by_run[run_id][name].append((step, value))
+    labels = [f"trial {trial.trial_number}" for trial in shown]
+    runs = [(label, dict(by_run[trial.trained_run.pk])) for label, trial in zip(labels, shown, strict=True)]
+    charts = overlaid_charts(runs, names=SWEEP_CURVE_NAMES)
+    legend = [
+        {
+            "series": index % SERIES_COLOURS,
+            "dashed": index >= SERIES_COLOURS,
+            "label": f"{label} ({trial.get_trial_state_display().lower()})",
+            "href": reverse("training:round-detail", kwargs={"round_id": trial.pk}),
+        }
+        for index, (label, trial) in enumerate(zip(labels, shown, strict=True))
+    ]
+    return charts, legend
+
+
+def promoted_models() -> dict[int, Sweep]:
+    """Models promoted as the best of a sweep, by model id (the newest promotion if several)."""
+    promoted = Sweep.objects.filter(promoted_model__isnull=False).order_by("promoted_at")
+    return {sweep.promoted_model_id: sweep for sweep in promoted}
+
+
+def newest_promoted_model(*, kind: str) -> ModelArtifact | None:
+    """The model of that kind most recently promoted from a sweep: what launch pages offer first."""
+    sweep = (
+        Sweep.objects.filter(promoted_model__kind=kind)
+        .select_related("promoted_model")
+        .order_by("-promoted_at")
+        .first()
+    )
+    return sweep.promoted_model if sweep is not None else None

@@ -33,4 +33,10 @@ urlpatterns = [
         views.generation_campaign_start_page,
         name="generation-job-start",
     ),
+    path("training/sweeps/", views.sweep_list_page, name="sweeps"),
+    path("training/sweeps/new/", views.sweep_launch_page, name="sweep-launch"),
+    path("training/sweeps/<id:sweep_id>/", views.sweep_detail, name="sweep-detail"),
+    path("training/sweeps/<id:sweep_id>/live/", views.sweep_live, name="sweep-live"),
+    path("training/sweeps/<id:sweep_id>/cancel/", views.sweep_cancel_page, name="sweep-cancel"),
+    path("training/sweeps/<id:sweep_id>/promote/", views.sweep_promote_page, name="sweep-promote"),
 ]

@@ -26,6 +26,7 @@ from training.forms import (
     GenerateForm,
     RoundLaunchForm,
     RunsCompareForm,
+    SweepLaunchForm,
     engine_defaults,
 )
 from training.models import (
@@ -36,12 +37,14 @@ from training.models import (
     JobStatus,
     ModelArtifact,
     Round,
+    Sweep,
     TrainingRun,
 )
 from training.services.comparisons import comparison_launch
 from training.services.evaluation import benchmark_data_dir, default_benchmarks
 from training.services.generation import GENERATION_FIELDS, generation_campaign_start, generation_job_create
 from training.services.rounds import round_cancel, round_launch, round_launch_evaluation, run_cancel, run_resume
+from training.services.sweeps import METRICS, sweep_cancel, sweep_launch, sweep_promote
 from training.specs import run_learning_rate
 
 
@@ -129,6 +132,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
         "models": models,
         "comparison": selectors.evaluation_table(list(models)),
         "generate_url": reverse("training:generate"),
+        "promoted": selectors.promoted_models(),
     }
     return render(request, "training/models.html", context)
 
@@ -193,7 +197,12 @@ def round_launch_page(request: HttpRequest) -> HttpResponse:
     form = RoundLaunchForm(
         request.POST if bound else None,
         request.FILES if bound else None,
-        initial={"dataset": request.GET.get("dataset")},
+        initial={
+            "dataset": request.GET.get("dataset"),
+            # A sweep's promoted best model is the one offered next.
+            "base_model": selectors.newest_promoted_model(kind=ModelArtifact.Kind.CAUSAL_LM),
+            "reward_model": selectors.newest_promoted_model(kind=ModelArtifact.Kind.REWARD_MODEL),
+        },
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -209,7 +218,10 @@ def round_launch_page(request: HttpRequest) -> HttpResponse:
 @manager_required
 @require_http_methods(["GET", "POST"])
 def generate_page(request: HttpRequest) -> HttpResponse:
-    initial = {"model": request.GET.get("model"), "compare_with": request.GET.get("compare_with")}
+    initial = {
+        "model": request.GET.get("model") or selectors.newest_promoted_model(kind=ModelArtifact.Kind.CAUSAL_LM),
+        "compare_with": request.GET.get("compare_with"),
+    }
     form = GenerateForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -274,6 +286,7 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
         "generate_url": reverse("training:generate"),
         # The run's final metrics; its verdict has a section of its own.
         "training_metrics": [(name, value) for name, value in model.evaluation.items() if name != "verdict"],
+        "promoted_by": selectors.promoted_models().get(model.pk),
     }
     return render(request, "training/model_detail.html", context)
 
@@ -482,3 +495,104 @@ def _run_label(run: TrainingRun) -> str:
         return f"{run.stage} run {run.pk}"
     context = run.round.variant or (run.round.name if len(run.round.name) <= 40 else run.round.name[:39] + "…")
     return f"{run.stage} run {run.pk} · {context}"
+
+
+# --- sweeps --------------------------------------------------------------------------------------
+
+
+@manager_required
+def sweep_list_page(request: HttpRequest) -> HttpResponse:
+    context = {"sweeps": list_page(request, selectors.sweep_list(), per_page=20)}
+    return render(request, "training/sweeps.html", context)
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def sweep_launch_page(request: HttpRequest) -> HttpResponse:
+    initial = {
+        "dataset": request.GET.get("dataset"),
+        "base_model": request.GET.get("base_model")
+        or selectors.newest_promoted_model(kind=ModelArtifact.Kind.CAUSAL_LM),
+    }
+    form = SweepLaunchForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            sweep = sweep_launch(launched_by=request.user, **form.launch_arguments())
+        except TrainingError as error:
+            _add_sweep_errors(form, error)
+        else:
+            messages.success(request, f"“{sweep.name}” is running; its first trials are queued.")
+            return redirect("training:sweep-detail", sweep_id=sweep.pk)
+    context = {"form": form, "metrics": [(m.name, m.label, m.direction, ", ".join(m.stages)) for m in METRICS.values()]}
+    return render(request, "training/sweep_launch.html", context)
+
+
+def _add_sweep_errors(form: SweepLaunchForm, error: TrainingError) -> None:
+    """The service's field errors on the form's fields (a parameter's on its row); the rest on the form."""
+    placed = False
+    for key, text in error.errors.items():
+        field = form.field_for_error(key)
+        if field is not None:
+            form.add_error(field, text)
+            placed = True
+    if not placed or error.message not in error.errors.values():
+        form.add_error(None, error.message)
+
+
+@manager_required
+def sweep_detail(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    return render(request, "training/sweep_detail.html", _sweep_context(selectors.sweep_get(sweep_id=sweep_id)))
+
+
+@manager_required
+def sweep_live(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    """The parts of the sweep page that change as trials end (ranking, charts, actions)."""
+    return render(request, "training/_sweep_live.html", _sweep_context(selectors.sweep_get(sweep_id=sweep_id)))
+
+
+def _sweep_context(sweep: Sweep) -> dict[str, Any]:
+    trials = selectors.sweep_trials(sweep=sweep)
+    curves, legend = selectors.sweep_curves(sweep=sweep, trials=trials)
+    best = next((trial for trial in trials if trial.pk == sweep.best_trial_id), None)
+    return {
+        "sweep": sweep,
+        "trials": trials,
+        "metric": METRICS.get(sweep.metric),
+        "scatter_charts": selectors.sweep_scatter_charts(sweep=sweep, trials=trials),
+        "curves": curves,
+        "legend": legend,
+        "best": best,
+        "best_model": selectors.sweep_trial_model(trial=best) if best is not None else None,
+        "can_cancel": sweep.status == Sweep.Status.RUNNING,
+        "can_promote": sweep.status != Sweep.Status.RUNNING and best is not None,
+    }
+
+
+@manager_required
+@require_POST
+def sweep_cancel_page(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    sweep = selectors.sweep_get(sweep_id=sweep_id)
+    try:
+        sweep_cancel(sweep=sweep, actor=request.user)
+    except TrainingError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Cancelled: no more trials; a running one stops at the end of its step.")
+    return redirect("training:sweep-detail", sweep_id=sweep.pk)
+
+
+@manager_required
+@require_POST
+def sweep_promote_page(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    sweep = selectors.sweep_get(sweep_id=sweep_id)
+    try:
+        sweep = sweep_promote(sweep=sweep, actor=request.user)
+    except TrainingError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            f"{sweep.promoted_model.name} is promoted as the best of “{sweep.name}”: the models page marks it, "
+            "and launch pages offer it first.",
+        )
+    return redirect("training:sweep-detail", sweep_id=sweep.pk)

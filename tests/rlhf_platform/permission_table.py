@@ -131,6 +131,10 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "api-training-generation-job-resume": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 409)},
     "api-training-generation-job-start-review": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 409)},
     "api-training-generation-job-ab-result": {"GET": (401, 403, 403, 404)},  # not an A/B job
+    "api-training-sweeps": {**MANAGER_READ, "POST": (401, 403, 403, 400)},
+    "api-training-sweep": MANAGER_READ,
+    "api-training-sweep-cancel": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 200)},
+    "api-training-sweep-promote": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 409)},  # still running
     # --- pages: reviewers -----------------------------------------------------------------------
     "labeling:reviewer-queue": {"GET": (LOGIN, 200, 200, 403), "POST": (LOGIN, 200, 200, 403)},
     "labeling:workspace": {"GET": (LOGIN, 404, 200, 403), "POST": (LOGIN, 404, 200, 403)},
@@ -173,6 +177,12 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "training:comparison-detail": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
     "training:comparison-live": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
     "training:runs-compare": {"GET": (LOGIN, 403, 403, 400), "POST": (LOGIN, 403, 403, 405)},
+    "training:sweeps": PAGE,
+    "training:sweep-launch": PAGE,
+    "training:sweep-detail": PAGE,
+    "training:sweep-live": PAGE,
+    "training:sweep-cancel": MANAGER_ACTION,
+    "training:sweep-promote": MANAGER_ACTION,
     "labeling:data-job": PAGE,
     "labeling:data-job-live": PAGE,
     "audit-log": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},

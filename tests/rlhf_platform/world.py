@@ -29,7 +29,7 @@ from rlhf_platform.models import ApiToken
 from rlhf_platform.roles import Role
 from rlhf_platform.services import team_create, team_set_members, token_create
 from tests.labeling.factories import claim_next, make_campaign, pairwise_rows
-from training.models import Comparison, GenerationJob, JobStatus, ModelArtifact, Round, Stage, TrainingRun
+from training.models import Comparison, GenerationJob, JobStatus, ModelArtifact, Round, Stage, Sweep, TrainingRun
 
 # The four callers of the matrix, in the order of its columns.
 ANONYMOUS, OUTSIDER, INSIDER, MANAGER = "anonymous", "reviewer outside the pool", "reviewer in the pool", "manager"
@@ -52,6 +52,7 @@ class World:
     data_job: DataJob
     comparison: Comparison
     team: Group
+    sweep: Sweep  # running, no trial asked yet
 
     def url_kwargs(self, route_name: str = "") -> dict[str, object]:
         """A value for every URL parameter name the routes use (``slug`` is the project's on project pages)."""
@@ -69,6 +70,7 @@ class World:
             "token_id": self.token.pk,
             "user_id": self.users[OUTSIDER].pk,
             "team_id": self.team.pk,
+            "sweep_id": self.sweep.pk,
             # A set-password link of the outside reviewer whose token is void.
             "uidb64": urlsafe_base64_encode(force_bytes(self.users[OUTSIDER].pk)),
             "token": "ccu2v2-0123456789abcdef0123456789abcdef",
@@ -127,6 +129,17 @@ def build_world(model_dir: Path) -> World:
     training_round.comparison, training_round.variant = comparison, "lora"
     training_round.save(update_fields=["comparison", "variant"])
     team = team_create(name="Matrix team", actor=manager)
+    sweep = Sweep.objects.create(
+        name="Matrix sweep",
+        stage=Stage.DPO,
+        dataset=dataset,
+        base_model=model,
+        search_space=[{"name": "learning_rate", "type": "float", "low": 1e-6, "high": 1e-3, "log": True}],
+        n_trials=2,
+        metric="preference_accuracy",
+        direction=Sweep.Direction.MAXIMIZE,
+        launched_by=manager,
+    )
     team_set_members(team_id=team.pk, usernames=[outsider.username], actor=manager)
     users = {OUTSIDER: outsider, INSIDER: insider, MANAGER: manager}
     created = {caller: token_create(user=user, name="matrix", expires_at=None) for caller, user in users.items()}
@@ -145,6 +158,7 @@ def build_world(model_dir: Path) -> World:
         data_job=data_job,
         comparison=comparison,
         team=team,
+        sweep=sweep,
     )
 
 

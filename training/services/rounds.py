@@ -467,6 +467,8 @@ def round_stop(*, round_: Round, status: str, reason: str) -> None:
         later.error = f"Not run: {reason}"
         later.save(update_fields=["status", "finished_at", "error"])
         notify_run(later)
+    if round_.sweep_id is not None:
+        _sweep_trial_ended(round_)
 
 
 def round_advance(*, round_: Round) -> None:
@@ -483,6 +485,18 @@ def round_advance(*, round_: Round) -> None:
         round_.status, round_.finished_at = Round.Status.SUCCEEDED, timezone.now()
         round_.save(update_fields=["status", "finished_at"])
         notify_round(round_)
+        if round_.sweep_id is not None:
+            _sweep_trial_ended(round_)
+
+
+def _sweep_trial_ended(round_: Round) -> None:
+    """A sweep's trial ended: the sweep records it and queues its next trial (in this transaction).
+
+    Imported here: the sweeps service launches its trials through this module.
+    """
+    from training.services.sweeps import sweep_trial_ended
+
+    sweep_trial_ended(round_=round_)
 
 
 def round_mark_running(*, round_id: int) -> None:

@@ -31,6 +31,7 @@ from training.services.evaluation import (
 )
 from training.services.registry import model_register_run_output
 from training.services.rounds import round_advance, round_stop
+from training.services.sweeps import sweep_trial_report
 from training.specs import LaunchError, build_spec
 
 # Event fields that describe the point rather than being a metric of it.
@@ -125,8 +126,10 @@ def _evaluation_wiring(
 
 
 def run_record_event(*, run: TrainingRun, event: dict[str, Any]) -> None:
-    """Store a ``metrics``, ``eval`` or ``checkpoint`` event; other kinds are ignored here."""
+    """Store a ``metrics``, ``eval`` or ``checkpoint`` event; other kinds are ignored here. A sweep's
+    trial reports its metrics to the sweep's pruner (``sweep_trial_report``), which may cancel it."""
     kind = event.get("event")
+    values: dict[str, Any] = {}
     with transaction.atomic():
         if kind in ("metrics", "eval"):
             values = {k: v for k, v in event.items() if k not in POINT_FIELDS and is_metric_value(v)}
@@ -144,6 +147,9 @@ def run_record_event(*, run: TrainingRun, event: dict[str, Any]) -> None:
             run.checkpoints = run_checkpoints_kept(run=run, written=written)
             run.save(update_fields=["checkpoints"])
             notify_run(run)
+    if values and run.round_id is not None:
+        # A sweep's trial: its pruner may stop the run here (after the point is stored).
+        sweep_trial_report(run=run, step=step, values=values)
 
 
 @transaction.atomic
