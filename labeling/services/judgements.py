@@ -47,6 +47,7 @@ from labeling.services.sql import (
     with_row_locks,
     writes_in_one_statement,
 )
+from labeling.services.tasks import task_summary_refresh
 
 # Longer than any honest look at one task; longer values are clipped, not rejected.
 MAX_TIME_SPENT_MS = 6 * 60 * 60 * 1000
@@ -75,7 +76,7 @@ def _retake_lapsed_slot(assignment: Assignment, campaign: Campaign) -> None:
     """A submit after the lease lapsed still counts if the task has room for it."""
     task_filter = Task.objects.filter(pk=assignment.task_id)
     if not assignment.task.is_gold:
-        task_filter = task_filter.filter(slots_taken__lt=campaign.overlap)
+        task_filter = task_filter.filter(slots_taken__lt=campaign.overlap + F("extra_votes"))
     if not task_filter.update(slots_taken=F("slots_taken") + 1):
         raise LeaseLost(
             "Your hold on this task expired and other reviewers have since completed it, "
@@ -292,6 +293,8 @@ def _submit(
                     execute(cursor, sql, params)
                     row = cursor.fetchone()
                 if row is not None:
+                    # After the one statement, outside it: the summary reads the judgement it wrote.
+                    task_summary_refresh(task_id=assignment.task_id, campaign=assignment.task.campaign)
                     claim = next_claim.claimed(row[1:]) if next_claim is not None else None
                     return _submitted(judgement, row[0], in_pool), claim
     with transaction.atomic(), connection.cursor() as cursor:
@@ -312,6 +315,7 @@ def _submit(
         judgement_id = cursor.fetchone()[0]
         execute(cursor, _MARK_SUBMITTED, params)
         execute(cursor, _COUNT_JUDGEMENT, params)
+        task_summary_refresh(task_id=assignment.task_id, campaign=assignment.task.campaign)
     return _submitted(judgement, judgement_id, in_pool), None
 
 
@@ -381,6 +385,7 @@ def judgement_undo_last(*, reviewer: AbstractBaseUser, campaign: Campaign) -> As
         assignment.lease_expires_at = now + timedelta(seconds=campaign.lease_seconds)
         assignment.save(update_fields=["state", "finished_at", "lease_expires_at"])
         Task.objects.filter(pk=assignment.task_id).update(judgement_count=F("judgement_count") - 1)
+        task_summary_refresh(task_id=assignment.task_id, campaign=campaign)
     return assignment
 
 
