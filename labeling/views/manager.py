@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labeling import selectors
 from labeling.charts import hour_chart, line_chart, scatter_chart, win_rate_heatmap
@@ -362,6 +362,7 @@ def project_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @manager_required
+@require_GET
 def campaign_tasks(request: HttpRequest, slug: str) -> HttpResponse:
     """The campaign's tasks, filtered, sorted and paged by the query string; bad input answers 400 with its errors."""
     campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
@@ -408,6 +409,7 @@ def _page_links(request: HttpRequest, page: selectors.TaskPage) -> dict[str, Any
 
 
 @manager_required
+@require_GET
 def campaign_task(request: HttpRequest, slug: str, task_id: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
     try:
