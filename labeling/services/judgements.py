@@ -47,7 +47,7 @@ from labeling.services.sql import (
     with_row_locks,
     writes_in_one_statement,
 )
-from labeling.services.tasks import task_summary_refresh
+from labeling.services.tasks import SUMMARY_ON_SUBMIT, submit_summary_params, task_summary_refresh
 
 # Longer than any honest look at one task; longer values are clipped, not rejected.
 MAX_TIME_SPENT_MS = 6 * 60 * 60 * 1000
@@ -172,7 +172,8 @@ _SUBMITTED = """submitted AS (
          WHERE id = %(assignment)s AND state = 'active' AND assigned_at = %(assigned_at)s
         RETURNING task_id
     ), {counted} AS (
-        UPDATE labeling_task SET judgement_count = judgement_count + 1 WHERE id IN (SELECT task_id FROM submitted)
+        UPDATE labeling_task SET judgement_count = judgement_count + 1{summary}
+         WHERE id IN (SELECT task_id FROM submitted)
         RETURNING id
     )"""
 _RECORD_SUBMITTED = f"""
@@ -182,7 +183,7 @@ _RECORD_SUBMITTED = f"""
       FROM submitted
     RETURNING id
 """  # noqa: S608 (a constant)
-_SUBMIT_IN_ONE_STATEMENT = "WITH " + _SUBMITTED.format(counted="counted") + _RECORD_SUBMITTED
+_SUBMIT_IN_ONE_STATEMENT = "WITH " + _SUBMITTED.format(counted="counted", summary=SUMMARY_ON_SUBMIT) + _RECORD_SUBMITTED
 _SUBMIT_AND_CLAIM = """WITH {submitted}, recorded AS ({record}), {claim}
     SELECT recorded.id, claimed.* FROM recorded LEFT JOIN (SELECT {claimed}) AS claimed ON true"""
 
@@ -193,7 +194,7 @@ def _submit_and_claim_in_one_statement(claim_ctes: str, claimed_columns: str) ->
     one commit for both. The claim picks its task after the submit's writes (``BEFORE_CLAIM``:
     the task's count), so that only the submit's part can wait for a row lock."""
     return _SUBMIT_AND_CLAIM.format(
-        submitted=_SUBMITTED.format(counted=BEFORE_CLAIM),
+        submitted=_SUBMITTED.format(counted=BEFORE_CLAIM, summary=SUMMARY_ON_SUBMIT),
         record=_RECORD_SUBMITTED,
         claim=claim_ctes,
         claimed=claimed_columns,
@@ -283,6 +284,7 @@ def _submit(
             if assignment.state == AssignmentState.ACTIVE:
                 judgement = _judgement(assignment, _validated_answers(assignment, answers), **judgement_values)
                 params = {**_judgement_params(judgement), "assigned_at": assigned_at}
+                params.update(submit_summary_params(assignment.task.campaign.question_schema, judgement.answers))
                 sql, next_claim = _SUBMIT_IN_ONE_STATEMENT, None
                 if claim_next and in_pool:
                     next_claim = _claim_after_submit(reviewer, assignment.task.campaign, now)
@@ -293,8 +295,6 @@ def _submit(
                     execute(cursor, sql, params)
                     row = cursor.fetchone()
                 if row is not None:
-                    # After the one statement, outside it: the summary reads the judgement it wrote.
-                    task_summary_refresh(task_id=assignment.task_id, campaign=assignment.task.campaign)
                     claim = next_claim.claimed(row[1:]) if next_claim is not None else None
                     return _submitted(judgement, row[0], in_pool), claim
     with transaction.atomic(), connection.cursor() as cursor:

@@ -9,6 +9,7 @@ statement and never reads judgements into Python.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,18 +27,57 @@ from rlhf_platform.audit import Action, audit_record
 MAX_REQUEUE_VOTES = 20
 
 
-def _answer_key(schema: QuestionSchema) -> str | None:
-    """The JSON path (ORM lookup) of the part of an answer that agreement compares, or None.
+def _answer_path(schema: QuestionSchema) -> list[str] | None:
+    """The path in a judgement's answers to the part that agreement compares, or None.
 
     Pairwise: the winner (null for a tie, which is an answer of its own). Ranking: the group
     ranked first. Likert and free text have no single answer to agree on.
     """
     for question in schema.questions:
         if question.type == "pairwise":
-            return f"answers__{question.id}__winner"
+            return [question.id, "winner"]
         if question.type == "ranking":
-            return f"answers__{question.id}__order__0"
+            return [question.id, "order", "0"]
     return None
+
+
+def _answer_key(schema: QuestionSchema) -> str | None:
+    """``_answer_path`` as an ORM lookup on the judgement."""
+    path = _answer_path(schema)
+    return None if path is None else "__".join(["answers", *path])
+
+
+# PostgreSQL's one-statement submit (``labeling.services.judgements``) updates the summary in the
+# same ``UPDATE labeling_task`` that counts the judgement, so that a submit stays one statement.
+# That statement cannot read the judgement it inserts, so the new answer's key comes as a
+# parameter, in the text form ``#>>`` gives (``submit_summary_params``); SET expressions read
+# the row as it was, hence ``judgement_count + 1``.
+SUMMARY_ON_SUBMIT = """,
+           flag_count = flag_count + %(summary_flagged)s,
+           agreement = CASE WHEN %(summary_path)s::text[] IS NULL OR judgement_count + 1 < 2 THEN NULL ELSE (
+               SELECT MAX(n)::float FROM (
+                   SELECT COUNT(*) AS n FROM (
+                       SELECT j.answers #>> %(summary_path)s::text[] AS k FROM labeling_judgement j
+                        WHERE j.task_id = labeling_task.id AND j.retracted_at IS NULL
+                       UNION ALL SELECT %(summary_key)s::text
+                   ) AS keys GROUP BY k
+               ) AS answer_groups
+           ) / (judgement_count + 1) END"""
+
+
+def submit_summary_params(question_schema: Any, answers: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``SUMMARY_ON_SUBMIT`` for a judgement with these (validated) answers."""
+    schema = parse_question_schema(question_schema)
+    path = _answer_path(schema)
+    key = None
+    if path is not None:
+        value: Any = answers.get(path[0], {}).get(path[1])
+        if path[1] == "order":
+            value = value[0] if value else None
+        # As jsonb's text output writes it: numbers plain, arrays as "[1, 2]".
+        key = None if value is None else (json.dumps(value) if isinstance(value, list) else str(value))
+    flags = next((q.id for q in schema.questions if q.type == "flags"), None)
+    return {"summary_path": path, "summary_key": key, "summary_flagged": int(bool(flags and answers.get(flags)))}
 
 
 def summary_expressions(judgement_model: type[models.Model], question_schema: Any) -> dict[str, Any]:
