@@ -186,11 +186,14 @@ def command_setup(args: argparse.Namespace) -> int:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    with transaction.atomic():
-        tasks = Task.objects.filter(campaign=campaign)
-        tasks.update(judgement_count=Coalesce(Subquery(live), 0))
-        tasks.update(slots_taken=Coalesce(Subquery(live), 0), skip_count=Coalesce(Subquery(skips), 0))
-        tasks.update(**summary_expressions(Judgement, SCHEMA))
+    task_ids = list(Task.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+    # In slices, each committed: one UPDATE of every task spills SQLite's page cache and crawls.
+    for start in range(0, len(task_ids), 5000):
+        with transaction.atomic():
+            tasks = Task.objects.filter(pk__gte=task_ids[start], pk__lte=task_ids[start : start + 5000][-1])
+            tasks.update(judgement_count=Coalesce(Subquery(live), 0))
+            tasks.update(slots_taken=Coalesce(Subquery(live), 0), skip_count=Coalesce(Subquery(skips), 0))
+            tasks.update(**summary_expressions(Judgement, SCHEMA))
     print(f"filled the counters and summaries of {args.tasks:,} tasks in {time.perf_counter() - started:.1f} s")
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
