@@ -22,9 +22,12 @@ def fill_summaries(apps, schema_editor):
         .values("n")
     )
     for campaign in Campaign.objects.only("pk", "question_schema").iterator():
-        Task.objects.filter(campaign_id=campaign.pk).update(
-            **summary_expressions(Judgement, campaign.question_schema), skip_count=Coalesce(Subquery(skips), 0)
-        )
+        ids = list(Task.objects.filter(campaign_id=campaign.pk).order_by("pk").values_list("pk", flat=True))
+        # In slices of ids: one UPDATE of a whole large campaign spills SQLite's page cache and crawls.
+        for start in range(0, len(ids), 5000):
+            Task.objects.filter(pk__in=ids[start : start + 5000]).update(
+                **summary_expressions(Judgement, campaign.question_schema), skip_count=Coalesce(Subquery(skips), 0)
+            )
 
 
 class Migration(migrations.Migration):

@@ -27,7 +27,7 @@ def test_filter_open_and_requeue_a_task(manager, make_user, signed_in_page, live
     page.fill("#id_agreement_max", "0.9")
     page.select_option("#id_gold", "no")
     page.click("#task-filters button[type=submit]")
-    page.wait_for_selector("text=1–1 of 1 task")
+    page.wait_for_selector("text=1\u20131 of 1 task")
     assert page.locator("#task-list tbody tr").count() == 1
     page.screenshot(path=str(shots / "task-browser-filtered.png"), full_page=True)
 
@@ -41,7 +41,7 @@ def test_filter_open_and_requeue_a_task(manager, make_user, signed_in_page, live
     page.screenshot(path=str(shots / "task-requeued.png"), full_page=True)
     # Back to the list with its filters kept.
     page.click("#back-to-tasks")
-    page.wait_for_selector("text=1–1 of 1 task")
+    page.wait_for_selector("text=1\u20131 of 1 task")
     assert violations == []
 
     split = world.tasks["split"]
