@@ -43,7 +43,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
-from django.db.models import Count, OuterRef, Subquery  # noqa: E402
+from django.db.models import Count, F, OuterRef, Subquery  # noqa: E402
 from django.db.models.functions import Coalesce  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -104,8 +104,10 @@ def _write_file(path: Path, tasks: int, rng: random.Random) -> None:
 
 def command_setup(args: argparse.Namespace) -> int:
     call_command("migrate", verbosity=0)
-    if Campaign.objects.filter(slug=SLUG).exists():
-        print(f"The campaign {SLUG} exists already; nothing to do (delete it to build anew).")
+    existing = Campaign.objects.filter(slug=SLUG).first()
+    if existing is not None:
+        print(f"The campaign {SLUG} exists already: filling its counters again (delete it to build anew).")
+        _fill_counters(existing)
         return 0
     rng = random.Random(17)  # noqa: S311 (reproducible fixtures, not secrets)
     users = get_user_model()
@@ -177,28 +179,36 @@ def command_setup(args: argparse.Namespace) -> int:
         written += len(judgements)
     print(f"wrote {written:,} judgements in {time.perf_counter() - started:.1f} s")
 
-    started = time.perf_counter()
-    live = Judgement.objects.filter(task=OuterRef("pk")).order_by().values("task").annotate(n=Count("pk")).values("n")
-    skips = (
-        Assignment.objects.filter(task=OuterRef("pk"), state=AssignmentState.SKIPPED)
-        .order_by()
-        .values("task")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    task_ids = list(Task.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
-    # In slices, each committed: one UPDATE of every task spills SQLite's page cache and crawls.
-    for start in range(0, len(task_ids), 5000):
-        with transaction.atomic():
-            tasks = Task.objects.filter(pk__gte=task_ids[start], pk__lte=task_ids[start : start + 5000][-1])
-            tasks.update(judgement_count=Coalesce(Subquery(live), 0))
-            tasks.update(slots_taken=Coalesce(Subquery(live), 0), skip_count=Coalesce(Subquery(skips), 0))
-            tasks.update(**summary_expressions(Judgement, SCHEMA))
-    print(f"filled the counters and summaries of {args.tasks:,} tasks in {time.perf_counter() - started:.1f} s")
+    _fill_counters(campaign)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
     return 0
+
+
+def _fill_counters(campaign: Campaign) -> None:
+    """The tasks' counters from the rows written, then their summaries as the migration fills them."""
+    started = time.perf_counter()
+    live = Judgement.objects.filter(task=OuterRef("pk")).order_by().values("task").annotate(n=Count("pk")).values("n")
+    task_ids = list(Task.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+    # In slices, each committed: one UPDATE of every task spills SQLite's page cache and crawls.
+    for start in range(0, len(task_ids), 5000):
+        with transaction.atomic():
+            tasks = Task.objects.filter(pk__in=task_ids[start : start + 5000])
+            tasks.update(judgement_count=Coalesce(Subquery(live), 0))
+            tasks.update(slots_taken=F("judgement_count"))
+            tasks.update(**summary_expressions(Judgement, SCHEMA))
+    skipped = (
+        Assignment.objects.filter(task__campaign=campaign, state=AssignmentState.SKIPPED)
+        .values_list("task")
+        .annotate(n=Count("pk"))
+    )
+    by_count: dict[int, list[int]] = {}
+    for task_id, n in skipped:
+        by_count.setdefault(n, []).append(task_id)
+    for n, ids in by_count.items():
+        Task.objects.filter(pk__in=ids).update(skip_count=n)
+    print(f"filled the counters and summaries of {len(task_ids):,} tasks in {time.perf_counter() - started:.1f} s")
 
 
 def _percentile(values: list[float], share: float) -> float:

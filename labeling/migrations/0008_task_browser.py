@@ -2,8 +2,7 @@
 
 import django.db.models.expressions
 from django.db import migrations, models
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count
 
 from labeling.services.tasks import summary_expressions
 
@@ -14,20 +13,22 @@ def fill_summaries(apps, schema_editor):
     Task = apps.get_model("labeling", "Task")
     Judgement = apps.get_model("labeling", "Judgement")
     Assignment = apps.get_model("labeling", "Assignment")
-    skips = (
-        Assignment.objects.filter(task=OuterRef("pk"), state="skipped")
-        .order_by()
-        .values("task")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     for campaign in Campaign.objects.only("pk", "question_schema").iterator():
         ids = list(Task.objects.filter(campaign_id=campaign.pk).order_by("pk").values_list("pk", flat=True))
         # In slices of ids: one UPDATE of a whole large campaign spills SQLite's page cache and crawls.
         for start in range(0, len(ids), 5000):
             Task.objects.filter(pk__in=ids[start : start + 5000]).update(
-                **summary_expressions(Judgement, campaign.question_schema), skip_count=Coalesce(Subquery(skips), 0)
+                **summary_expressions(Judgement, campaign.question_schema)
             )
+    # Skips are few: counted once and written by count. (A correlated count per task would let
+    # SQLite read every skipped assignment for each task, through the index on the state.)
+    skipped = Assignment.objects.filter(state="skipped").values_list("task").annotate(n=Count("pk")).order_by()
+    by_count: dict[int, list[int]] = {}
+    for task_id, n in skipped:
+        by_count.setdefault(n, []).append(task_id)
+    for n, ids in by_count.items():
+        for start in range(0, len(ids), 5000):
+            Task.objects.filter(pk__in=ids[start : start + 5000]).update(skip_count=n)
 
 
 class Migration(migrations.Migration):
