@@ -219,7 +219,7 @@ def _percentile(values: list[float], share: float) -> float:
 def command_run(args: argparse.Namespace) -> int:
     campaign = Campaign.objects.get(slug=SLUG)
     manager = get_user_model().objects.get(username="bench-manager")
-    client = Client()
+    client = Client(HTTP_HOST="localhost")  # a host the settings allow
     client.force_login(manager)
     page = f"/manage/campaigns/{SLUG}/tasks/?"
     api = f"/api/campaigns/{campaign.pk}/tasks/?"

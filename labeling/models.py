@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.expressions import OrderBy
+from django.db.models.functions import Length
 
 from labeling.rendering import RENDERER_VERSION
 from labeling.schema import QuestionSchema, parse_question_schema
@@ -70,6 +71,18 @@ class Campaign(models.Model):
         return parse_question_schema(self.question_schema)
 
 
+class PromptText(models.Func):
+    """A task's prompt as text: the string itself, or the JSON of a message list."""
+
+    output_field = models.TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="json_extract(%(expressions)s, '$')", **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s #>> '{}')", **extra)
+
+
 class Task(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks")
     external_id = models.CharField(max_length=255, blank=True, help_text="The import's id; dedup key.")
@@ -95,6 +108,11 @@ class Task(models.Model):
     agreement = models.FloatField(null=True, blank=True)
     flag_count = models.PositiveIntegerField(default=0, db_default=0)
     skip_count = models.PositiveIntegerField(default=0, db_default=0)
+    # Characters of the prompt's text, kept by the database itself (imports write tasks with COPY
+    # and multi-row INSERTs), for the task browser's prompt length filter and sort.
+    prompt_chars = models.GeneratedField(
+        expression=Length(PromptText("prompt")), output_field=models.IntegerField(), db_persist=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -119,6 +137,11 @@ class Task(models.Model):
             # The task browser's sorted pages.
             models.Index(fields=["campaign", "judgement_count", "id"], name="task_browse_judgements"),
             models.Index(fields=["campaign", "agreement", "id"], name="task_browse_agreement"),
+            models.Index(fields=["campaign", "prompt_chars", "id"], name="task_browse_prompt"),
+            # Small: only the tasks that have it.
+            models.Index(fields=["campaign", "id"], condition=Q(flag_count__gt=0), name="task_browse_flagged"),
+            models.Index(fields=["campaign", "id"], condition=Q(skip_count__gt=0), name="task_browse_skipped"),
+            models.Index(fields=["campaign", "id"], condition=Q(is_gold=True), name="task_browse_gold"),
         ]
 
     def __str__(self) -> str:

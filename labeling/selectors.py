@@ -26,7 +26,6 @@ from django.db.models import (
     Exists,
     F,
     Field,
-    Func,
     IntegerField,
     OuterRef,
     Q,
@@ -38,7 +37,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.fields.json import KT, KeyTransform
-from django.db.models.functions import Cast, Coalesce, Least, Length, TruncHour
+from django.db.models.functions import Cast, Coalesce, Least, TruncHour
 from django.db.models.lookups import IsNull
 from django.utils import timezone
 
@@ -55,6 +54,7 @@ from labeling.models import (
     Judgement,
     PreferenceDataset,
     Project,
+    PromptText,
     Response,
     Task,
 )
@@ -866,18 +866,6 @@ def project_leaderboard(
 # --- the task browser ----------------------------------------------------------------------
 
 
-class _PromptText(Func):
-    """A task's prompt as text: the string itself, or the JSON of a message list."""
-
-    output_field = TextField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, template="json_extract(%(expressions)s, '$')", **extra)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, template="(%(expressions)s #>> '{}')", **extra)
-
-
 @dataclass(frozen=True)
 class TaskFilters:
     """What the task browser shows: every field None (or empty) means "any"."""
@@ -911,12 +899,12 @@ _TASK_ORDER = {
 def tasks_browse(*, campaign: Campaign, filters: TaskFilters) -> QuerySet[Task]:
     """The campaign's tasks that pass ``filters``, in their sort, each with ``prompt_length`` and ``votes_wanted``.
 
-    Agreement, flags and skips are the task's stored summary (``labeling.services.tasks``); the
-    prompt's length and the text search are computed on read, as they cost one pass over the
-    campaign's rows (measured by ``benchmarks/task_browser.py``).
+    Agreement, flags and skips are the task's stored summary (``labeling.services.tasks``), the
+    prompt's length a column the database computes; the meta and text filters are computed on
+    read, one pass over the campaign's rows (measured by ``benchmarks/task_browser.py``).
     """
     tasks = Task.objects.filter(campaign=campaign).annotate(
-        prompt_length=Length(_PromptText("prompt")),
+        prompt_length=F("prompt_chars"),
         votes_wanted=Case(
             When(is_gold=True, then=None),
             default=Value(campaign.overlap) + F("extra_votes"),
@@ -946,7 +934,7 @@ def tasks_browse(*, campaign: Campaign, filters: TaskFilters) -> QuerySet[Task]:
         key, value = filters.meta
         tasks = tasks.alias(meta_value=Cast(KT(f"meta__{key}"), TextField())).filter(meta_value=value)
     if filters.q:
-        tasks = tasks.alias(prompt_text=_PromptText("prompt")).filter(
+        tasks = tasks.alias(prompt_text=PromptText("prompt")).filter(
             Q(prompt_text__icontains=filters.q) | Q(external_id__icontains=filters.q)
         )
     key = filters.sort.removeprefix("-")
