@@ -41,6 +41,11 @@ def test_it_pages_and_keeps_the_filters_in_its_links(world, manager_client):
     body = page.content.decode()
     assert "3\u20134 of 5 tasks" in body and "Page 2 of 3" in body
     assert "gold=no" in page.context["next_query"] and "page=3" in page.context["next_query"]
+    # A column's header sorts by it, keeping the filters, and flips the direction when it is the sort.
+    assert page.context["sorts"]["agreement"] == "page_size=2&page=1&gold=no&sort=agreement"
+    flipped = manager_client.get(list_url(world), {"sort": "agreement", "gold": "no"})
+    assert "sort=-agreement" in flipped.context["sorts"]["agreement"]
+    assert 'id="sort-agreement"' in flipped.content.decode()
 
 
 @pytest.mark.parametrize(
