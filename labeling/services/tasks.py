@@ -1,10 +1,13 @@
 """A manager's actions on single tasks, and the per-task summary the task browser filters on.
 
 The summary (``Task.agreement``, ``flag_count``; ``skip_count`` is counted by the skip) is kept
-by the services that change what it summarises, in their transaction where they have one:
-submit and undo call ``task_summary_refresh``. It is one ``UPDATE`` of the task row whose values
-are computed by the database from the task's live judgements, so it costs a submit one
-statement and never reads judgements into Python.
+by the services that change what it summarises, in their transaction: the locked submit and the
+undo call ``task_summary_refresh``, one ``UPDATE`` of the task row whose values the database
+computes from the task's live judgements; PostgreSQL's one-statement submit does the same inside
+its statement (``SUMMARY_ON_SUBMIT``). Two submits of the same task that commit within the same
+instant on PostgreSQL can leave its agreement one judgement behind (each statement reads the
+judgements as of its start) until the task's next judgement, undo or re-queue; the flag count,
+an increment, cannot.
 """
 
 from __future__ import annotations
