@@ -150,6 +150,8 @@ def task_requeue(*, task_id: int, campaign: Campaign, votes: Any, actor: Abstrac
         before = task.extra_votes
         task.extra_votes = owed + votes - campaign.overlap
         task.save(update_fields=["extra_votes"])
+        # The manager acts on the figures shown: bring them up to date with the judgements.
+        task_summary_refresh(task_id=task.pk, campaign=campaign)
         audit_record(
             actor=actor,
             action=Action.TASK_REQUEUE,
