@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -22,6 +23,8 @@ from rest_framework.views import APIView
 
 from labeling import selectors
 from labeling.datasets import EXPORT_FORMATS, KINDS, METHODS, TIE_POLICIES
+from labeling.errors import LabelingError
+from labeling.forms import TaskFilterForm
 from labeling.models import Campaign, CampaignStatus, DataJob, PreferenceDataset, Project
 from labeling.rendering import render_markdown
 from labeling.selectors import campaign_for_reviewer
@@ -31,8 +34,9 @@ from labeling.services.data_jobs import dataset_build_job_create, import_job_cre
 from labeling.services.datasets import dataset_download_file, dataset_params
 from labeling.services.imports import FORMATS, format_from_name
 from labeling.services.judgements import judgement_submit, judgement_submit_and_claim_next, judgement_undo_last
+from labeling.services.tasks import MAX_REQUEUE_VOTES, task_requeue
 from rlhf_platform.openapi import ErrorSerializer
-from rlhf_platform.pagination import NewestFirstCursorPagination, PagePagination, paginated_response
+from rlhf_platform.pagination import PAGE_SIZE, NewestFirstCursorPagination, PagePagination, paginated_response
 from rlhf_platform.permissions import IsManager, IsReviewer
 from rlhf_platform.roles import user_is_manager
 
@@ -777,3 +781,165 @@ class ProjectLeaderboardApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         board = selectors.project_leaderboard(project=get_object_or_404(Project, pk=project_id))
         return Response(self.OutputSerializer(board).data)
+
+
+# --- the task browser ------------------------------------------------------------------------
+
+
+def _form_parameters() -> list[OpenApiParameter]:
+    """The task browser's query parameters, from the form that parses them."""
+    types = {forms.FloatField: float, forms.IntegerField: int}
+    parameters = []
+    for name, field in TaskFilterForm.base_fields.items():
+        description = str(field.help_text or field.label or name.replace("_", " ").capitalize())
+        if isinstance(field, forms.ChoiceField):
+            description += " One of: " + ", ".join(value or "(empty: any)" for value, _ in field.choices) + "."
+        parameters.append(OpenApiParameter(name, types.get(type(field), str), description=description))
+    return parameters
+
+
+def _filters_from(request: Request) -> TaskFilterForm:
+    form = TaskFilterForm(request.query_params)
+    if not form.is_valid():
+        errors = {field: " ".join(messages) for field, messages in form.errors.items()}
+        raise LabelingError("Some filters need fixing: " + ", ".join(errors) + ".", errors)
+    return form
+
+
+class TaskRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    excerpt = serializers.CharField(help_text="The prompt's start, as plain text.")
+    is_gold = serializers.BooleanField()
+    judgement_count = serializers.IntegerField()
+    votes_wanted = serializers.IntegerField(allow_null=True, help_text="Overlap plus re-queued votes; null for gold.")
+    agreement = serializers.FloatField(allow_null=True, help_text="Share of judgements giving the most common answer.")
+    flag_count = serializers.IntegerField()
+    skip_count = serializers.IntegerField()
+    prompt_length = serializers.IntegerField(help_text="Characters of the prompt.")
+    created_at = serializers.DateTimeField()
+
+
+class CampaignTasksApi(APIView):
+    """A campaign's tasks, filtered, sorted and paged like the task browser page."""
+
+    permission_classes = [IsManager]
+
+    class OutputSerializer(serializers.Serializer):
+        count = serializers.IntegerField(help_text="Tasks passing the filters, on every page.")
+        page = serializers.IntegerField()
+        pages = serializers.IntegerField()
+        page_size = serializers.IntegerField()
+        results = TaskRowSerializer(many=True)
+
+    @extend_schema(
+        operation_id="campaigns_tasks_list",
+        parameters=_form_parameters(),
+        responses={200: OutputSerializer, **ERRORS},
+        tags=["campaigns"],
+    )
+    def get(self, request: Request, campaign_id: int) -> Response:
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        form = _filters_from(request)
+        page = selectors.tasks_page(
+            campaign=campaign,
+            filters=form.filters(),
+            page=form.cleaned_data["page"] or 1,
+            page_size=form.cleaned_data["page_size"] or PAGE_SIZE,
+        )
+        body = {"count": page.count, "page": page.number, "pages": page.pages, "page_size": page.page_size}
+        return Response(self.OutputSerializer({**body, "results": page.tasks}).data)
+
+
+class TaskResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Judgements name responses by this id.")
+    number = serializers.IntegerField(help_text="1-based position in the import.")
+    model_name = serializers.CharField()
+    text = serializers.CharField()
+    html = serializers.CharField(help_text="Sanitized HTML, as reviewers see it.")
+
+
+class TaskJudgementSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    reviewer = serializers.CharField(help_text="Username.")
+    submitted_at = serializers.DateTimeField()
+    time_spent_ms = serializers.IntegerField()
+    retracted_at = serializers.DateTimeField(allow_null=True)
+    shown_order = serializers.ListField(
+        source="shown", child=serializers.IntegerField(), help_text="Response numbers, in the order shown."
+    )
+    answers = serializers.JSONField(help_text="As submitted: responses by id.")
+    described = serializers.SerializerMethodField(help_text="Each answer in the question's terms.")
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_described(self, judgement: dict[str, Any]) -> dict[str, str]:
+        return {label: text for label, _, text in judgement["described"]}
+
+
+class CampaignTaskApi(APIView):
+    """One task with its prompt, its responses' texts, and every judgement and skip of it."""
+
+    permission_classes = [IsManager]
+
+    class SkipSerializer(serializers.Serializer):
+        reviewer = serializers.CharField()
+        finished_at = serializers.DateTimeField()
+        reason = serializers.CharField()
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField(source="task.pk")
+        external_id = serializers.CharField(source="task.external_id")
+        prompt = serializers.JSONField(source="task.prompt", help_text="A string, or a list of {role, content}.")
+        meta = serializers.JSONField(source="task.meta")
+        gold = serializers.JSONField(source="task.gold", allow_null=True)
+        is_gold = serializers.BooleanField(source="task.is_gold")
+        judgement_count = serializers.IntegerField(source="task.judgement_count")
+        votes_wanted = serializers.IntegerField(allow_null=True)
+        holding = serializers.IntegerField(help_text="Reviewers holding it now.")
+        agreement = serializers.FloatField(source="task.agreement", allow_null=True)
+        flag_count = serializers.IntegerField(source="task.flag_count")
+        skip_count = serializers.IntegerField(source="task.skip_count")
+        responses = TaskResponseSerializer(many=True)
+        judgements = TaskJudgementSerializer(many=True, help_text="Newest first, retracted ones included.")
+        skips = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(responses={200: OutputSerializer, 404: ErrorSerializer}, tags=["campaigns"])
+    def get(self, request: Request, campaign_id: int, task_id: int) -> Response:
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        detail = selectors.task_detail(campaign=campaign, task_id=task_id)
+        return Response(self.OutputSerializer(detail).data)
+
+
+class CampaignTaskRequeueApi(APIView):
+    permission_classes = [IsManager]
+
+    class InputSerializer(serializers.Serializer):
+        votes = serializers.IntegerField(
+            min_value=1, max_value=MAX_REQUEUE_VOTES, help_text="How many more judgements to ask for."
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        judgement_count = serializers.IntegerField()
+        extra_votes = serializers.IntegerField(help_text="Votes wanted beyond the campaign's overlap.")
+        votes_wanted = serializers.IntegerField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **ERRORS},
+        description="Serve the task again, to reviewers who have not judged, skipped or held it, until `votes` "
+        "more of them answer it.",
+        tags=["campaigns"],
+    )
+    def post(self, request: Request, campaign_id: int, task_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        task = task_requeue(task_id=task_id, campaign=campaign, votes=data.validated_data["votes"], actor=request.user)
+        body = {
+            "id": task.pk,
+            "judgement_count": task.judgement_count,
+            "extra_votes": task.extra_votes,
+            "votes_wanted": campaign.overlap + task.extra_votes,
+        }
+        return Response(self.OutputSerializer(body).data)

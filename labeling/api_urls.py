@@ -26,6 +26,13 @@ urlpatterns = [
         api.CampaignJudgementsExportApi.as_view(),
         name="api-campaign-judgements",
     ),
+    path("campaigns/<id:campaign_id>/tasks/", api.CampaignTasksApi.as_view(), name="api-campaign-tasks"),
+    path("campaigns/<id:campaign_id>/tasks/<id:task_id>/", api.CampaignTaskApi.as_view(), name="api-campaign-task"),
+    path(
+        "campaigns/<id:campaign_id>/tasks/<id:task_id>/requeue/",
+        api.CampaignTaskRequeueApi.as_view(),
+        name="api-campaign-task-requeue",
+    ),
     path("campaigns/<id:campaign_id>/held/", api.HeldTasksApi.as_view(), name="api-held-tasks"),
     path("campaigns/<id:campaign_id>/undo/", api.UndoApi.as_view(), name="api-undo"),
     path("campaigns/<id:campaign_id>/progress/", api.ProgressApi.as_view(), name="api-progress"),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 
 from labeling.models import Campaign, PreferenceDataset, Project
+from labeling.selectors import TaskFilters
 from rlhf_platform import json_limits
 
 # Starting points for the schema editor's preset buttons; each is a valid question schema.
@@ -196,3 +199,94 @@ class DatasetBuildForm(forms.Form):
         help_text="Share of prompts held out: no stage trains on them, and a round's verdict is measured on them.",
     )
     seed = forms.IntegerField(initial=0)
+
+
+# --- the task browser's query ---------------------------------------------------------------
+
+YES_NO = [("", "Any"), ("yes", "Yes"), ("no", "No")]
+# Meta keys as imports write them; "__" is refused, as the ORM would read it as a nested path.
+META_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+TASK_SORTS = [
+    ("id", "Oldest first"),
+    ("-id", "Newest first"),
+    ("agreement", "Agreement, lowest first"),
+    ("-agreement", "Agreement, highest first"),
+    ("judgements", "Judgements, fewest first"),
+    ("-judgements", "Judgements, most first"),
+    ("flags", "Flags, fewest first"),
+    ("-flags", "Flags, most first"),
+    ("skips", "Skips, fewest first"),
+    ("-skips", "Skips, most first"),
+    ("prompt_length", "Prompt, shortest first"),
+    ("-prompt_length", "Prompt, longest first"),
+]
+
+
+class TaskFilterForm(forms.Form):
+    """The task browser's filters, sort and page, from a query string (the page's and the API's)."""
+
+    agreement_min = forms.FloatField(required=False, min_value=0, max_value=1, label="Agreement from")
+    agreement_max = forms.FloatField(required=False, min_value=0, max_value=1, label="to")
+    judgements_min = forms.IntegerField(required=False, min_value=0, label="Judgements from")
+    judgements_max = forms.IntegerField(required=False, min_value=0, label="to")
+    gold = forms.ChoiceField(required=False, choices=YES_NO)
+    flagged = forms.ChoiceField(required=False, choices=YES_NO)
+    skipped = forms.ChoiceField(required=False, choices=YES_NO)
+    reviewer = forms.CharField(required=False, max_length=150, help_text="Username: tasks they judged.")
+    prompt_min = forms.IntegerField(required=False, min_value=0, label="Prompt length from")
+    prompt_max = forms.IntegerField(required=False, min_value=0, label="to")
+    meta = forms.CharField(required=False, max_length=300, help_text="key=value: tasks whose meta has it.")
+    q = forms.CharField(required=False, max_length=200, label="Search", help_text="In prompts and external ids.")
+    sort = forms.ChoiceField(required=False, choices=TASK_SORTS)
+    page = forms.IntegerField(required=False, min_value=1)
+    page_size = forms.IntegerField(required=False, min_value=1, max_value=500)
+
+    RANGES = (("agreement_min", "agreement_max"), ("judgements_min", "judgements_max"), ("prompt_min", "prompt_max"))
+
+    def clean_meta(self) -> tuple[str, str] | None:
+        raw = self.cleaned_data["meta"].strip()
+        if not raw:
+            return None
+        key, equals, value = raw.partition("=")
+        key = key.strip()
+        if not equals or not META_KEY.match(key) or "__" in key:
+            raise forms.ValidationError(
+                "Write key=value, the key made of letters, digits, '.', '-' and '_' (e.g. source=forum)."
+            )
+        return key, value.strip()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for low, high in self.RANGES:
+            if cleaned.get(low) is not None and cleaned.get(high) is not None and cleaned[low] > cleaned[high]:
+                self.add_error(high, "Must not be below the lower bound.")
+        return cleaned
+
+    def clean_reviewer(self) -> Any:
+        username = self.cleaned_data["reviewer"].strip()
+        if not username:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise forms.ValidationError("No one has this username.")
+        return user
+
+    def filters(self) -> TaskFilters:
+        """The filters, once ``is_valid()``."""
+        data = self.cleaned_data
+        yes_no = {"yes": True, "no": False, "": None}
+        return TaskFilters(
+            agreement_min=data["agreement_min"],
+            agreement_max=data["agreement_max"],
+            judgements_min=data["judgements_min"],
+            judgements_max=data["judgements_max"],
+            gold=yes_no[data["gold"]],
+            flagged=yes_no[data["flagged"]],
+            skipped=yes_no[data["skipped"]],
+            reviewer=data["reviewer"],
+            prompt_min=data["prompt_min"],
+            prompt_max=data["prompt_max"],
+            meta=data["meta"],
+            q=data["q"].strip(),
+            sort=data["sort"] or "id",
+        )

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.expressions import OrderBy
+from django.db.models.functions import Length
 
 from labeling.rendering import RENDERER_VERSION
 from labeling.schema import QuestionSchema, parse_question_schema
@@ -69,6 +71,18 @@ class Campaign(models.Model):
         return parse_question_schema(self.question_schema)
 
 
+class PromptText(models.Func):
+    """A task's prompt as text: the string itself, or the JSON of a message list."""
+
+    output_field = models.TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="json_extract(%(expressions)s, '$')", **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s #>> '{}')", **extra)
+
+
 class Task(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks")
     external_id = models.CharField(max_length=255, blank=True, help_text="The import's id; dedup key.")
@@ -83,6 +97,22 @@ class Task(models.Model):
     # for regular tasks; gold tasks are shown to every reviewer once.
     slots_taken = models.PositiveIntegerField(default=0)
     judgement_count = models.PositiveIntegerField(default=0)
+    # Votes wanted beyond the campaign's overlap, granted by a manager's re-queue
+    # (``labeling.services.tasks.task_requeue``): the task takes ``overlap + extra_votes`` live slots.
+    extra_votes = models.PositiveIntegerField(default=0, db_default=0)
+    # Kept by the judgement service with the judgements they summarise (for the task browser's
+    # filters and sorting, which a computation over every judgement on each page could not serve
+    # fast): the share of judgements that gave the most common answer to the comparative question
+    # (None below two judgements, or without such a question), the judgements that flagged a
+    # response, and the reviewers who skipped the task.
+    agreement = models.FloatField(null=True, blank=True)
+    flag_count = models.PositiveIntegerField(default=0, db_default=0)
+    skip_count = models.PositiveIntegerField(default=0, db_default=0)
+    # Characters of the prompt's text, kept by the database itself (imports write tasks with COPY
+    # and multi-row INSERTs), for the task browser's prompt length filter and sort.
+    prompt_chars = models.GeneratedField(
+        expression=Length(PromptText("prompt")), output_field=models.IntegerField(), db_persist=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -93,12 +123,25 @@ class Task(models.Model):
             ),
         ]
         indexes = [
-            # The assignment query walks this in order: open tasks of a campaign, fullest first.
+            # The assignment query walks this in order: open tasks of a campaign, fullest first,
+            # where fullness counts the votes a re-queue added as still to come. The expression
+            # is the one the claim's SQL writes, so the claim seeks straight to the open tasks.
             models.Index(
-                fields=["campaign", "is_gold", "-slots_taken", "id"],
+                F("campaign"),
+                F("is_gold"),
+                OrderBy(F("slots_taken") - F("extra_votes"), descending=True),
+                F("id"),
                 condition=Q(response_count__gte=2),
-                name="task_claim_order",
+                name="task_claim_room",
             ),
+            # The task browser's sorted pages.
+            models.Index(fields=["campaign", "judgement_count", "id"], name="task_browse_judgements"),
+            models.Index(fields=["campaign", "agreement", "id"], name="task_browse_agreement"),
+            models.Index(fields=["campaign", "prompt_chars", "id"], name="task_browse_prompt"),
+            # Small: only the tasks that have it.
+            models.Index(fields=["campaign", "id"], condition=Q(flag_count__gt=0), name="task_browse_flagged"),
+            models.Index(fields=["campaign", "id"], condition=Q(skip_count__gt=0), name="task_browse_skipped"),
+            models.Index(fields=["campaign", "id"], condition=Q(is_gold=True), name="task_browse_gold"),
         ]
 
     def __str__(self) -> str:

@@ -480,3 +480,42 @@ def validate_answers(schema: QuestionSchema, answers: Any, response_ids: Sequenc
     if errors.errors:
         raise AnswerError(errors.errors)
     return cleaned
+
+
+def describe_answer(question: Question, answer: Any, names: dict[int, str]) -> str:
+    """One reviewer's answer to ``question`` in the question's own terms, for people to read.
+
+    ``names`` maps response ids to how the reader knows the responses ("Response 2"). E.g.
+    "Response 2, much better", "Tie (both bad)", "Response 1 > Response 3 = Response 2".
+    """
+
+    def name(response_id: Any) -> str:
+        key = _response_key(response_id, list(names))
+        return names[key] if key is not None else f"response {response_id}"
+
+    if answer is None:
+        return "—"
+    if question.type == "pairwise":
+        both_bad = " (both bad)" if answer.get("both_bad") else ""
+        if answer.get("winner") is None:
+            return f"Tie{both_bad}"
+        strength = answer.get("strength")
+        labels = question.strength_labels
+        said = labels[strength - 1] if _is_int(strength) and 1 <= strength <= len(labels) else f"strength {strength}"
+        return f"{name(answer['winner'])}, {said}{both_bad}"
+    if question.type == "ranking":
+        return " > ".join(" = ".join(name(item) for item in group) for group in answer.get("order", []))
+    if question.type == "likert":
+        aspects = {a.id: a.label for a in question.aspects}
+        return "; ".join(
+            f"{name(key)}: " + ", ".join(f"{aspects.get(aspect, aspect)} {score}" for aspect, score in scores.items())
+            for key, scores in answer.items()
+        )
+    if question.type == "flags":
+        options = {o.id: o.label for o in question.options}
+        return "; ".join(
+            f"{name(key)}: " + ", ".join(options.get(flag, flag) for flag in flags) for key, flags in answer.items()
+        )
+    if question.type == "rewrite":
+        return f"Rewrote {name(answer.get('response'))}: {answer.get('text', '')}"
+    return str(answer)

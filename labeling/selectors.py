@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models import (
     BigIntegerField,
     BooleanField,
+    Case,
     Count,
     Exists,
     F,
@@ -33,16 +34,17 @@ from django.db.models import (
     Sum,
     TextField,
     Value,
+    When,
 )
-from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Coalesce, Least, TruncHour
+from django.db.models.fields.json import KT, KeyTransform
+from django.db.models.functions import Cast, Coalesce, Least, TruncHour
 from django.db.models.lookups import IsNull
 from django.utils import timezone
 
 from labeling.aggregation import JudgementRecord, JudgementTable, arena, gold_pairs, majority, quality
 from labeling.aggregation.pairs import COMPARATIVE_TYPES
 from labeling.datasets import BUILD_PHASES, BuildInputs, ResponseInfo, TaskInfo, file_content_hash, read_rows
-from labeling.errors import NotFound
+from labeling.errors import LabelingError, NotFound
 from labeling.models import (
     Assignment,
     AssignmentState,
@@ -52,11 +54,12 @@ from labeling.models import (
     Judgement,
     PreferenceDataset,
     Project,
+    PromptText,
     Response,
     Task,
 )
 from labeling.rendering import RENDERER_VERSION, render_markdown
-from labeling.schema import QuestionSchema
+from labeling.schema import QuestionSchema, describe_answer
 from labeling.services.assignment import Claim
 from labeling.services.sql import field_from_db, instance_from_db
 from rlhf_platform.frames import JSONValue, queryset_frame
@@ -130,7 +133,7 @@ def review_queue(*, reviewer: AbstractBaseUser, now: datetime | None = None) -> 
     theirs = theirs.exclude(state=AssignmentState.ACTIVE, lease_expires_at__lt=now)
     open_to_them = (
         Task.objects.filter(campaign=OuterRef("pk"), is_gold=False, response_count__gte=2)
-        .annotate(taken=F("slots_taken") - Coalesce(Subquery(lapsed_holds), 0))
+        .annotate(taken=F("slots_taken") - F("extra_votes") - Coalesce(Subquery(lapsed_holds), 0))
         .filter(taken__lt=OuterRef("overlap"))
         .exclude(Exists(theirs))
         .order_by()
@@ -237,13 +240,14 @@ def reviewer_progress(*, reviewer: AbstractBaseUser, campaign: Campaign, now: da
 
 
 def _judgements_left(campaign: Campaign) -> int:
-    """Judgements the campaign still wants: each regular task counts up to its overlap."""
+    """Judgements the campaign still wants: each regular task counts up to its overlap plus its re-queued votes."""
+    wanted = Value(campaign.overlap) + F("extra_votes")
     counts = Task.objects.filter(campaign=campaign, is_gold=False, response_count__gte=2).aggregate(
-        tasks=Count("pk"),
+        wanted=Sum(wanted),
         # Judgements beyond the overlap (possible after the overlap was lowered) do not count.
-        done=Sum(Least("judgement_count", Value(campaign.overlap), output_field=IntegerField())),
+        done=Sum(Least("judgement_count", wanted, output_field=IntegerField())),
     )
-    return max(0, counts["tasks"] * campaign.overlap - (counts["done"] or 0))
+    return max(0, (counts["wanted"] or 0) - (counts["done"] or 0))
 
 
 def campaign_stats(*, campaign: Campaign, now: datetime | None = None, hours: int = 24) -> dict[str, Any]:
@@ -254,10 +258,11 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None, hours: in
         total=Count("pk"),
         gold=Count("pk", filter=Q(is_gold=True)),
         prompt_only=Count("pk", filter=Q(response_count__lt=2)),
-        complete=Count("pk", filter=Q(is_gold=False, judgement_count__gte=campaign.overlap)),
+        complete=Count("pk", filter=Q(is_gold=False, judgement_count__gte=campaign.overlap + F("extra_votes"))),
+        extra_votes=Sum("extra_votes", filter=Q(is_gold=False, response_count__gte=2), default=0),
     )
     regular = task_counts["total"] - task_counts["gold"] - task_counts["prompt_only"]
-    wanted, left = regular * campaign.overlap, _judgements_left(campaign)
+    wanted, left = regular * campaign.overlap + task_counts.pop("extra_votes"), _judgements_left(campaign)
     judgements = Judgement.objects.filter(task__campaign=campaign, retracted_at__isnull=True)
     since = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
     per_hour = dict(
@@ -326,14 +331,16 @@ def projects_overview(*, projects: Iterable[Project]) -> list[dict[str, Any]]:
         .annotate(
             regular_tasks=Count("tasks", filter=regular),
             judgements_done=Sum(
-                Least("tasks__judgement_count", "overlap", output_field=IntegerField()), filter=regular
+                Least("tasks__judgement_count", F("overlap") + F("tasks__extra_votes"), output_field=IntegerField()),
+                filter=regular,
             ),
+            extra_votes=Sum("tasks__extra_votes", filter=regular, default=0),
         )
         .order_by("project_id", "-created_at")
     )
     by_project: dict[int, list[dict[str, Any]]] = {}
     for campaign in campaigns:
-        wanted = campaign.regular_tasks * campaign.overlap
+        wanted = campaign.regular_tasks * campaign.overlap + campaign.extra_votes
         done = campaign.judgements_done or 0
         by_project.setdefault(campaign.project_id, []).append(
             {
@@ -854,3 +861,226 @@ def project_leaderboard(
         n_bootstrap=n_bootstrap,
         confidence=confidence,
     )
+
+
+# --- the task browser ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    """What the task browser shows: every field None (or empty) means "any"."""
+
+    agreement_min: float | None = None
+    agreement_max: float | None = None
+    judgements_min: int | None = None
+    judgements_max: int | None = None
+    gold: bool | None = None
+    flagged: bool | None = None
+    skipped: bool | None = None
+    reviewer: AbstractBaseUser | None = None  # tasks this reviewer judged (live judgements)
+    prompt_min: int | None = None  # characters
+    prompt_max: int | None = None
+    meta: tuple[str, str] | None = None  # key, value: as text, exactly
+    q: str = ""  # in the prompt or the external id, any case
+    sort: str = "id"
+
+
+# Sort keys to ORDER BY; the id last, so that pages never overlap or skip a row.
+_TASK_ORDER = {
+    "id": F("id").asc(),
+    "agreement": F("agreement").asc(nulls_last=True),
+    "judgements": F("judgement_count").asc(),
+    "flags": F("flag_count").asc(),
+    "skips": F("skip_count").asc(),
+    "prompt_length": F("prompt_length").asc(),
+}
+
+
+def tasks_browse(*, campaign: Campaign, filters: TaskFilters) -> QuerySet[Task]:
+    """The campaign's tasks that pass ``filters``, in their sort, each with ``prompt_length`` and ``votes_wanted``.
+
+    Agreement, flags and skips are the task's stored summary (``labeling.services.tasks``), the
+    prompt's length a column the database computes; the meta and text filters are computed on
+    read, one pass over the campaign's rows (measured by ``benchmarks/task_browser.py``).
+    """
+    tasks = Task.objects.filter(campaign=campaign).annotate(
+        prompt_length=F("prompt_chars"),
+        votes_wanted=Case(
+            When(is_gold=True, then=None),
+            default=Value(campaign.overlap) + F("extra_votes"),
+            output_field=IntegerField(),
+        ),
+    )
+    ranges = (
+        ("agreement", filters.agreement_min, filters.agreement_max),
+        ("judgement_count", filters.judgements_min, filters.judgements_max),
+        ("prompt_length", filters.prompt_min, filters.prompt_max),
+    )
+    for field, low, high in ranges:
+        if low is not None:
+            tasks = tasks.filter(**{f"{field}__gte": low})
+        if high is not None:
+            tasks = tasks.filter(**{f"{field}__lte": high})
+    if filters.gold is not None:
+        tasks = tasks.filter(is_gold=filters.gold)
+    if filters.flagged is not None:
+        tasks = tasks.filter(flag_count__gt=0) if filters.flagged else tasks.filter(flag_count=0)
+    if filters.skipped is not None:
+        tasks = tasks.filter(skip_count__gt=0) if filters.skipped else tasks.filter(skip_count=0)
+    if filters.reviewer is not None:
+        judged = Judgement.objects.filter(reviewer=filters.reviewer, retracted_at__isnull=True).values("task_id")
+        tasks = tasks.filter(pk__in=judged)
+    if filters.meta is not None:
+        key, value = filters.meta
+        tasks = tasks.alias(meta_value=Cast(KT(f"meta__{key}"), TextField())).filter(meta_value=value)
+    if filters.q:
+        tasks = tasks.alias(prompt_text=PromptText("prompt")).filter(
+            Q(prompt_text__icontains=filters.q) | Q(external_id__icontains=filters.q)
+        )
+    key = filters.sort.removeprefix("-")
+    order = _TASK_ORDER[key]
+    if filters.sort.startswith("-"):
+        order = order.copy()
+        order.reverse_ordering()
+        if key == "agreement":
+            order.nulls_first, order.nulls_last = False, True
+    tie_break = "-id" if filters.sort.startswith("-") else "id"
+    return tasks.order_by(order, tie_break) if key != "id" else tasks.order_by(tie_break)
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of the task browser: ``tasks`` (with ``excerpt``), and where it stands among all."""
+
+    tasks: list[Task]
+    number: int
+    page_size: int
+    count: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.count // self.page_size))
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.page_size + 1 if self.tasks else 0
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self.tasks) - 1 if self.tasks else 0
+
+
+def prompt_excerpt(prompt: Any, chars: int = 160) -> str:
+    """The start of a prompt as plain text: the last user message of a conversation."""
+    if isinstance(prompt, list):
+        users = [m.get("content", "") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        prompt = users[-1] if users else ""
+    text = " ".join(str(prompt).split())
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def tasks_page(*, campaign: Campaign, filters: TaskFilters, page: int = 1, page_size: int = 50) -> TaskPage:
+    """Page ``page`` of the browsed tasks, with the count of all that pass the filters.
+
+    Pages are by offset, with a count: managers jump to a page and want to know how many tasks
+    match; both cost a scan of the matching rows, which the benchmark keeps within bounds. A page
+    past the last is an error (``page``), except page 1 of nothing.
+    """
+    tasks = tasks_browse(campaign=campaign, filters=filters)
+    count = tasks.count()
+    pages = max(1, -(-count // page_size))
+    if page > pages:
+        raise LabelingError(
+            f"There {'is' if pages == 1 else 'are'} only {pages} page{'s' if pages != 1 else ''} of tasks.",
+            {"page": f"Must be from 1 to {pages}."},
+        )
+    start = (page - 1) * page_size
+    rows = list(
+        tasks.only(
+            "id", "external_id", "prompt", "is_gold", "response_count", "judgement_count", "slots_taken",
+            "extra_votes", "agreement", "flag_count", "skip_count", "created_at",
+        )[start : start + page_size]
+    )  # fmt: skip
+    for task in rows:
+        task.excerpt = prompt_excerpt(task.prompt)
+    return TaskPage(tasks=rows, number=page, page_size=page_size, count=count)
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    """A task as its manager inspects it: its responses and every judgement and skip of it."""
+
+    task: Task
+    prompt: list[dict[str, str]]  # messages: role, html (as reviewers see them)
+    # In import order: id, number (1-based position), model_name, text, html (as reviewers see it).
+    responses: list[dict[str, Any]]
+    # Newest first: reviewer, submitted_at, time_spent_ms, retracted_at, shown (response numbers
+    # in the order that reviewer saw them), answers as given, and described: (question label, text).
+    judgements: list[dict[str, Any]]
+    skips: list[dict[str, Any]]  # reviewer, finished_at, reason
+    holding: int  # reviewers holding it now
+    votes_wanted: int | None  # None for a gold task: every reviewer sees it once
+
+    @property
+    def open_for_votes(self) -> bool:
+        return self.votes_wanted is not None and self.task.slots_taken < self.votes_wanted
+
+
+def task_detail(*, campaign: Campaign, task_id: int, now: datetime | None = None) -> TaskDetail:
+    """One task of ``campaign`` with all it took to judge it; ``NotFound`` for another campaign's."""
+    now = now or timezone.now()
+    task = Task.objects.filter(campaign=campaign, pk=task_id).first()
+    if task is None:
+        raise NotFound("No such task in this campaign.")
+    rows = Response.objects.filter(task=task).order_by("position")
+    responses = [
+        {
+            "id": r.pk,
+            "number": r.position + 1,
+            "model_name": r.model_name,
+            "text": r.text,
+            "html": r.html if r.rendered_with == RENDERER_VERSION else render_markdown(r.text),
+        }
+        for r in rows
+    ]
+    names = {r["id"]: f"Response {r['number']}" for r in responses}
+    numbers = {r["id"]: r["number"] for r in responses}
+    schema = campaign.schema
+    judgements = []
+    for judgement in Judgement.objects.filter(task=task).select_related("reviewer").order_by("-submitted_at", "-pk"):
+        answers = judgement.answers or {}
+        judgements.append(
+            {
+                "id": judgement.pk,
+                "reviewer": judgement.reviewer.get_username(),
+                "submitted_at": judgement.submitted_at,
+                "time_spent_ms": judgement.time_spent_ms,
+                "time_spent": _time_spent_text(judgement.time_spent_ms),
+                "retracted_at": judgement.retracted_at,
+                "shown": [numbers.get(pk) for pk in judgement.shown_order],
+                "answers": answers,
+                "described": [
+                    (q.label, q.type, describe_answer(q, answers[q.id], names))
+                    for q in schema.questions
+                    if q.id in answers
+                ],
+            }
+        )
+    skips = [
+        {"reviewer": a.reviewer.get_username(), "finished_at": a.finished_at, "reason": a.skip_reason}
+        for a in Assignment.objects.filter(task=task, state=AssignmentState.SKIPPED)
+        .select_related("reviewer")
+        .order_by("-finished_at")
+    ]
+    holding = Assignment.objects.filter(task=task, state=AssignmentState.ACTIVE, lease_expires_at__gte=now).count()
+    wanted = None if task.is_gold else campaign.overlap + task.extra_votes
+    return TaskDetail(task, _render_prompt(task.prompt), responses, judgements, skips, holding, wanted)
+
+
+def _time_spent_text(ms: int) -> str:
+    """A reviewer's time on a task for people: "8.4 s", "2 min 5 s"."""
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"

@@ -22,6 +22,13 @@ urlpatterns = [
         name="campaign-reviewers-add-team",
     ),
     path("manage/campaigns/<slug:slug>/quality/", manager.campaign_quality, name="campaign-quality"),
+    path("manage/campaigns/<slug:slug>/tasks/", manager.campaign_tasks, name="campaign-tasks"),
+    path("manage/campaigns/<slug:slug>/tasks/<id:task_id>/", manager.campaign_task, name="campaign-task"),
+    path(
+        "manage/campaigns/<slug:slug>/tasks/<id:task_id>/requeue/",
+        manager.campaign_task_requeue,
+        name="campaign-task-requeue",
+    ),
     path("manage/datasets/", manager.datasets_page, name="datasets"),
     path("manage/datasets/<id:dataset_id>/", manager.dataset_detail, name="dataset-detail"),
     path("manage/jobs/<id:job_id>/", manager.data_job_detail, name="data-job"),

@@ -29,6 +29,7 @@ class Action(models.TextChoices):
     CAMPAIGN_DELETE = "campaign.delete", "Campaign deleted"
     TASKS_IMPORT = "tasks.import", "Tasks imported"
     DATASET_BUILD = "dataset.build", "Dataset built"
+    TASK_REQUEUE = "task.requeue", "Task re-queued for more votes"
     ROUND_LAUNCH = "round.launch", "Round launched"
     ROUND_CANCEL = "round.cancel", "Round cancelled"
     RUN_CANCEL = "run.cancel", "Run cancelled"

@@ -78,18 +78,21 @@ _OPEN_TASK = """
 # The reviewer's lapsed assignment of the task, if any, which the claim reuses (one per reviewer and task).
 _LAPSED_HOLD = """(SELECT mine.id FROM labeling_assignment mine
                     WHERE mine.task_id = {task}.id AND mine.reviewer_id = %(reviewer)s AND mine.state = 'expired')"""
-# Regular tasks: a slot must be free; the fullest first. Gold tasks: shown to every reviewer
+# Regular tasks: a slot must be free, the overlap and the votes a re-queue added
+# (``extra_votes``) counting as room; the fullest first. Gold tasks: shown to every reviewer
 # once, the least-shown first so every gold item gets used, and only while a regular task is
-# open to the reviewer: gold tasks alone would give themselves away.
-_HAS_ROOM = " AND slots_taken < %(overlap)s"
+# open to the reviewer: gold tasks alone would give themselves away. ``slots_taken -
+# extra_votes`` is written as the claim index (``task_claim_room``) has it, so that the pick
+# seeks to the open tasks instead of reading past the full ones.
+_HAS_ROOM = " AND slots_taken - extra_votes < %(overlap)s"
 _REGULAR_TASK_LEFT = """
        AND EXISTS (SELECT 1 FROM labeling_task o
                     WHERE o.campaign_id = %(campaign)s AND o.response_count >= 2 AND NOT o.is_gold
-                      AND o.slots_taken < %(overlap)s
+                      AND o.slots_taken - o.extra_votes < %(overlap)s
                       AND NOT EXISTS (SELECT 1 FROM labeling_assignment h
                                        WHERE h.task_id = o.id AND h.reviewer_id = %(reviewer)s
                                          AND h.state <> 'expired'))"""
-_REGULAR = {"room": _HAS_ROOM.replace("slots", "t.slots"), "order": "t.slots_taken DESC"}
+_REGULAR = {"room": " AND t.slots_taken - t.extra_votes < %(overlap)s", "order": "t.slots_taken - t.extra_votes DESC"}
 _GOLD = {"room": _REGULAR_TASK_LEFT, "order": "t.slots_taken"}
 _TAKE_SLOT = "UPDATE labeling_task SET slots_taken = slots_taken + 1 WHERE id = %(task)s"
 _TASK_RESPONSES = """
@@ -465,7 +468,11 @@ def assignment_skip(*, reviewer: AbstractBaseUser, assignment_id: int, reason: s
         if assignment.state in (AssignmentState.SUBMITTED, AssignmentState.SKIPPED):
             raise Conflict(f"This task was already {assignment.state}.")
         if assignment.state == AssignmentState.ACTIVE:
-            Task.objects.filter(pk=assignment.task_id).update(slots_taken=F("slots_taken") - 1)
+            Task.objects.filter(pk=assignment.task_id).update(
+                slots_taken=F("slots_taken") - 1, skip_count=F("skip_count") + 1
+            )
+        else:
+            Task.objects.filter(pk=assignment.task_id).update(skip_count=F("skip_count") + 1)
         assignment.state = AssignmentState.SKIPPED
         assignment.skip_reason = reason[:500]
         assignment.finished_at = now

@@ -47,6 +47,7 @@ from labeling.services.sql import (
     with_row_locks,
     writes_in_one_statement,
 )
+from labeling.services.tasks import SUMMARY_ON_SUBMIT, submit_summary_params, task_summary_refresh
 
 # Longer than any honest look at one task; longer values are clipped, not rejected.
 MAX_TIME_SPENT_MS = 6 * 60 * 60 * 1000
@@ -75,7 +76,7 @@ def _retake_lapsed_slot(assignment: Assignment, campaign: Campaign) -> None:
     """A submit after the lease lapsed still counts if the task has room for it."""
     task_filter = Task.objects.filter(pk=assignment.task_id)
     if not assignment.task.is_gold:
-        task_filter = task_filter.filter(slots_taken__lt=campaign.overlap)
+        task_filter = task_filter.filter(slots_taken__lt=campaign.overlap + F("extra_votes"))
     if not task_filter.update(slots_taken=F("slots_taken") + 1):
         raise LeaseLost(
             "Your hold on this task expired and other reviewers have since completed it, "
@@ -171,7 +172,8 @@ _SUBMITTED = """submitted AS (
          WHERE id = %(assignment)s AND state = 'active' AND assigned_at = %(assigned_at)s
         RETURNING task_id
     ), {counted} AS (
-        UPDATE labeling_task SET judgement_count = judgement_count + 1 WHERE id IN (SELECT task_id FROM submitted)
+        UPDATE labeling_task SET judgement_count = judgement_count + 1{summary}
+         WHERE id IN (SELECT task_id FROM submitted)
         RETURNING id
     )"""
 _RECORD_SUBMITTED = f"""
@@ -181,7 +183,7 @@ _RECORD_SUBMITTED = f"""
       FROM submitted
     RETURNING id
 """  # noqa: S608 (a constant)
-_SUBMIT_IN_ONE_STATEMENT = "WITH " + _SUBMITTED.format(counted="counted") + _RECORD_SUBMITTED
+_SUBMIT_IN_ONE_STATEMENT = "WITH " + _SUBMITTED.format(counted="counted", summary=SUMMARY_ON_SUBMIT) + _RECORD_SUBMITTED
 _SUBMIT_AND_CLAIM = """WITH {submitted}, recorded AS ({record}), {claim}
     SELECT recorded.id, claimed.* FROM recorded LEFT JOIN (SELECT {claimed}) AS claimed ON true"""
 
@@ -192,7 +194,7 @@ def _submit_and_claim_in_one_statement(claim_ctes: str, claimed_columns: str) ->
     one commit for both. The claim picks its task after the submit's writes (``BEFORE_CLAIM``:
     the task's count), so that only the submit's part can wait for a row lock."""
     return _SUBMIT_AND_CLAIM.format(
-        submitted=_SUBMITTED.format(counted=BEFORE_CLAIM),
+        submitted=_SUBMITTED.format(counted=BEFORE_CLAIM, summary=SUMMARY_ON_SUBMIT),
         record=_RECORD_SUBMITTED,
         claim=claim_ctes,
         claimed=claimed_columns,
@@ -282,6 +284,7 @@ def _submit(
             if assignment.state == AssignmentState.ACTIVE:
                 judgement = _judgement(assignment, _validated_answers(assignment, answers), **judgement_values)
                 params = {**_judgement_params(judgement), "assigned_at": assigned_at}
+                params.update(submit_summary_params(assignment.task.campaign.question_schema, judgement.answers))
                 sql, next_claim = _SUBMIT_IN_ONE_STATEMENT, None
                 if claim_next and in_pool:
                     next_claim = _claim_after_submit(reviewer, assignment.task.campaign, now)
@@ -312,6 +315,7 @@ def _submit(
         judgement_id = cursor.fetchone()[0]
         execute(cursor, _MARK_SUBMITTED, params)
         execute(cursor, _COUNT_JUDGEMENT, params)
+        task_summary_refresh(task_id=assignment.task_id, campaign=assignment.task.campaign)
     return _submitted(judgement, judgement_id, in_pool), None
 
 
@@ -381,6 +385,7 @@ def judgement_undo_last(*, reviewer: AbstractBaseUser, campaign: Campaign) -> As
         assignment.lease_expires_at = now + timedelta(seconds=campaign.lease_seconds)
         assignment.save(update_fields=["state", "finished_at", "lease_expires_at"])
         Task.objects.filter(pk=assignment.task_id).update(judgement_count=F("judgement_count") - 1)
+        task_summary_refresh(task_id=assignment.task_id, campaign=campaign)
     return assignment
 
 

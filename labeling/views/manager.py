@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labeling import selectors
 from labeling.charts import hour_chart, line_chart, scatter_chart, win_rate_heatmap
 from labeling.errors import LabelingError, NotFound
-from labeling.forms import SCHEMA_PRESETS, CampaignForm, DatasetBuildForm, ProjectForm
+from labeling.forms import SCHEMA_PRESETS, CampaignForm, DatasetBuildForm, ProjectForm, TaskFilterForm
 from labeling.models import Campaign, CampaignStatus, DataJob, PreferenceDataset, Project
 from labeling.rendering import render_markdown
 from labeling.services.campaigns import (
@@ -28,8 +29,14 @@ from labeling.services.campaigns import (
 from labeling.services.data_jobs import dataset_build_job_create, import_job_create
 from labeling.services.datasets import dataset_params
 from labeling.services.imports import ImportRejected, format_from_name, max_import_bytes
+from labeling.services.tasks import MAX_REQUEUE_VOTES, task_requeue
 from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
+
+# Tasks per page of the task browser.
+TASK_PAGE_SIZE = 50
+# The browser's sortable columns (``selectors.tasks_browse`` sort keys).
+TASK_COLUMNS = ("id", "judgements", "agreement", "flags", "skips", "prompt_length")
 
 # What the status buttons say, by the status they move to.
 STATUS_ACTIONS = {
@@ -349,3 +356,96 @@ def project_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         "confidence_percent": round(100 * board.confidence),
     }
     return render(request, "labeling/manager/leaderboard.html", context)
+
+
+# --- the task browser ----------------------------------------------------------------------
+
+
+@manager_required
+@require_GET
+def campaign_tasks(request: HttpRequest, slug: str) -> HttpResponse:
+    """The campaign's tasks, filtered, sorted and paged by the query string; bad input answers 400 with its errors."""
+    campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
+    form = TaskFilterForm(request.GET)
+    context: dict[str, Any] = {"campaign": campaign, "form": form, "page": None}
+    status = 200
+    if form.is_valid():
+        try:
+            context["page"] = selectors.tasks_page(
+                campaign=campaign,
+                filters=form.filters(),
+                page=form.cleaned_data["page"] or 1,
+                page_size=form.cleaned_data["page_size"] or TASK_PAGE_SIZE,
+            )
+        except LabelingError as error:
+            for field, text in error.errors.items():
+                form.add_error(field, text)
+    if form.errors:
+        status = 400
+    elif context["page"] is not None:
+        context.update(_page_links(request, context["page"]))
+    return render(request, "labeling/manager/campaign_tasks.html", context, status=status)
+
+
+def _page_links(request: HttpRequest, page: selectors.TaskPage) -> dict[str, Any]:
+    """Query strings of the neighbouring pages and of each sort, keeping the other filters."""
+
+    def query(**changes: Any) -> str:
+        params = request.GET.copy()
+        for key, value in changes.items():
+            params[key] = str(value)
+        return params.urlencode()
+
+    current = request.GET.get("sort") or "id"
+    # A column's link sorts by it, ascending first, and flips the direction when it is the sort already.
+    sorts = {key: query(sort=f"-{key}" if current == key else key, page=1) for key in TASK_COLUMNS}
+    return {
+        "previous_query": query(page=page.number - 1) if page.number > 1 else None,
+        "next_query": query(page=page.number + 1) if page.number < page.pages else None,
+        "query": request.GET.urlencode(),
+        "sorts": sorts,
+        "sort": current,
+    }
+
+
+@manager_required
+@require_GET
+def campaign_task(request: HttpRequest, slug: str, task_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("project"), slug=slug)
+    try:
+        detail = selectors.task_detail(campaign=campaign, task_id=task_id)
+    except NotFound:
+        raise Http404("No such task in this campaign.") from None
+    back = request.GET.get("back", "")
+    context = {
+        "campaign": campaign,
+        "detail": detail,
+        "task": detail.task,
+        # The browser's query to go back to; only a query string, never another address.
+        "back": back if not back.startswith(("/", "http", "\\")) and "//" not in back else "",
+        "max_votes": MAX_REQUEUE_VOTES,
+    }
+    return render(request, "labeling/manager/campaign_task.html", context)
+
+
+@manager_required
+@require_POST
+def campaign_task_requeue(request: HttpRequest, slug: str, task_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, slug=slug)
+    raw = request.POST.get("votes", "").strip()
+    try:
+        votes: Any = int(raw)
+    except ValueError:
+        votes = raw
+    try:
+        task = task_requeue(task_id=task_id, campaign=campaign, votes=votes, actor=request.user)
+    except NotFound:
+        raise Http404("No such task in this campaign.") from None
+    except LabelingError as error:
+        messages.error(request, error.message)
+    else:
+        wanted = campaign.overlap + task.extra_votes
+        messages.success(request, f"Re-queued: the task now takes up to {wanted} votes ({votes} more).")
+    url = reverse("labeling:campaign-task", args=[campaign.slug, task_id])
+    back = request.POST.get("back", "")
+    return redirect(f"{url}?{urlencode({'back': back})}" if back else url)

@@ -105,6 +105,9 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "api-campaign-stats": MANAGER_READ,
     "api-campaign-quality": MANAGER_READ,
     "api-campaign-judgements": MANAGER_READ,
+    "api-campaign-tasks": MANAGER_READ,
+    "api-campaign-task": MANAGER_READ,
+    "api-campaign-task-requeue": {"GET": (401, 403, 403, 405), "POST": (401, 403, 403, 400)},  # no votes
     # --- the API: preference datasets -----------------------------------------------------------
     "api-datasets": {**MANAGER_READ, "POST": (401, 403, 403, 400)},
     "api-dataset": MANAGER_READ,
@@ -149,6 +152,9 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "labeling:campaign-import": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 400)},  # no file
     "labeling:campaign-reviewers": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 302)},
     "labeling:campaign-quality": PAGE,
+    "labeling:campaign-tasks": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
+    "labeling:campaign-task": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 405)},
+    "labeling:campaign-task-requeue": MANAGER_ACTION,  # no votes: the error as a message
     "labeling:datasets": PAGE,
     "labeling:dataset-detail": PAGE,
     "training:home": PAGE,

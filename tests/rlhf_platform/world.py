@@ -60,6 +60,7 @@ class World:
             "slug": self.project.slug if "project" in route_name else self.campaign.slug,
             "campaign_id": self.campaign.pk,
             "assignment_id": self.assignment.pk,
+            "task_id": self.assignment.task_id,
             "project_id": self.project.pk,
             "dataset_id": self.dataset.pk,
             "model_id": self.model.pk,
