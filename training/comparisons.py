@@ -44,9 +44,12 @@ class Column:
             return str(value)
         if self.group == "evaluation":
             return format_figure(value, self.figure_unit)
-        # A column with a unit names it in its header, so every row is in that unit (MiB, not a
-        # mix of MiB and GiB) and the cells carry the bare number.
-        return format_metric(value * self.scale, "" if self.unit else self.key)
+        if not self.unit:
+            return format_metric(value, self.key)
+        # A column with a unit names it in its header, so every row is in that unit (MiB, not a mix
+        # of MiB and GiB) and the cells carry the bare number, whole from 1,000 up (1,250, not 1.25 k).
+        shown = value * self.scale
+        return f"{shown:,.0f}" if abs(shown) >= 1000 else format_metric(shown)
 
 
 MIB = 1 / 2**20

@@ -673,12 +673,15 @@ def promoted_models() -> dict[int, Sweep]:
     return {sweep.promoted_model_id: sweep for sweep in promoted}
 
 
-def newest_promoted_model(*, kind: str) -> ModelArtifact | None:
-    """The model of that kind most recently promoted from a sweep: what launch pages offer first."""
-    sweep = (
-        Sweep.objects.filter(promoted_model__kind=kind)
-        .select_related("promoted_model")
-        .order_by("-promoted_at")
-        .first()
-    )
+def newest_promoted_model(*, reward_model: bool = False) -> ModelArtifact | None:
+    """The policy (or reward model) most recently promoted from a sweep: what launch pages offer first.
+
+    A policy is any model that is not a reward model: a LoRA or bottleneck trial's output is an adapter.
+    """
+    promoted = Sweep.objects.filter(promoted_model__isnull=False)
+    if reward_model:
+        promoted = promoted.filter(promoted_model__kind=ModelArtifact.Kind.REWARD_MODEL)
+    else:
+        promoted = promoted.exclude(promoted_model__kind=ModelArtifact.Kind.REWARD_MODEL)
+    sweep = promoted.select_related("promoted_model").order_by("-promoted_at").first()
     return sweep.promoted_model if sweep is not None else None

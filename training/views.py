@@ -200,8 +200,8 @@ def round_launch_page(request: HttpRequest) -> HttpResponse:
         initial={
             "dataset": request.GET.get("dataset"),
             # A sweep's promoted best model is the one offered next.
-            "base_model": selectors.newest_promoted_model(kind=ModelArtifact.Kind.CAUSAL_LM),
-            "reward_model": selectors.newest_promoted_model(kind=ModelArtifact.Kind.REWARD_MODEL),
+            "base_model": selectors.newest_promoted_model(),
+            "reward_model": selectors.newest_promoted_model(reward_model=True),
         },
     )
     if request.method == "POST" and form.is_valid():
@@ -219,7 +219,7 @@ def round_launch_page(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def generate_page(request: HttpRequest) -> HttpResponse:
     initial = {
-        "model": request.GET.get("model") or selectors.newest_promoted_model(kind=ModelArtifact.Kind.CAUSAL_LM),
+        "model": request.GET.get("model") or selectors.newest_promoted_model(),
         "compare_with": request.GET.get("compare_with"),
     }
     form = GenerateForm(request.POST or None, initial=initial)
@@ -511,8 +511,7 @@ def sweep_list_page(request: HttpRequest) -> HttpResponse:
 def sweep_launch_page(request: HttpRequest) -> HttpResponse:
     initial = {
         "dataset": request.GET.get("dataset"),
-        "base_model": request.GET.get("base_model")
-        or selectors.newest_promoted_model(kind=ModelArtifact.Kind.CAUSAL_LM),
+        "base_model": request.GET.get("base_model") or selectors.newest_promoted_model(),
     }
     form = SweepLaunchForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():

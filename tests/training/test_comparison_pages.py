@@ -244,3 +244,13 @@ def test_the_api_refuses_a_bad_variant_with_field_errors_and_queues_nothing(
     assert not Comparison.objects.exists() and not Round.objects.exists()
     unknown = manager_api.post("/api/training/comparisons/", {**body, "variants": ["dpo", "sft"]}, format="json")
     assert unknown.status_code == 400 and "'sft' is not one of" in unknown.json()["errors"]["variants"]
+
+
+def test_cells_under_a_unit_hold_whole_numbers_from_a_thousand_up():
+    from training.comparisons import TRAINING_COLUMNS
+
+    columns = {column.key: column for column in TRAINING_COLUMNS}
+    assert columns["peak_memory_bytes"].text(1_236_033_536) == "1,179"  # MiB, not "1.18 k"
+    assert columns["peak_memory_bytes"].text(3 * 2**20) == "3"
+    assert columns["train_tokens_per_second"].text(812.4) == "812"
+    assert columns["trainable_parameters"].text(24576) == "24.6 k"  # no unit: the metric's own format

@@ -232,3 +232,12 @@ async def test_the_round_page_websocket_sends_the_rounds_own_status_as_it_change
     await sync_to_async(every_stage_succeeds)()
     assert await receive_round_status(communicator) == "Succeeded"
     await communicator.disconnect()
+
+
+@pytest.mark.django_db
+def test_the_models_page_lists_a_models_numbers_and_not_its_verdict_report(manager_client, tiny_model):
+    tiny_model.evaluation = {"eval_loss": 0.5125, "verdict": {"run": 7, "figures": [{"name": "win_rate"}]}}
+    tiny_model.save(update_fields=["evaluation"])
+    page = manager_client.get("/training/models/").content.decode()
+    assert "<th>eval_loss</th>" in page and format_metric(0.5125, "eval_loss") in page
+    assert "figures" not in page and "<th>verdict</th>" not in page

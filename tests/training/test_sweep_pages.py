@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.training.sweeps import finish_trial, launch, log_losses, running_trials, trained_run
-from training.models import Sweep
+from training.models import ModelArtifact, Sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +75,10 @@ def test_it_launches_and_the_page_ranks_plots_and_promotes(manager_client, tiny_
     assert f"Best of sweep {sweep.name}" in manager_client.get("/training/models/").content.decode()
     launch_page = manager_client.get("/training/rounds/new/").content.decode()
     assert f'<option value="{model.pk}" selected>' in launch_page
+    # A LoRA or bottleneck trial's output is an adapter: still the policy offered first.
+    ModelArtifact.objects.filter(pk=model.pk).update(kind=ModelArtifact.Kind.ADAPTER)
+    for page in ("/training/rounds/new/", "/training/generate/", "/training/sweeps/new/"):
+        assert f'<option value="{model.pk}" selected>' in manager_client.get(page).content.decode(), page
 
 
 def test_trial_text_is_escaped(manager_client, tiny_model, preference_snapshot, manager):

@@ -20,6 +20,7 @@ from training.formatting import (
     message_text,
     terminal_text,
 )
+from training.models import is_metric_value
 from training.selectors import worker_seen_recently
 
 register = template.Library()
@@ -28,6 +29,12 @@ register = template.Library()
 @register.filter(name="metric")
 def metric(value: object, name: str = "") -> str:
     return format_metric(value, name)
+
+
+@register.filter(name="metric_items")
+def metric_items(values: dict) -> list[tuple[str, object]]:
+    """A model's stored results as (name, number) rows: the verdict and other reports are not numbers."""
+    return [(name, value) for name, value in (values or {}).items() if is_metric_value(value)]
 
 
 @register.filter(name="terminal_text")
