@@ -34,6 +34,21 @@ def test_the_first_trial_is_a_queued_round_of_the_stage_then_evaluate(sweep):
     assert sweep.direction == "maximize"  # derived from the metric
 
 
+def test_trials_leave_the_benchmarks_out_of_their_evaluation_unless_asked(
+    sweep, tiny_model, preference_snapshot, manager
+):
+    [trial] = running_trials(sweep)
+    assert trial.runs.get(stage="evaluate").params["advanced"]["benchmarks"] == []
+    asked = launch(
+        preference_snapshot,
+        tiny_model,
+        manager,
+        stage_settings={"evaluate": {"advanced": {"benchmarks": ["arc_easy"]}}},
+    )
+    [trial] = running_trials(asked)
+    assert trial.runs.get(stage="evaluate").params["advanced"]["benchmarks"] == ["arc_easy"]
+
+
 def test_trials_are_queued_one_after_another_as_rounds_end(sweep):
     values = [0.5, 0.8, 0.6, 0.7]
     for number, value in enumerate(values):

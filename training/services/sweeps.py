@@ -164,6 +164,7 @@ def sweep_launch(
     if metric_row is None or stage not in metric_row.stages:
         names = ", ".join(m.name for m in metrics_for(stage))
         raise TrainingError(f"{metric!r} is not a figure a {stage} trial reports.", {"metric": f"One of {names}."})
+    _skip_benchmarks_unless_asked(settings, stage_settings)
     direction = direction or metric_row.direction
     if direction not in Sweep.Direction.values:
         raise TrainingError("Minimize or maximize?", {"direction": "One of minimize, maximize."})
@@ -216,6 +217,19 @@ def sweep_launch(
         for _ in range(parallel):
             _launch_trial(Sweep.objects.select_for_update().get(pk=sweep.pk))
     return sweep
+
+
+def _skip_benchmarks_unless_asked(settings: dict[str, Any], stage_settings: dict[str, dict[str, Any]]) -> None:
+    """Trials' evaluations leave lm-eval benchmarks out unless the settings name some: a sweep ranks
+    its trials by one figure, and the benchmarks cost minutes per trial on a CPU (a round runs them
+    by default)."""
+    shared = settings.get("advanced") if isinstance(settings.get("advanced"), dict) else {}
+    evaluate = stage_settings.get(Stage.EVALUATE)
+    if "benchmarks" in shared or not isinstance(evaluate if evaluate is not None else {}, dict):
+        return
+    advanced = stage_settings.setdefault(Stage.EVALUATE, {}).setdefault("advanced", {})
+    if isinstance(advanced, dict):
+        advanced.setdefault("benchmarks", [])
 
 
 def _eval_steps(stage: str, settings: dict[str, Any], stage_settings: dict[str, dict[str, Any]]) -> bool:
