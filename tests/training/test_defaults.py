@@ -22,11 +22,11 @@ def learning_rate_input(page: str) -> str:
 @pytest.mark.parametrize(
     ("launch_settings", "expected"),
     [
-        ({"adapter": "lora"}, 5e-5),
+        ({"adapter": "lora"}, 2e-4),
         ({"adapter": "full"}, 1e-6),
         ({"adapter": "freeze"}, 1e-6),
-        ({"adapter": "ia3"}, 5e-5),
-        ({"adapter": "full", "advanced": {"adapter": {"method": "lora"}}}, 5e-5),  # advanced wins, as in the engine
+        ({"adapter": "ia3"}, 2e-4),
+        ({"adapter": "full", "advanced": {"adapter": {"method": "lora"}}}, 2e-4),  # advanced wins, as in the engine
         ({"adapter": "lora", "learning_rate": 3e-4}, 3e-4),
         ({"adapter": "lora", "advanced": {"learning_rate": 5e-5}}, 5e-5),
     ],
@@ -50,14 +50,14 @@ def test_learning_rates_read_as_people_write_them():
 def test_the_launch_form_shows_the_default_each_stage_will_use(manager_client):
     page = manager_client.get("/training/rounds/new/").content.decode()
     # The form opens on SFT -> DPO with LoRA.
-    assert 'placeholder="2e-4 / 5e-5"' in learning_rate_input(page)
-    assert "Blank: 2e-4 for SFT, 5e-5 for DPO (the defaults with LoRA)." in page
+    assert 'placeholder="2e-4 / 2e-4"' in learning_rate_input(page)
+    assert "Blank: 2e-4 for SFT, 2e-4 for DPO (the defaults with LoRA)." in page
     hints = hints_on(page)
     assert hints["sft_dpo"][""]["full"]["placeholder"] == "2e-5 / 1e-6"
     assert hints["sft_reward_ppo"][""]["lora"]["placeholder"] == "2e-4 / 1e-3 / 3e-5"
-    assert hints["single"]["dpo"]["ia3"]["help"] == "Blank: 5e-5, the default for DPO with IA3."
+    assert hints["single"]["dpo"]["ia3"]["help"] == "Blank: 2e-4, the default for DPO with IA3."
     assert hints["single"]["dpo"]["freeze"]["placeholder"] == "1e-6"
-    assert "1e-6 full or freeze, 5e-5 lora, qlora, ia3 or bottleneck" in page  # the engine defaults table
+    assert "1e-6 full or freeze, 2e-4 lora, qlora, ia3 or bottleneck" in page  # the engine defaults table (DPO)
 
 
 def test_a_form_shown_again_keeps_the_hint_for_what_was_chosen(manager_client, db):

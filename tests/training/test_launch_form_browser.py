@@ -10,7 +10,7 @@ def test_the_learning_rate_hint_follows_the_stage_and_adapter(manager, signed_in
     page = signed_in_page(manager.username)
     page.goto(f"{live_server.url}/training/rounds/new/")
     field, help_text = page.locator("#id_learning_rate"), page.locator("#id_learning_rate_helptext")
-    expect(field).to_have_attribute("placeholder", "2e-4 / 5e-5")  # SFT -> DPO with LoRA
+    expect(field).to_have_attribute("placeholder", "2e-4 / 2e-4")  # SFT -> DPO with LoRA
 
     page.select_option("#id_adapter", "full")
     expect(field).to_have_attribute("placeholder", "2e-5 / 1e-6")

@@ -34,17 +34,17 @@ def rejects(spec: dict, *fragments: str) -> None:
 def test_it_fills_defaults_from_the_papers_and_trl(dpo_spec):
     spec = load_spec(dpo_spec)
     assert isinstance(spec, DPOSpec)
-    assert (spec.beta, spec.loss_type, spec.learning_rate, spec.adapter.method) == (0.1, "sigmoid", 5e-5, "lora")
+    assert (spec.beta, spec.loss_type, spec.learning_rate, spec.adapter.method) == (0.1, "sigmoid", 2e-4, "lora")
     assert spec_to_dict(spec)["stage"] == "dpo"
 
 
 @pytest.mark.parametrize(
     ("method", "learning_rate"),
-    [("lora", 5e-5), ("ia3", 5e-5), ("full", 1e-6), ("freeze", 1e-6)],
+    [("lora", 2e-4), ("ia3", 2e-4), ("full", 1e-6), ("freeze", 1e-6)],
 )
 def test_the_default_learning_rate_follows_the_adapter_method(dpo_spec, method, learning_rate):
     assert load_spec({**dpo_spec, "adapter": {"method": method}}).learning_rate == learning_rate
-    assert DPOSpec.default_learning_rate("qlora") == 5e-5  # qlora's spec checks need CUDA
+    assert DPOSpec.default_learning_rate("qlora") == 2e-4  # qlora's spec checks need CUDA
 
 
 def test_a_given_learning_rate_wins_over_the_default(dpo_spec):
@@ -52,10 +52,11 @@ def test_a_given_learning_rate_wins_over_the_default(dpo_spec):
 
 
 def test_each_stage_trains_adapters_at_ten_times_its_full_rate_or_more():
+    # At most a few hundred times: DPO's adapter rate, measured on the demo model, is 200x its full rate.
     for stage, spec_class in ((name, stage.spec) for name, stage in STAGES.items()):
         if issubclass(spec_class, spec_module.TrainingSpec):
             full, lora = spec_class.default_learning_rate("full"), spec_class.default_learning_rate("lora")
-            assert 10 * full == pytest.approx(lora) or 10 * full < lora <= 100 * full, stage
+            assert 10 * full == pytest.approx(lora) or 10 * full < lora <= 300 * full, stage
 
 
 def test_it_reads_a_spec_file_and_round_trips_it(dpo_spec, tmp_path):
@@ -139,7 +140,7 @@ def test_field_checks_read_no_file_and_path_checks_come_after_them(tmp_path):
     """The web app checks fields at launch, before the models later stages train exist; the engine
     checks paths when the stage starts."""
     spec = {"stage": "dpo", "model": "/not/yet/trained", "output_dir": "out", "dataset": "/not/yet/exported.jsonl"}
-    assert load_spec(spec, check_paths=False).learning_rate == 5e-5
+    assert load_spec(spec, check_paths=False).learning_rate == 2e-4
     rejects(spec, "model: /not/yet/trained is not a local directory")
     with pytest.raises(SpecError, match="beta: must be > 0"):
         load_spec({**spec, "beta": 0}, check_paths=False)
