@@ -157,6 +157,15 @@ def overlaid_charts(
     return charts[:limit]
 
 
+def chart_legend(entries: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The legend of ``overlaid_charts``: ``[(label, href)]`` in the order the runs were given, each
+    with the colour (and dash) its curves are drawn in (``templates/training/_overlaid_charts.html``)."""
+    return [
+        {"series": index % SERIES_COLOURS, "dashed": index >= SERIES_COLOURS, "label": label, "href": href}
+        for index, (label, href) in enumerate(entries)
+    ]
+
+
 def overlaid_chart(name: str, curves: list[tuple[int, str, list[tuple[int, float]]]]) -> dict[str, Any] | None:
     """Axes shared by every curve of metric ``name``; ``curves`` is ``[(series index, label, points)]``."""
     curves = [(index, label, _thin([p for p in points if math.isfinite(p[1])])) for index, label, points in curves]

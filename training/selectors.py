@@ -19,7 +19,7 @@ from labeling import selectors as labeling_selectors
 from labeling.aggregation import arena
 from labeling.models import Campaign, CampaignStatus, Response, Task
 from training import mistakes
-from training.charts import SERIES_COLOURS, overlaid_charts, scatter_chart
+from training.charts import chart_legend, overlaid_charts, scatter_chart
 from training.comparisons import spec_table
 from training.engine.stages import stage_names
 from training.errors import TrainingError
@@ -655,15 +655,15 @@ def sweep_curves(*, sweep: Sweep, trials: list[Round]) -> tuple[list[dict[str, A
     labels = [f"trial {trial.trial_number}" for trial in shown]
     runs = [(label, dict(by_run[trial.trained_run.pk])) for label, trial in zip(labels, shown, strict=True)]
     charts = overlaid_charts(runs, names=SWEEP_CURVE_NAMES)
-    legend = [
-        {
-            "series": index % SERIES_COLOURS,
-            "dashed": index >= SERIES_COLOURS,
-            "label": f"{label} ({trial.get_trial_state_display().lower()})",
-            "href": reverse("training:round-detail", kwargs={"round_id": trial.pk}),
-        }
-        for index, (label, trial) in enumerate(zip(labels, shown, strict=True))
-    ]
+    legend = chart_legend(
+        [
+            (
+                f"{label} ({trial.get_trial_state_display().lower()})",
+                reverse("training:round-detail", kwargs={"round_id": trial.pk}),
+            )
+            for label, trial in zip(labels, shown, strict=True)
+        ]
+    )
     return charts, legend
 
 

@@ -16,7 +16,7 @@ from rlhf_platform.errors import UserError
 from rlhf_platform.pagination import list_page
 from rlhf_platform.permissions import manager_required
 from training import mistakes, selectors
-from training.charts import SERIES_COLOURS, metric_charts, overlaid_charts
+from training.charts import chart_legend, metric_charts, overlaid_charts
 from training.comparisons import table_csv, table_markdown, variant_table
 from training.errors import TrainingError
 from training.formatting import cost_lines, format_learning_rate
@@ -416,15 +416,9 @@ def _comparison_context(comparison: Comparison) -> dict[str, Any]:
         "facts": selectors.comparison_facts(comparison=comparison),
         "table": table,
         "charts": charts,
-        "legend": [
-            {
-                "series": index % SERIES_COLOURS,
-                "dashed": index >= SERIES_COLOURS,
-                "label": variant["variant"],
-                "href": reverse("training:round-detail", args=[variant["round_id"]]),
-            }
-            for index, variant in enumerate(variants)
-        ],
+        "legend": chart_legend(
+            [(variant["variant"], reverse("training:round-detail", args=[variant["round_id"]])) for variant in variants]
+        ),
         "active": any(variant["status"] in (Round.Status.QUEUED, Round.Status.RUNNING) for variant in variants),
         "side_by_side_url": reverse("training:runs-compare") + "?" + urlencode([("run", pk) for pk in run_ids]),
     }
@@ -467,15 +461,9 @@ def _runs_compare_context(runs: list[TrainingRun], *, only_differing: bool) -> d
         "differing_count": sum(1 for row in rows if row["differs"]),
         "only_differing": only_differing,
         "charts": overlaid_charts(curves),
-        "legend": [
-            {
-                "series": index % SERIES_COLOURS,
-                "dashed": index >= SERIES_COLOURS,
-                "label": label,
-                "href": reverse("training:run-detail", args=[run.pk]),
-            }
-            for index, (label, run) in enumerate(zip(labels, runs, strict=True))
-        ],
+        "legend": chart_legend(
+            [(label, reverse("training:run-detail", args=[run.pk])) for label, run in zip(labels, runs, strict=True)]
+        ),
         "all_url": "?" + urlencode([("run", run.pk) for run in runs]),
         "differing_url": "?" + urlencode([*(("run", run.pk) for run in runs), ("differing", "1")]),
     }
