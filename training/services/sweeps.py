@@ -30,18 +30,16 @@ against the completed trials' curves and cancels the run when the trial is worse
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import optuna
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import TrialState as OptunaState
-from optuna.trial import create_trial
 
 from labeling.models import PreferenceDataset
 from rlhf_platform.audit import Action, audit_record
@@ -63,9 +61,23 @@ from training.models import (
 from training.services.rounds import round_cancel, round_launch, run_cancel
 from training.specs import STAGE_SETTING_FIELDS, WIRING_FIELDS, LaunchError, build_spec, check_spec, settings_for
 
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+
 logger = logging.getLogger(__name__)
-# Optuna logs every ask and tell at INFO; the pages show what matters.
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@functools.cache
+def _optuna() -> ModuleType:
+    """Optuna, imported when a sweep first asks or prunes: every process that imports the services
+    (the web server, each command) would otherwise pay its import at start-up."""
+    import optuna
+
+    # Optuna logs every ask and tell at INFO; the pages show what matters.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
 
 MAX_TRIALS = 200
 MAX_PARAMETERS = 8
@@ -368,19 +380,20 @@ def trial_stage_settings(
 
 def _distributions(sweep: Sweep) -> dict[str, BaseDistribution]:
     distributions: dict[str, BaseDistribution] = {}
+    optuna = _optuna()
     for row in sweep.search_space:
         if row["type"] == "categorical":
-            distributions[row["name"]] = CategoricalDistribution(row["choices"])
+            distributions[row["name"]] = optuna.distributions.CategoricalDistribution(row["choices"])
         elif row["type"] == "int":
-            distributions[row["name"]] = IntDistribution(row["low"], row["high"], log=row["log"])
+            distributions[row["name"]] = optuna.distributions.IntDistribution(row["low"], row["high"], log=row["log"])
         else:
-            distributions[row["name"]] = FloatDistribution(row["low"], row["high"], log=row["log"])
+            distributions[row["name"]] = optuna.distributions.FloatDistribution(row["low"], row["high"], log=row["log"])
     return distributions
 
 
 def _sampler(sweep: Sweep, number: int) -> optuna.samplers.TPESampler:
     """TPE seeded from the sweep's seed and the trial's number (see the module's docstring)."""
-    return optuna.samplers.TPESampler(
+    return _optuna().samplers.TPESampler(
         seed=(sweep.seed * 1_000_003 + number) % 2**32,
         n_startup_trials=startup_trials(sweep.n_trials),
         constant_liar=True,
@@ -390,6 +403,7 @@ def _sampler(sweep: Sweep, number: int) -> optuna.samplers.TPESampler:
 def _study(sweep: Sweep, trials: list[Round], number: int) -> optuna.Study:
     """Optuna's study as the rows say it is: every earlier trial, in number order."""
     distributions = _distributions(sweep)
+    optuna = _optuna()
     study = optuna.create_study(direction=sweep.direction, sampler=_sampler(sweep, number))
     curves = _curves(sweep, [trial for trial in trials if trial.trial_state == TrialState.PRUNED])
     for trial in sorted(trials, key=lambda trial: trial.trial_number):
@@ -397,14 +411,14 @@ def _study(sweep: Sweep, trials: list[Round], number: int) -> optuna.Study:
         if set(params) != set(distributions):
             continue  # cannot happen while search spaces are fixed at launch; never feed Optuna a partial trial
         state = {
-            TrialState.COMPLETE: OptunaState.COMPLETE,
-            TrialState.PRUNED: OptunaState.PRUNED,
-            TrialState.FAILED: OptunaState.FAIL,
-        }.get(trial.trial_state, OptunaState.RUNNING)
+            TrialState.COMPLETE: optuna.trial.TrialState.COMPLETE,
+            TrialState.PRUNED: optuna.trial.TrialState.PRUNED,
+            TrialState.FAILED: optuna.trial.TrialState.FAIL,
+        }.get(trial.trial_state, optuna.trial.TrialState.RUNNING)
         study.add_trial(
-            create_trial(
+            optuna.trial.create_trial(
                 state=state,
-                value=trial.trial_value if state == OptunaState.COMPLETE else None,
+                value=trial.trial_value if state == optuna.trial.TrialState.COMPLETE else None,
                 params=params,
                 distributions={name: distributions[name] for name in params},
                 intermediate_values=curves.get(trial.pk, {}),
@@ -540,14 +554,19 @@ def sweep_trial_report(*, run: TrainingRun, step: int, values: dict[str, Any]) -
         return False
     curves = _curves(sweep, [*completed, round_])
     own = curves.get(round_.pk, {})
+    optuna = _optuna()
     study = optuna.create_study(direction="minimize")  # the curves are losses, whatever the objective
     for trial in completed:
         curve = curves.get(trial.pk)
         if curve:
             study.add_trial(
-                create_trial(value=curve[max(curve)], params={}, distributions={}, intermediate_values=curve)
+                optuna.trial.create_trial(
+                    value=curve[max(curve)], params={}, distributions={}, intermediate_values=curve
+                )
             )
-    current = create_trial(state=OptunaState.RUNNING, params={}, distributions={}, intermediate_values=own)
+    current = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, params={}, distributions={}, intermediate_values=own
+    )
     pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS)
     if not own or not pruner.prune(study, current):
         return False
